@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks for segexplain (not tests; see README "Benchmarks")."""

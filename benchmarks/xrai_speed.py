@@ -1,0 +1,63 @@
+"""XRAI: our path (compiled batched gradient, cached segments) vs PAIR's own usage.
+
+Reference: `saliency.core.XRAI().GetMask(x, call_model_function, call_model_args)` with default
+parameters (batch size 1, 100 steps, black and white baselines) and an eager tape per call.
+Run: `python -m benchmarks.xrai_speed [--quick]`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.common import Section, default_setup
+from benchmarks.reference import xrai_call_model_function
+
+
+def run(quick: bool = False) -> Section:
+    import saliency.core as saliency
+
+    import explainers
+    from explainers.metrics import rank_correlation
+
+    section = Section("XRAI vs PAIR saliency reference usage")
+    model, image, _, region, class_index = default_setup()
+    steps = 10 if quick else 100
+    args = {"region": region, "class_index": class_index}
+    call = xrai_call_model_function(model)
+    x = image.astype("float32")
+
+    start = time.perf_counter()
+    reference = saliency.XRAI().GetMask(x, call, args, steps=steps)
+    t_ref = time.perf_counter() - start
+
+    def ours():
+        return explainers.explain(
+            model, image, region, class_index, None, methods=("xrai",), xrai_steps=steps
+        )
+
+    start = time.perf_counter()
+    cold = ours()["xrai"]
+    t_cold = time.perf_counter() - start
+    start = time.perf_counter()
+    warm = ours()["xrai"]
+    t_warm = time.perf_counter() - start
+
+    rho = rank_correlation(reference, warm.heatmap)
+    section.row("steps / baselines", f"{steps} / black and white")
+    section.row("reference (batch 1, eager tape)", f"{t_ref:.2f} s")
+    section.row("ours, first call on this image (segments computed)", f"{t_cold:.2f} s")
+    section.row("ours, new region on same image (segments reused)", f"{t_warm:.2f} s")
+    section.row("speed-up, first call", f"{t_ref / t_cold:.1f}x")
+    section.row("speed-up, reused segments", f"{t_ref / t_warm:.1f}x")
+    section.row("rank correlation of the two maps", f"{rho:.4f}")
+    section.target("ours >= 3x faster than the reference (first call)", t_ref / t_cold >= 3)
+    section.target(
+        "maps agree: rank correlation >= 0.99", rho >= 0.99 and cold.heatmap.shape == warm.heatmap.shape
+    )
+    return section
+
+
+if __name__ == "__main__":
+    from benchmarks.cli import main
+
+    main(run, __doc__)
