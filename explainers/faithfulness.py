@@ -1,0 +1,158 @@
+"""How faithful is a map to the model? Deletion/insertion curves, Average Drop and Increase in Confidence.
+
+Side-by-side maps invite "which one should I believe?". These scores answer it for the drawn
+region: a map is faithful when removing the pixels it ranks highest destroys the region score fast
+(deletion) and revealing them first restores it fast (insertion). Everything here takes a
+`score_fn(images) -> scores` callable (a batch of float images in, one region score per image out),
+so it is independent of how the score is computed and testable with any model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from explainers.errors import ExplainerError
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Region score after removing (deletion) or revealing (insertion) a growing fraction of pixels."""
+
+    kind: str
+    fractions: np.ndarray
+    scores: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """All faithfulness numbers of one map for one region, class and image."""
+
+    method: str
+    deletion: Curve
+    insertion: Curve
+    average_drop: float
+    increase_in_confidence: bool
+
+
+def blurred(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """The replacement for removed pixels: a strongly blurred copy keeps colour statistics, not shapes."""
+    from scipy.ndimage import gaussian_filter
+
+    image = np.asarray(image, dtype=np.float32)
+    sigma = sigma if sigma is not None else max(image.shape[:2]) / 12.0
+    return gaussian_filter(image, sigma=(sigma, sigma, 0), mode="nearest")
+
+
+def pixel_order(heatmap: np.ndarray) -> np.ndarray:
+    """Flat pixel indices from most to least important; ties keep raster order, so it is deterministic."""
+    return np.argsort(-np.asarray(heatmap, dtype=np.float64).ravel(), kind="stable")
+
+
+def _curve(
+    kind: str, image: np.ndarray, heatmap: np.ndarray, score_fn: ScoreFn, steps: int, base: np.ndarray
+) -> Curve:
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape[:2]
+    if heatmap.shape != (h, w):
+        raise ExplainerError(
+            f"The map has shape {heatmap.shape} but the image is {h}×{w}: compute it for this image."
+        )
+    if steps < 1:
+        raise ExplainerError("Use at least one step for deletion and insertion curves.")
+    order = pixel_order(heatmap)
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    counts = np.round(fractions * h * w).astype(int)
+    rank = np.empty(h * w, dtype=np.int64)
+    rank[order] = np.arange(h * w)
+    chosen = rank.reshape(h, w)[None] < counts[:, None, None]  # (steps+1, H, W): pixels already taken
+    start, end = (image, base) if kind == "deletion" else (base, image)
+    batch = np.where(chosen[..., None], end[None], start[None]).astype(np.float32)
+    scores = np.asarray(score_fn(batch), dtype=np.float64).reshape(-1)
+    auc = float(np.sum((scores[1:] + scores[:-1]) / 2 * np.diff(fractions)))
+    return Curve(kind=kind, fractions=fractions, scores=scores, auc=auc)
+
+
+def deletion_curve(
+    image: np.ndarray, heatmap: np.ndarray, score_fn: ScoreFn, steps: int = 20, base: np.ndarray | None = None
+) -> Curve:
+    """Replace the highest-ranked pixels by the blurred image, step by step; lower area is better."""
+    return _curve("deletion", image, heatmap, score_fn, steps, blurred(image) if base is None else base)
+
+
+def insertion_curve(
+    image: np.ndarray, heatmap: np.ndarray, score_fn: ScoreFn, steps: int = 20, base: np.ndarray | None = None
+) -> Curve:
+    """Start from the blurred image and reveal the highest-ranked pixels first; higher area is better."""
+    return _curve("insertion", image, heatmap, score_fn, steps, blurred(image) if base is None else base)
+
+
+def average_drop(full_score: float, masked_score: float) -> float:
+    """Chattopadhay et al.'s drop in %, max(0, Y - O) / Y · 100, for one image; needs a positive score Y."""
+    if not full_score > 0:
+        raise ExplainerError(
+            "Average Drop needs a positive region score on the full image: use the probability target, "
+            "or a region the network predicts as this class."
+        )
+    return float(max(0.0, full_score - masked_score) / full_score * 100.0)
+
+
+def evaluate(
+    maps: Mapping[str, np.ndarray],
+    image: np.ndarray,
+    score_fn: ScoreFn,
+    steps: int = 20,
+    random_baseline: bool = True,
+    seed: int = 0,
+) -> dict[str, Faithfulness]:
+    """Every faithfulness number for every map, plus a random map as the chance baseline.
+
+    Average Drop and Increase in Confidence mask the image by the map (pixel values × map), as in
+    Chattopadhay et al.; the full-image and masked scores come from the same `score_fn` batch.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    maps = dict(maps)
+    if random_baseline:
+        maps["random"] = np.random.default_rng(seed).random(image.shape[:2]).astype(np.float32)
+    base = blurred(image)
+    names = list(maps)
+    masked = np.stack([image] + [image * _unit(maps[name])[..., None] for name in names])
+    scores = np.asarray(score_fn(masked), dtype=np.float64).reshape(-1)
+    full, rest = scores[0], scores[1:]
+    results = {}
+    for name, masked_score in zip(names, rest, strict=True):
+        results[name] = Faithfulness(
+            method=name,
+            deletion=deletion_curve(image, maps[name], score_fn, steps, base),
+            insertion=insertion_curve(image, maps[name], score_fn, steps, base),
+            average_drop=average_drop(full, masked_score) if full > 0 else float("nan"),
+            increase_in_confidence=bool(masked_score > full),
+        )
+    return results
+
+
+def ranking(results: Mapping[str, Faithfulness]) -> list[dict]:
+    """Rows for a table, best first: insertion AUC minus deletion AUC (higher means more faithful)."""
+    rows = [
+        {
+            "method": name,
+            "deletion_auc": r.deletion.auc,
+            "insertion_auc": r.insertion.auc,
+            "insertion_minus_deletion": r.insertion.auc - r.deletion.auc,
+            "average_drop_pct": r.average_drop,
+            "increase_in_confidence": r.increase_in_confidence,
+        }
+        for name, r in results.items()
+    ]
+    return sorted(rows, key=lambda row: -row["insertion_minus_deletion"])
+
+
+def _unit(heatmap: np.ndarray) -> np.ndarray:
+    heatmap = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0, None)
+    peak = heatmap.max()
+    return heatmap / peak if peak > 0 else heatmap

@@ -1,0 +1,163 @@
+"""Where segmentation fails: confusion, per-class IoU, and error regions usable as regions to explain.
+
+The use case asks "for which images does the segmentation work, and where did it not?". These are
+pure NumPy functions of a ground-truth label map and a predicted one (both H×W class indices), so
+the dashboard only shows them and the tests check them on hand-made masks.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from explainers.errors import ExplainerError
+
+# Codes of `error_codes`, one per pixel, for one chosen class.
+TRUE_NEGATIVE, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
+ERROR_CODE_NAMES = ("other", "correct", "false positive", "false negative")
+
+
+def _check_pair(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    if truth.shape != predicted.shape or truth.ndim != 2:
+        raise ExplainerError(
+            f"The label map has shape {truth.shape} but the prediction has shape {predicted.shape}: "
+            "use a label image with one class index per pixel and the same size as the image."
+        )
+    return truth.astype(np.int64), predicted.astype(np.int64)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixel counts, rows = true class, columns = predicted class."""
+    truth, predicted = _check_pair(truth, predicted)
+    flat = truth.ravel() * num_classes + predicted.ravel()
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """IoU of every class; NaN for a class absent from both maps (IoU is undefined there, not 0 or 1)."""
+    confusion = confusion_matrix(truth, predicted, num_classes).astype(np.float64)
+    intersection = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, intersection / np.where(union > 0, union, 1), np.nan)
+
+
+def mean_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
+    """Mean IoU over the classes present in the truth or the prediction."""
+    ious = per_class_iou(truth, predicted, num_classes)
+    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+
+
+def error_codes(truth: np.ndarray, predicted: np.ndarray, class_index: int) -> np.ndarray:
+    """Per pixel: correct, false positive, false negative or unrelated, for one class."""
+    truth, predicted = _check_pair(truth, predicted)
+    in_truth, in_pred = truth == class_index, predicted == class_index
+    codes = np.full(truth.shape, TRUE_NEGATIVE, dtype=np.uint8)
+    codes[in_truth & in_pred] = TRUE_POSITIVE
+    codes[~in_truth & in_pred] = FALSE_POSITIVE
+    codes[in_truth & ~in_pred] = FALSE_NEGATIVE
+    return codes
+
+
+def confused_pixels(
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    true_class: int,
+    predicted_class: int,
+    class_names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Region preset "pixels of class a predicted as b" (a cell of the confusion table)."""
+    truth, predicted = _check_pair(truth, predicted)
+    region = (truth == true_class) & (predicted == predicted_class)
+    if not region.any():
+        name = _namer(class_names)
+        raise ExplainerError(
+            f"No pixel of class {name(true_class)} is predicted as {name(predicted_class)} in this image: "
+            "pick a non-zero cell of the confusion table, or another region."
+        )
+    return region
+
+
+def false_positives(
+    truth: np.ndarray, predicted: np.ndarray, class_index: int, class_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """Region preset: pixels predicted as the class that are something else in the ground truth."""
+    region = error_codes(truth, predicted, class_index) == FALSE_POSITIVE
+    if not region.any():
+        raise ExplainerError(
+            f"The network has no false positives for {_namer(class_names)(class_index)} in this image: "
+            "choose another class or region."
+        )
+    return region
+
+
+def false_negatives(
+    truth: np.ndarray, predicted: np.ndarray, class_index: int, class_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """Region preset: pixels of the class in the ground truth that the network called something else."""
+    region = error_codes(truth, predicted, class_index) == FALSE_NEGATIVE
+    if not region.any():
+        raise ExplainerError(
+            f"The network misses no pixel of {_namer(class_names)(class_index)} in this image: "
+            "choose another class or region."
+        )
+    return region
+
+
+def rank_by_iou(truths: np.ndarray, predictions: np.ndarray, num_classes: int) -> list[dict]:
+    """One row per image (index, mean IoU, per-class IoU), worst first, for the image browser."""
+    rows = []
+    for index, (truth, predicted) in enumerate(zip(truths, predictions, strict=True)):
+        ious = per_class_iou(truth, predicted, num_classes)
+        rows.append({"index": index, "mean_iou": float(np.nanmean(ious)), "class_iou": ious})
+    return sorted(rows, key=lambda row: (row["mean_iou"], row["index"]))
+
+
+def decode_label_image(data: bytes, shape: tuple[int, int], num_classes: int) -> np.ndarray:
+    """Read an uploaded label PNG (one class index per pixel) and check it fits the image and model.
+
+    Accepted: 8- or 16-bit single-channel images and palette images (the palette index is the class).
+    The label map must have the image's original size (`shape` = (height, width)).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as label_image:
+            if label_image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+                raise ExplainerError(
+                    f"The label image is in colour mode {label_image.mode}: save it as a single-channel "
+                    "(grayscale or palette) PNG whose pixel values are class indices."
+                )
+            labels = np.asarray(label_image).astype(np.int64)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        if isinstance(error, ExplainerError):
+            raise
+        raise ExplainerError(
+            "The label file is not a readable image: upload a PNG of class indices."
+        ) from None
+    if labels.shape != tuple(shape):
+        raise ExplainerError(
+            f"The label image is {labels.shape[1]}×{labels.shape[0]} pixels but the image is "
+            f"{shape[1]}×{shape[0]}: upload the label map made for this image."
+        )
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ExplainerError(
+            f"The label image has values up to {labels.max()}, but the model has {num_classes} classes "
+            f"(0 to {num_classes - 1}): each pixel must be a class index."
+        )
+    return labels.astype(np.uint8 if num_classes <= 256 else np.int32)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to the model's grid (class indices must not blend)."""
+    labels = np.asarray(labels)
+    rows = (np.arange(shape[0]) * labels.shape[0] // shape[0]).clip(0, labels.shape[0] - 1)
+    cols = (np.arange(shape[1]) * labels.shape[1] // shape[1]).clip(0, labels.shape[1] - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def _namer(class_names: Sequence[str] | None):
+    return (lambda c: f"'{class_names[c]}'") if class_names else (lambda c: str(c))
