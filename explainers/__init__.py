@@ -1,0 +1,35 @@
+"""segexplain's library: attribution maps for a drawn region of a segmentation network's output.
+
+Submodules written elsewhere (`regions`, `images`, `metrics`, ...) are imported by their users
+directly, so importing this package stays light and never fails because of them.
+"""
+
+from explainers.api import (
+    METHOD_LABELS,
+    METHODS,
+    Explanation,
+    Prediction,
+    explain,
+    fit_image,
+    layer_sweep,
+    predict,
+)
+from explainers.errors import ExplainerError
+from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model
+
+__all__ = [
+    "METHODS",
+    "METHOD_LABELS",
+    "ExplainerError",
+    "Explanation",
+    "LayerInfo",
+    "ModelSummary",
+    "Prediction",
+    "default_layer",
+    "explain",
+    "explainable_layers",
+    "fit_image",
+    "inspect_model",
+    "layer_sweep",
+    "predict",
+]

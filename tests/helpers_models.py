@@ -1,0 +1,140 @@
+"""Tiny Keras models for tests: every accepted model shape (and some rejected ones), built in milliseconds.
+
+Seeds are fixed so maps are reproducible; sizes are small because the test machine has 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+
+def _seed(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+
+
+def tiny_seg_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """Functional conv net with a separate softmax layer; layers conv1, conv2, final_conv, logits, softmax."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="final_conv")(x)
+    logits = layers.Conv2D(num_classes, 1, name="logits")(x)
+    probs = layers.Activation("softmax", name="softmax")(logits)
+    return keras.Model(inputs, probs, name="tiny_seg")
+
+
+def linear_conv_model(size: int = 6, seed: int = 0) -> keras.Model:
+    """Input → 1×1 linear conv `feat` (2 channels) → 1×1 linear conv `logits` (2 classes): Grad-CAM in closed form."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    feat = layers.Conv2D(2, 1, use_bias=False, name="feat")(inputs)
+    logits = layers.Conv2D(2, 1, use_bias=False, name="logits")(feat)
+    model = keras.Model(inputs, logits, name="linear_conv")
+    model.get_layer("feat").set_weights([np.array([[[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]]], dtype="float32")])
+    model.get_layer("logits").set_weights([np.array([[[[2.0, 0.0], [-1.0, 1.0]]]], dtype="float32")])
+    return model
+
+
+def small_unet_fused_softmax(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """Two-level U-Net whose last conv has `activation="softmax"` fused in (no separate logits tensor)."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    d1 = layers.Conv2D(8, 3, padding="same", activation="relu", name="down1")(x)
+    p = layers.MaxPooling2D(2)(d1)
+    b = layers.Conv2D(16, 3, padding="same", activation="relu", name="bottleneck")(p)
+    u = layers.UpSampling2D(2)(b)
+    c = layers.Concatenate(name="concat")([u, d1])
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="up1")(c)
+    out = layers.Conv2D(num_classes, 1, activation="softmax", name="head")(x)
+    return keras.Model(inputs, out, name="unet_fused")
+
+
+def nested_backbone_model(size: int = 32, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """A `keras.applications.VGG16(weights=None)` backbone used as one layer, then a small decoder."""
+    _seed(seed)
+    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
+    inputs = keras.Input((size, size, 3))
+    x = backbone(inputs)
+    x = layers.Conv2D(8, 1, activation="relu", name="final_conv")(x)
+    x = layers.UpSampling2D(size // x.shape[1], interpolation="bilinear")(x)
+    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
+    out = layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, out, name="nested_vgg")
+
+
+def classifier_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """An image classifier (output [batch, classes]): must be rejected."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+
+
+def two_output_model(size: int = 16, seed: int = 0) -> keras.Model:
+    """A segmentation net with two outputs: must be rejected."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, [layers.Conv2D(2, 1)(x), layers.Conv2D(3, 1)(x)])
+
+
+def sequential_seg_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """A Sequential segmentation net ending in a separate Softmax layer."""
+    _seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            layers.Rescaling(1.0 / 255.0, name="rescale"),
+            layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2"),
+            layers.Conv2D(num_classes, 1, name="logits"),
+            layers.Softmax(name="softmax"),
+        ],
+        name="seq_seg",
+    )
+
+
+def strided_output_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """Output at half the input resolution (stride-2 head), linear logits output."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="final_conv")(x)
+    return keras.Model(inputs, layers.Conv2D(num_classes, 1, name="logits")(x), name="strided")
+
+
+def dynamic_size_model(num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """Fully convolutional with input shape (None, None, 3)."""
+    _seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(num_classes, 1, name="logits")(x)
+    return keras.Model(inputs, layers.Softmax(name="softmax")(x), name="dynamic")
+
+
+def no_conv_model(size: int = 8, seed: int = 0) -> keras.Model:
+    """Per-pixel Dense layers only: a segmentation-shaped output but no 2-D convolution, so rejected."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    return keras.Model(inputs, layers.Dense(3, name="dense")(inputs))
+
+
+def dense_head_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """A conv net with a per-pixel Dense layer (4-D output, not a convolution) before the classifier."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.Dense(8, activation="relu", name="dense")(x)
+    return keras.Model(inputs, layers.Conv2D(num_classes, 1, name="logits")(x))
+
+
+def random_image(size: int = 16, seed: int = 0, channels: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, channels), dtype=np.uint8)

@@ -1,0 +1,157 @@
+"""Graph surgery: every accepted model shape becomes tappable; rejected ones fail with one clear sentence."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers_models import (
+    classifier_model,
+    dense_head_model,
+    dynamic_size_model,
+    nested_backbone_model,
+    no_conv_model,
+    sequential_seg_model,
+    small_unet_fused_softmax,
+    strided_output_model,
+    tiny_seg_model,
+    two_output_model,
+)
+
+from explainers import graph
+from explainers.errors import ExplainerError
+
+
+def _x(size: int, batch: int = 1, seed: int = 0) -> tf.Tensor:
+    return tf.constant(np.random.default_rng(seed).uniform(0, 255, (batch, size, size, 3)), tf.float32)
+
+
+def _grads_not_none(tapped: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
+    with tf.GradientTape() as tape:
+        scores, *acts = tapped(x, training=False)
+        score = tf.reduce_sum(scores[..., 0])
+    grads = tape.gradient(score, acts)
+    assert all(g is not None for g in grads)
+    return grads
+
+
+def test_functional_separate_softmax_taps_logits_and_layers() -> None:
+    model = tiny_seg_model()
+    summary = graph.inspect_model(model)
+    assert summary.input_size == (16, 16) and summary.output_size == (16, 16)
+    assert summary.num_classes == 3 and summary.head == "softmax layer"
+    assert [info.name for info in summary.layers] == ["conv1", "conv2", "final_conv", "logits"]
+    assert graph.default_layer(model) == "final_conv"
+    x = _x(16)
+    reference = keras.Model(model.input, [model.get_layer("logits").output, model.get_layer("conv2").output])
+    ref_logits, ref_conv2 = reference(x)
+    logits, conv2 = graph.tap_model(model, ["conv2"])(x)
+    np.testing.assert_allclose(logits, ref_logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(conv2, ref_conv2, rtol=1e-5, atol=1e-5)
+    probs = graph.tap_model(model, [], "probabilities")(x)
+    probs = probs[0] if isinstance(probs, list) else probs
+    np.testing.assert_allclose(probs, model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("reload", [False, True])
+def test_sequential_model_is_rebuilt_and_tappable(reload: bool, tmp_path) -> None:
+    model = sequential_seg_model()
+    if reload:  # the FIELD-NOTES trap: a loaded Sequential
+        model.save(tmp_path / "seq.keras")
+        model = keras.saving.load_model(tmp_path / "seq.keras")
+    assert graph.inspect_model(model).head == "softmax layer"
+    assert [info.name for info in graph.explainable_layers(model)] == ["conv1", "conv2", "logits"]
+    x = _x(16)
+    tapped = graph.tap_model(model, ["conv1", "conv2"])
+    grads = _grads_not_none(tapped, x)
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    np.testing.assert_allclose(tf.nn.softmax(tapped(x)[0]), model(x), atol=1e-6)
+
+
+def test_nested_vgg16_backbone_inner_layers_are_tappable() -> None:
+    model = nested_backbone_model()
+    names = [info.name for info in graph.explainable_layers(model)]
+    assert names[:3] == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    assert names.index("block3_conv3") < names.index("block5_conv3") < names.index("final_conv")
+    with pytest.raises(ValueError):
+        model.get_layer("block3_conv3")  # unreachable in the user's graph: why the rebuild exists
+    x = _x(32)
+    tapped = graph.tap_model(model, ["block3_conv3", "final_conv"])
+    _grads_not_none(tapped, x)
+    inner = model.layers[1]
+    direct = keras.Model(inner.inputs, inner.get_layer("block3_conv3").output)(x)
+    np.testing.assert_allclose(tapped(x)[1], direct, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tf.nn.softmax(tapped(x)[0]), model(x), atol=1e-6)
+
+
+def test_fused_softmax_unet_logits_recovered_without_touching_the_model() -> None:
+    model = small_unet_fused_softmax()
+    head = model.get_layer("head")
+    weights_before = [w.copy() for w in head.get_weights()]
+    summary = graph.inspect_model(model)
+    assert summary.head == "fused softmax"
+    x = _x(16)
+    logits = graph.tap_model(model, [])(x)
+    logits = logits[0] if isinstance(logits, list) else logits
+    np.testing.assert_allclose(tf.nn.softmax(logits), model(x), atol=1e-6)
+    assert float(tf.reduce_min(logits)) < 0 or float(tf.reduce_max(logits)) > 1  # really pre-activation
+    assert head.get_config()["activation"] == "softmax"
+    for before, after in zip(weights_before, head.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_non_conv_layers_are_not_explainable() -> None:
+    unet = small_unet_fused_softmax()
+    assert "concat" not in [info.name for info in graph.explainable_layers(unet)]
+    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
+        graph.check_layer(unet, "concat")
+    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
+        graph.check_layer(dense_head_model(), "dense")
+    with pytest.raises(ExplainerError, match="no layer named"):
+        graph.check_layer(unet, "nope")
+
+
+def test_output_resolution_may_differ_from_input() -> None:
+    summary = graph.inspect_model(strided_output_model())
+    assert summary.input_size == (16, 16) and summary.output_size == (8, 8)
+    assert summary.head.startswith("linear")
+
+
+def test_dynamic_input_size_is_accepted() -> None:
+    model = dynamic_size_model()
+    summary = graph.inspect_model(model)
+    assert summary.input_size == (None, None)
+    out = graph.tap_model(model, ["conv1"])(tf.zeros((1, 12, 20, 3)))
+    assert out[0].shape == (1, 12, 20, 3) and out[1].shape == (1, 12, 20, 8)
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (classifier_model, "classifier"),
+        (two_output_model, "2 outputs"),
+        (no_conv_model, "no 2-D convolution"),
+    ],
+)
+def test_rejected_models(build, words: str) -> None:
+    with pytest.raises(ExplainerError, match=words) as info:
+        graph.inspect_model(build())
+    assert str(info.value).count(".") <= 2  # one sentence (allowing a dotted name)
+
+
+def test_rejects_several_inputs_and_non_image_input() -> None:
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    two_in = keras.Model([a, b], keras.layers.Conv2D(2, 1)(keras.layers.Add()([a, b])))
+    with pytest.raises(ExplainerError, match="2 inputs"):
+        graph.inspect_model(two_in)
+    v = keras.Input((10,))
+    with pytest.raises(ExplainerError, match="not an image"):
+        graph.inspect_model(keras.Model(v, keras.layers.Dense(3)(v)))
+    with pytest.raises(ExplainerError, match="Keras model"):
+        graph.inspect_model("model.keras")
+
+
+def test_unknown_target_rejected() -> None:
+    with pytest.raises(ExplainerError, match="target"):
+        graph.tap_model(tiny_seg_model(), [], "softmax")
