@@ -1,0 +1,112 @@
+"""Turn uploaded bytes into the one image type the library handles: uint8 H×W×3 RGB.
+
+Uploads are untrusted, so the size is checked from the header before any pixel is decoded (a small
+PNG can declare billions of pixels), and only common raster formats are accepted (Pillow's EPS
+reader would start Ghostscript). Pillow's decompression-bomb warning is silenced here because our
+own limit, `MAX_PIXELS`, is lower and enforced first; Pillow's hard limit still applies on top.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from explainers.errors import ExplainerError
+
+MAX_PIXELS = 40_000_000  # width × height of the largest accepted image (40 MP, ~ a 7300×5500 photo)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # Pillow's JPEG reader also opens MPO phone photos
+
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> ExplainerError:
+    return ExplainerError(
+        f"The image is {width}×{height} pixels ({width * height / 1e6:.1f} MP), above the "
+        f"{max_pixels / 1e6:g} MP limit: downscale it before uploading."
+    )
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Colour conversion with fixed, documented choices.
+
+    - transparency (RGBA, LA, palette with a transparent colour) is composited over white, because
+      the colour stored under fully transparent pixels is arbitrary (often black);
+    - 16-bit grayscale maps 0..65535 linearly to 0..255 (Pillow's own conversion would clip);
+      32-bit integer grayscale is read as 16-bit data (clipped to 0..65535), as 16-bit PNGs may open so;
+    - bilevel, grayscale, palette, CMYK, YCbCr and other modes use Pillow's conversion to RGB.
+    """
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        gray = np.clip(np.asarray(image).astype(np.float64), 0, 65535) / 257.0
+        gray = np.round(gray).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        raise ExplainerError(
+            "The image holds 32-bit floating-point pixels: save it as an 8- or 16-bit PNG or as a JPEG."
+        )
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        return np.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    try:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except ValueError:
+        raise ExplainerError(
+            f"Images in colour mode {mode} cannot be converted to RGB: save it as an RGB PNG or JPEG."
+        ) from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a broken EXIF block is ignored rather than failing the upload."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # malformed EXIF raises assorted errors inside Pillow
+        return image
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an uploaded PNG/JPEG/GIF/BMP/TIFF/WebP to a C-contiguous uint8 H×W×3 RGB array.
+
+    Images above `max_pixels` (width × height from the header) are refused before decoding; animated
+    images give their first frame; EXIF orientation is applied so phone photos stand upright; see
+    `_to_rgb` for the colour conversions. Every failure is an `ExplainerError` with one sentence.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ExplainerError(f"decode_image expects the file's bytes, got {type(data).__name__}.")
+    if len(data) == 0:
+        raise ExplainerError("The file is empty: upload a PNG or JPEG image.")
+    if max_pixels <= 0:
+        raise ExplainerError(f"max_pixels must be positive, got {max_pixels}.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise _too_large(width, height, max_pixels)
+                if width <= 0 or height <= 0:
+                    raise ExplainerError("The image has no pixels: upload a non-empty PNG or JPEG image.")
+                image.seek(0)
+                image.load()
+                pixels = _to_rgb(_upright(image))
+        except ExplainerError:
+            raise
+        except Image.DecompressionBombError:
+            hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or max_pixels)
+            raise ExplainerError(
+                f"The image declares more pixels than the {min(max_pixels, hard_limit) / 1e6:g} MP limit: "
+                "downscale it before uploading."
+            ) from None
+        except UnidentifiedImageError:
+            raise ExplainerError(
+                "The file is not an image segexplain can read: upload a PNG, JPEG, GIF, BMP, TIFF or WebP file."
+            ) from None
+        except Exception:  # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, ...
+            raise ExplainerError(
+                "The image file is damaged or truncated: export it again and upload the complete file."
+            ) from None
+    return np.ascontiguousarray(pixels)
