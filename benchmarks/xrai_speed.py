@@ -27,7 +27,8 @@ def run(quick: bool = False) -> Section:
     x = image.astype("float32")
 
     start = time.perf_counter()
-    reference = saliency.XRAI().GetMask(x, call, args, steps=steps)
+    params = saliency.XRAIParameters(steps=steps)  # defaults otherwise: batch 1, min/max baselines, 'full'
+    reference = saliency.XRAI().GetMask(x, call, args, extra_parameters=params)
     t_ref = time.perf_counter() - start
 
     def ours():
