@@ -5,10 +5,12 @@ directly, so importing this package stays light and never fails because of them.
 """
 
 from explainers.api import (
+    ALL_METHODS,
     METHOD_LABELS,
     METHODS,
     Explanation,
     Prediction,
+    class_overview,
     explain,
     fit_image,
     layer_sweep,
@@ -18,6 +20,7 @@ from explainers.errors import ExplainerError
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model
 
 __all__ = [
+    "ALL_METHODS",
     "METHODS",
     "METHOD_LABELS",
     "ExplainerError",
@@ -25,6 +28,7 @@ __all__ = [
     "LayerInfo",
     "ModelSummary",
     "Prediction",
+    "class_overview",
     "default_layer",
     "explain",
     "explainable_layers",

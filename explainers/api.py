@@ -2,8 +2,9 @@
 
 Why here: the dashboard, the benchmarks and users' scripts all call the same few functions, so every
 check (and every error message telling the user what to change) lives in one place, and the maths
-modules (`cams`, `xrai`) can assume clean inputs: one image at the model's input size, a non-empty
-region already resized to the model's output grid, a valid class, layer and target.
+modules (`cams`, `scorecam`, `xrai`, `methods_input`) can assume clean inputs: one image at the model's
+input size, a non-empty region already resized to the model's output grid, a valid class, layer and
+target.
 """
 
 from __future__ import annotations
@@ -17,25 +18,38 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, graph, xrai
+from explainers import cams, graph, methods_input, scorecam, xrai
 from explainers.errors import ExplainerError
 
-METHODS = ("gradcam", "gradcam++", "xrai", "vinogradova")
+METHODS = ("gradcam", "gradcam++", "xrai", "vinogradova")  # the default view
+CAM_METHODS = ("gradcam", "gradcam++", "vinogradova", "hirescam", "layercam", "xgradcam", "contrastive-gradcam")
+INPUT_METHODS = methods_input.INPUT_METHODS
+LAYER_FREE_METHODS = ("xrai", *INPUT_METHODS)
+ALL_METHODS = (*METHODS, "hirescam", "layercam", "xgradcam", "contrastive-gradcam", "scorecam", *INPUT_METHODS)
 METHOD_LABELS = {
     "gradcam": "Grad-CAM",
     "gradcam++": "Grad-CAM++",
     "xrai": "XRAI",
     "vinogradova": "Seg-Grad-CAM (Vinogradova et al.)",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "xgradcam": "XGrad-CAM",
+    "contrastive-gradcam": "Contrastive Grad-CAM (after MinMax-CAM)",
+    "scorecam": "Score-CAM",
+    "integrated-gradients": "Integrated Gradients",
+    "smoothgrad": "SmoothGrad",
+    "guided-ig": "Guided Integrated Gradients",
+    "blur-ig": "Blur Integrated Gradients",
 }
 TARGETS = ("logits", "probabilities")
-CAM_METHODS = ("gradcam", "gradcam++", "vinogradova")
 
 
 @dataclass
 class Explanation:
     """One attribution map: `heatmap` is H×W float32 in [0, 1] at image size (max 1 unless all zero).
 
-    `layer_map` is the CAM at the layer's own resolution before upsampling (None for XRAI);
+    `layer_map` is the CAM at the layer's own resolution before upsampling (None for the layer-free
+    methods: XRAI and the input-gradient methods);
     `seconds` is the wall time of the pass that produced it (CAMs of one call share one pass).
     """
 
@@ -189,6 +203,15 @@ def _normalise_cam(raw: np.ndarray, layer: str) -> tuple[np.ndarray, str]:
     return np.zeros_like(heat, dtype=np.float32), " ".join(filter(None, [zero, note]))
 
 
+def _normalise_input(raw: np.ndarray, label: str) -> tuple[np.ndarray, str]:
+    heat, note = _finite(methods_input.to_heatmap(raw))
+    peak = float(heat.max()) if heat.size else 0.0
+    if peak > 0:
+        return (heat / peak).astype(np.float32), note
+    zero = f"all-zero map: {label} found no input pixel that changes the region score (e.g. zero gradients)."
+    return np.zeros(heat.shape, dtype=np.float32), " ".join(filter(None, [zero, note]))
+
+
 def _normalise_xrai(raw: np.ndarray) -> tuple[np.ndarray, str]:
     heat, note = _finite(raw)
     low, high = float(heat.min()), float(heat.max())
@@ -277,14 +300,22 @@ def _prepare(model, image, region, class_index, target):
     return arr.astype(np.float32), grid, class_index, grid_note
 
 
+def _score_text(method: str, target: str) -> str:
+    if method == "vinogradova":
+        return f"the class {target} summed over the region"
+    if method == "contrastive-gradcam":
+        return (
+            f"the contrastive score: the adapter's region score of the class minus the mean of the other "
+            f"classes' region scores ({target})"
+        )
+    return f"the adapter's region score (mean over the output of mask × class {target})"
+
+
 def _cam_explanations(raw, layer, seconds, target, grid_note) -> dict[str, Explanation]:
     out = {}
     for method, (layer_map, heat) in raw.items():
         heatmap, note = _normalise_cam(heat, layer)
-        score = (
-            f"the class {target} summed over the region" if method == "vinogradova"
-            else f"the adapter's region score (mean over the output of mask × class {target})"
-        )
+        score = _score_text(method, target)
         text = (
             f"{METHOD_LABELS[method]} of {score}, at layer {layer!r} "
             f"({layer_map.shape[0]}×{layer_map.shape[1]}), upsampled bilinearly to the image size."
@@ -312,21 +343,47 @@ def explain(
     xrai_algorithm: str = "full",
     xrai_batch_size: int = 50,
     progress: Callable[[float], None] | None = None,
+    scorecam_channels: int = scorecam.DEFAULT_CHANNELS,
+    scorecam_batch_size: int = scorecam.DEFAULT_BATCH_SIZE,
+    input_steps: int = methods_input.DEFAULT_STEPS,
+    input_batch_size: int = methods_input.DEFAULT_BATCH_SIZE,
+    smoothgrad_samples: int = methods_input.DEFAULT_SAMPLES,
+    smoothgrad_noise: float = methods_input.DEFAULT_NOISE,
+    seed: int = 0,
 ) -> dict[str, Explanation]:
-    """Attribution maps of `methods` for `region` (bool H×W) and `class_index` at `layer`.
+    """Attribution maps of `methods` (any of `ALL_METHODS`) for `region` (bool H×W) and `class_index`.
 
     `image` must be uint8 H×W×C at the model's input size (see `fit_image`). `layer` may be None when
-    only XRAI is asked for (it is layer-free); for CAMs None means `default_layer(model)`. The CAMs
-    share one compiled forward+backward pass; `progress` receives XRAI's progress in [0, 1].
+    only layer-free methods (XRAI, the input-gradient methods) are asked for; for CAMs None means
+    `default_layer(model)`. The gradient CAMs share one compiled forward+backward pass. Score-CAM uses at
+    most `scorecam_channels` channels (largest mean activation), `scorecam_batch_size` masked images per
+    forward pass. Integrated Gradients, Guided IG and Blur IG use `input_steps` path points (batches of
+    `input_batch_size`); SmoothGrad averages `smoothgrad_samples` gradients with noise
+    `smoothgrad_noise` × the image's value range, drawn from `seed`. `progress` receives the progress of
+    the slow methods (XRAI, Score-CAM, input-gradient methods) in [0, 1], one after the other.
     """
-    methods = _check_methods(methods, METHODS)
+    methods = _check_methods(methods, ALL_METHODS)
     if "xrai" in methods:
         xrai.check_parameters(xrai_steps, xrai_algorithm, xrai_batch_size)
+    if "scorecam" in methods:
+        scorecam.check_parameters(scorecam_channels, scorecam_batch_size)
+    if any(m in INPUT_METHODS for m in methods):
+        methods_input.check_parameters(input_steps, input_batch_size, smoothgrad_samples, smoothgrad_noise)
     arr, grid, class_index, grid_note = _prepare(model, image, region, class_index, target)
     results: dict[str, Explanation] = {}
+    slow = [m for m in methods if m == "scorecam" or m in LAYER_FREE_METHODS]
+
+    def part(method: str) -> Callable[[float], None] | None:
+        """Progress of one slow method mapped onto its share of the whole call."""
+        if progress is None:
+            return None
+        index, count = slow.index(method), len(slow)
+        return lambda fraction: progress(min((index + fraction) / count, 1.0))
+
     cam_methods = tuple(m for m in methods if m in CAM_METHODS)
-    if cam_methods:
+    if cam_methods or "scorecam" in methods:
         layer = graph.default_layer(model) if layer is None else graph.check_layer(model, layer)
+    if cam_methods:
         start = time.perf_counter()
         raw = cams.compute(model, arr, grid, class_index, [layer], cam_methods, target)[layer]
         seconds = time.perf_counter() - start
@@ -335,7 +392,7 @@ def explain(
         start = time.perf_counter()
         raw = xrai.xrai_map(
             model, np.asarray(image), grid, class_index, target, xrai_steps, xrai_algorithm, xrai_batch_size,
-            progress,
+            part("xrai"),
         )
         heatmap, note = _normalise_xrai(raw)
         text = (
@@ -351,7 +408,58 @@ def explain(
             layer=None,
             note=" ".join(filter(None, [text, grid_note, note])),
         )
+    if "scorecam" in methods:
+        start = time.perf_counter()
+        result = scorecam.scorecam_map(
+            model, arr, grid, class_index, layer, target, scorecam_channels, scorecam_batch_size, part("scorecam")
+        )
+        heatmap, note = _normalise_cam(result.heatmap, layer)
+        used = len(result.channels)
+        text = (
+            f"Score-CAM at layer {layer!r} ({result.layer_map.shape[0]}×{result.layer_map.shape[1]}): "
+            f"{used} channel(s) with the largest mean activation, each (upsampled, min-max scaled) multiplying "
+            f"the image; weights = softmax over channels of the increase of the class {target} averaged over "
+            f"the region, versus the black image (best channel: +{float(result.increases.max()):.3g}); "
+            "upsampled bilinearly to the image size."
+        )
+        results["scorecam"] = Explanation(
+            method="scorecam",
+            heatmap=heatmap,
+            layer_map=result.layer_map,
+            seconds=time.perf_counter() - start,
+            layer=layer,
+            note=" ".join(filter(None, [text, grid_note, note])),
+        )
+    for method in (m for m in methods if m in INPUT_METHODS):
+        start = time.perf_counter()
+        raw = methods_input.attribution(
+            model, arr, grid, class_index, method, target, input_steps, input_batch_size, smoothgrad_samples,
+            smoothgrad_noise, seed, part(method),
+        )
+        heatmap, note = _normalise_input(raw, METHOD_LABELS[method])
+        results[method] = Explanation(
+            method=method,
+            heatmap=heatmap,
+            layer_map=None,
+            seconds=time.perf_counter() - start,
+            layer=None,
+            note=" ".join(filter(None, [_input_text(method, target, input_steps, smoothgrad_samples,
+                                                    smoothgrad_noise), grid_note, note])),
+        )
     return {m: results[m] for m in methods}
+
+
+def _input_text(method: str, target: str, steps: int, samples: int, noise: float) -> str:
+    how = {
+        "integrated-gradients": f"{steps} steps on the straight path from a black image",
+        "smoothgrad": f"mean gradient over {samples} noisy copies, noise {noise:g} × the value range",
+        "guided-ig": f"{steps} steps on the guided path from a black image",
+        "blur-ig": f"{steps} steps on the path from a blurred (σ={methods_input.BLUR_MAX_SIGMA:g}) image",
+    }[method]
+    return (
+        f"{METHOD_LABELS[method]} attributes to input pixels (layer-free) of the adapter's region score "
+        f"(class {target}; {how}); |attribution| summed over colour channels, divided by its maximum."
+    )
 
 
 def layer_sweep(
@@ -380,3 +488,30 @@ def layer_sweep(
     raw = cams.compute(model, arr, grid, class_index, layers, methods, target)
     seconds = time.perf_counter() - start
     return {name: _cam_explanations(raw[name], name, seconds, target, grid_note) for name in layers}
+
+
+def class_overview(
+    model,
+    image,
+    method: str = "gradcam",
+    layer: str | None = None,
+    target: str = "logits",
+    **options,
+) -> dict[int, Explanation]:
+    """`method`'s map for every class the model predicts in `image`, each with its whole predicted area as region.
+
+    Returns class index → Explanation, in class order; classes with no predicted pixel are left out.
+    `options` are passed to `explain` (e.g. `xrai_steps`, `scorecam_channels`).
+    """
+    if not isinstance(method, str):
+        raise ExplainerError(f"Pass one method name (a string), one of: {', '.join(ALL_METHODS)}.")
+    (method,) = _check_methods((method,), ALL_METHODS)
+    labels = predict(model, image).labels
+    out: dict[int, Explanation] = {}
+    for class_index in (int(c) for c in np.unique(labels)):
+        region = labels == class_index
+        explanation = explain(model, image, region, class_index, layer, methods=(method,), target=target, **options)
+        explanation = explanation[method]
+        explanation.note = f"Region: every pixel predicted as class {class_index}. {explanation.note}"
+        out[class_index] = explanation
+    return out

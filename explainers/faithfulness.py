@@ -156,3 +156,86 @@ def _unit(heatmap: np.ndarray) -> np.ndarray:
     heatmap = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0, None)
     peak = heatmap.max()
     return heatmap / peak if peak > 0 else heatmap
+
+
+# ------------------------------------------------------------------ glue to a Keras model and the API
+# Imports of the TensorFlow side stay inside the functions, so the curves above remain usable (and
+# testable) with any score function and without loading a model.
+
+SCORE_BATCH_SIZE = 32
+
+
+def region_score_function(model, region, class_index: int, target: str = "logits",
+                          batch_size: int = SCORE_BATCH_SIZE) -> ScoreFn:
+    """`score_fn(images) -> scores`: the adapter's region score of `class_index` for a batch of images.
+
+    `region` is a bool H×W mask at image size (resized to the output grid like `explain` does); images
+    are float N×H×W×C (or one H×W×C) in the model's input range. The score is the compiled, batched
+    `xrai.score_function` (fixed input signature), run `batch_size` images at a time.
+    """
+    import tensorflow as tf
+
+    from explainers import api, graph, xrai
+
+    summary = graph.inspect_model(model)
+    region = np.asarray(region)
+    h, w = summary.input_size
+    if region.ndim != 2 or (h is not None and region.shape[0] != h) or (w is not None and region.shape[1] != w):
+        raise ExplainerError(
+            f"The region has shape {region.shape} but the model takes {h}×{w} images: "
+            "pass a boolean mask of the (fitted) image's height × width."
+        )
+    region = api._as_region(region, region.shape)
+    class_index = api._check_class(class_index, summary.num_classes)
+    api._check_target(target)
+    grid, _ = api._region_to_grid(region, api._output_size(model, region.shape))
+    fn = xrai.score_function(model, target)
+    mask = tf.constant(grid.astype(np.float32))
+    cls = tf.constant(class_index, tf.int32)
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ExplainerError("Use a batch size of at least 1 for the region score.")
+
+    def score_fn(images: np.ndarray) -> np.ndarray:
+        batch = np.asarray(images, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.shape[1:3] != region.shape:
+            raise ExplainerError(
+                f"The images are {batch.shape[1]}×{batch.shape[2]} but the region is "
+                f"{region.shape[0]}×{region.shape[1]}: score images of the region's size."
+            )
+        parts = [fn(tf.constant(batch[i:i + batch_size]), mask, cls).numpy() for i in range(0, len(batch), batch_size)]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+    return score_fn
+
+
+def evaluate_explanations(
+    model,
+    image,
+    region,
+    class_index: int,
+    explanations: Mapping[str, object],
+    steps: int = 20,
+    target: str = "probabilities",
+    random_baseline: bool = True,
+    seed: int = 0,
+) -> dict[str, Faithfulness]:
+    """`evaluate` for the heatmaps of `explain(...)`'s Explanations, scored by the model on this region.
+
+    The default target is the class probability (not the logits the maps usually explain): Average Drop
+    and Increase in Confidence are defined on probabilities, and a probability score is positive. Pass
+    `target="logits"` to score the logits instead (Average Drop is then NaN when the full score is ≤ 0).
+    """
+    from explainers import api
+
+    summary = api._summary(model)
+    arr = api._as_image(model, image, summary).astype(np.float32)
+    score_fn = region_score_function(model, region, class_index, target)
+    maps = {}
+    for name, explanation in explanations.items():
+        heatmap = getattr(explanation, "heatmap", explanation)
+        maps[name] = np.asarray(heatmap, dtype=np.float32)
+    if random_baseline and "random" in maps:
+        raise ExplainerError("'random' is the name of the chance baseline: rename that map.")
+    return evaluate(maps, arr, score_fn, steps=steps, random_baseline=random_baseline, seed=seed)

@@ -5,6 +5,11 @@ Felzenszwalb regions. Almost all the time is in those gradients and in the segme
 gradient of the adapter's region score is one compiled, batched function (fixed input signature: no
 retracing for new regions, classes or batch sizes), and the segments, which depend only on the image,
 are computed once per image and handed back to the library with `segments=`.
+
+This module also owns the two compiled functions of *input images* through the adapter that other
+layer-free code reuses: `gradient_function` (the input gradient behind XRAI and the `saliency.core`
+methods in `methods_input`) and `score_function` (the batched region score behind Score-CAM and the
+faithfulness curves). Both are cached per model and target with a fixed input signature.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from explainers.errors import ExplainerError
 
 ALGORITHMS = ("full", "fast")
 _GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SEGMENTS: OrderedDict[str, list[np.ndarray]] = OrderedDict()
 _SEGMENT_CACHE_SIZE = 16
 
@@ -54,6 +60,29 @@ def gradient_function(model, target: str = "logits"):
 
     per_model[target] = gradients
     return gradients
+
+
+def score_function(model, target: str = "logits"):
+    """Compiled (x batch, region mask at output size, class) → (B,) adapter region scores of that class."""
+    per_model = _SCORES.setdefault(model, {})
+    if target in per_model:
+        return per_model[target]
+    adapter = SegmentationAdapter(model, (), target)
+    image_shape = tuple(adapter.model.inputs[0].shape[1:])
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, *image_shape], tf.float32),
+            tf.TensorSpec(list(adapter.output_size), tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
+    def scores(x, mask, class_index):
+        masks = tf.repeat(mask[None], tf.shape(x)[0], axis=0)
+        return tf.gather(adapter(x, masks)[0], class_index, axis=1)
+
+    per_model[target] = scores
+    return scores
 
 
 def call_model_function(model, target: str = "logits", progress: Callable[[], None] | None = None):

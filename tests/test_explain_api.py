@@ -35,7 +35,8 @@ def _region(size: int = 16) -> np.ndarray:
 
 def test_exports_and_method_table() -> None:
     assert explainers.METHODS == ("gradcam", "gradcam++", "xrai", "vinogradova")
-    assert set(explainers.METHOD_LABELS) == set(explainers.METHODS)
+    assert set(explainers.METHODS) <= set(explainers.METHOD_LABELS)
+    assert set(explainers.METHOD_LABELS) == set(explainers.api.ALL_METHODS)  # every method has a label
     for name in ("explain", "Explanation", "predict", "Prediction", "layer_sweep", "fit_image", "ExplainerError",
                  "explainable_layers", "default_layer", "inspect_model", "LayerInfo", "ModelSummary"):
         assert hasattr(explainers, name)
