@@ -1,0 +1,1 @@
+"""segexplain's Streamlit dashboard (UI only): run `streamlit run dashboard/app.py`."""

@@ -1,0 +1,57 @@
+"""Section 2 of the page: which class, which layer, which methods.
+
+Defaults follow the region and the model: the class is the one predicted most often inside a new
+region (`regions.dominant_class`, background only when nothing else is there), the layer is
+`explainers.default_layer` when the model changes; after that the user's choices are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import explainers
+from dashboard import compute, state
+from dashboard.comparison import label
+from explainers import ExplainerError, regions
+
+
+def shape_text(shape: tuple[int | None, ...]) -> str:
+    return "×".join("?" if d is None else str(d) for d in shape[1:])
+
+
+def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model: Any,
+         model_key: str) -> tuple[int, str, list[str]]:
+    """Class, layer and method pickers in one row; returns (class index, layer, methods)."""
+    layers, default_layer = compute.layer_table(model_key, model)
+    shapes = {info.name: shape_text(info.output_shape) for info in layers}
+    _default_class(region, labels, names)
+    if st.session_state.get(state.LAYER) not in shapes:
+        st.session_state[state.LAYER] = default_layer
+    if state.METHODS not in st.session_state:
+        st.session_state[state.METHODS] = list(explainers.METHODS)
+    class_col, layer_col, methods_col = st.columns([1, 1, 2])
+    class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
+                                      help="Defaults to the class predicted most often inside the region.")
+    layer = layer_col.selectbox("Layer", list(shapes), key=state.LAYER,
+                                format_func=lambda name: f"{name}  ({shapes[name]})",
+                                help=f"Convolution layer the CAMs explain; default `{default_layer}`.")
+    methods = methods_col.multiselect("Methods", list(explainers.METHODS), key=state.METHODS, format_func=label)
+    return int(class_index), layer, list(methods)
+
+
+def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:
+    """A new region resets the class to its dominant class; otherwise the user's class stays."""
+    if region is not None:
+        try:
+            region_key = compute.digest(np.asarray(region))
+            if state.get(state.CLASS_FOR_REGION) != region_key:
+                ignore = (0,) if names[0] == "background" else ()
+                st.session_state[state.CLASS] = regions.dominant_class(region, labels, ignore=ignore)
+                state.put(state.CLASS_FOR_REGION, region_key)
+        except ExplainerError:
+            pass  # empty or misshaped region: regions.check_region words the message in section 3
+    if st.session_state.get(state.CLASS) not in range(len(names)):
+        st.session_state[state.CLASS] = 0

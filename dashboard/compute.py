@@ -1,0 +1,186 @@
+"""Cached calls into `models` and `explainers`: the only place the page asks for numbers.
+
+Nothing here computes anything itself; it decides what is remembered between reruns:
+
+- models: `st.cache_resource` (one object shared by all sessions), an uploaded model keyed by the
+  SHA-256 of its file;
+- arrays and maps: `st.cache_data`, keyed by the model key, the image digest, the region's bytes,
+  the class, the layer, the methods and the target. Models and images are passed as hash-excluded
+  `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras model.
+- XRAI: a small store of its own (see `xrai`), because it reports progress to the page while it runs,
+  and Streamlit replays the page elements touched inside an `st.cache_data` function on later hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import explainers
+import models
+from explainers import regions
+from models import scenes
+
+
+def digest(data: bytes | np.ndarray) -> str:
+    """Short content hash used as a cache key and in the export's settings."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).tobytes() + repr((data.shape, data.dtype.str)).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def default_model_key() -> str:
+    """Changes when the shipped weights file changes (e.g. after retraining), so the cache follows."""
+    try:
+        from models import pspnet
+
+        stat = pspnet.WEIGHTS_PATH.stat()
+        return f"default:{stat.st_size}:{int(stat.st_mtime)}"
+    except (ImportError, AttributeError, OSError):
+        return "default"
+
+
+@st.cache_resource(show_spinner="Loading the default model…", max_entries=2)
+def default_model(model_key: str) -> Any:
+    del model_key  # only part of the cache key
+    return models.load_default()
+
+
+@st.cache_resource(show_spinner="Loading the uploaded model…", max_entries=4)
+def uploaded_model(model_key: str, _path: str) -> Any:
+    return models.load_user_model(_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_table(model_key: str, _model: Any) -> tuple[list[Any], str]:
+    """Explainable layers (forward order) and the default layer of a model."""
+    return list(explainers.explainable_layers(_model)), explainers.default_layer(_model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images and predictions
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample(name: str) -> np.ndarray:
+    image, _truth = scenes.load_sample(name)
+    return image
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def fitted(model_key: str, image_key: str, _pixels: np.ndarray, _model: Any) -> np.ndarray:
+    """The image resized to the model's input size (what every map is computed on)."""
+    return np.asarray(explainers.fit_image(_model, _pixels))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def prediction(model_key: str, image_key: str, _image: np.ndarray, _model: Any) -> Any:
+    return explainers.predict(_model, _image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Maps
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cam_maps(
+    model_key: str,
+    image_key: str,
+    region: np.ndarray,
+    class_index: int,
+    layer: str,
+    methods: tuple[str, ...],
+    target: str,
+    _image: np.ndarray,
+    _model: Any,
+) -> dict[str, Any]:
+    """The layer-based methods (everything but XRAI) in one call."""
+    return dict(
+        explainers.explain(_model, _image, region, class_index, layer, methods=methods, target=target)
+    )
+
+
+_XRAI_STORE_SIZE = 64
+
+
+@st.cache_resource(show_spinner=False)
+def _xrai_store() -> tuple[OrderedDict, threading.Lock]:
+    return OrderedDict(), threading.Lock()
+
+
+def xrai_key(
+    model_key: str, image_key: str, region: np.ndarray, class_index: int, target: str, steps: int, algorithm: str
+) -> tuple:
+    """XRAI attributes to input pixels: the layer is not part of its key."""
+    return (model_key, image_key, digest(region), int(class_index), target, int(steps), algorithm)
+
+
+def xrai_cached(key: tuple) -> Any | None:
+    store, lock = _xrai_store()
+    with lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    return None
+
+
+def xrai(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    layer: str,
+    target: str,
+    steps: int,
+    algorithm: str,
+    progress: Callable[..., None] | None = None,
+) -> Any:
+    """XRAI map for the region, computed once per `key` (see `xrai_key`)."""
+    hit = xrai_cached(key)
+    if hit is not None:
+        return hit
+    kwargs: dict[str, Any] = dict(methods=("xrai",), target=target, xrai_steps=steps, xrai_algorithm=algorithm)
+    if progress is not None:
+        kwargs["progress"] = progress
+    result = explainers.explain(model, image, region, class_index, layer, **kwargs)["xrai"]
+    store, lock = _xrai_store()
+    with lock:
+        store[key] = result
+        while len(store) > _XRAI_STORE_SIZE:
+            store.popitem(last=False)
+    return result
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sweep(
+    model_key: str,
+    image_key: str,
+    region: np.ndarray,
+    class_index: int,
+    target: str,
+    _image: np.ndarray,
+    _model: Any,
+) -> dict[str, dict[str, Any]]:
+    """Grad-CAM and Grad-CAM++ at every explainable layer (layer → method → Explanation)."""
+    return explainers.layer_sweep(_model, _image, region, class_index, target=target)
+
+
+def agreement(maps: dict[str, np.ndarray]) -> list[dict]:
+    from explainers import metrics
+
+    return metrics.agreement_table(maps)
+
+
+def outline(region: np.ndarray) -> list[np.ndarray]:
+    return regions.outline_paths(region)

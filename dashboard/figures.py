@@ -1,0 +1,205 @@
+"""Presentation: class colours, overlays and the Plotly figures of the page.
+
+Everything here only displays numbers computed by `explainers`; the colour map is shared with the
+PNG export so the downloaded picture looks like the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from models import CLASS_COLORS, CLASS_NAMES
+
+COLORSCALE = "Turbo"  # one colour scale for every map, always over [0, 1]
+HEAT_OPACITY = 0.55  # maps are drawn over the image with this opacity
+MASK_OPACITY = 0.45  # predicted-mask overlay on the canvas
+OUTLINE_COLOR = "#ffffff"
+MAP_HEIGHT = 300
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes
+
+
+def class_names(num_classes: int) -> list[str]:
+    """The default network's class names when the class count matches, else "class k"."""
+    if num_classes == len(CLASS_NAMES):
+        return list(CLASS_NAMES)
+    return [f"class {k}" for k in range(num_classes)]
+
+
+def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
+    if num_classes == len(CLASS_COLORS):
+        return [tuple(c) for c in CLASS_COLORS]
+    extra = [plotly.colors.hex_to_rgb(c) for c in plotly.colors.qualitative.Dark24]
+    return [tuple(extra[k % len(extra)]) for k in range(num_classes)]
+
+
+def class_shares(labels: np.ndarray, num_classes: int) -> list[float]:
+    """Fraction of the image's pixels predicted as each class (for the legend)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=num_classes)[:num_classes]
+    return [float(c) / max(1, labels.size) for c in counts]
+
+
+def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], shares: Sequence[float]) -> str:
+    """A compact legend: colour swatch, class name, share of the image's pixels."""
+    rows = []
+    for name, (r, g, b), share in zip(names, colors, shares, strict=True):
+        swatch = (f"<span style='display:inline-block;width:0.9em;height:0.9em;margin-right:0.4em;"
+                  f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>")
+        rows.append(f"<tr><td>{swatch}{name}</td><td style='text-align:right'>{100 * share:.1f} %</td></tr>")
+    return ("<table style='font-size:0.9em;border-collapse:collapse'>"
+            "<tr><th style='text-align:left'>predicted class</th><th>pixels</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def mask_overlay(image: np.ndarray, labels: np.ndarray, colors: Sequence[tuple[int, int, int]],
+                 opacity: float = MASK_OPACITY, skip: Sequence[int] = (0,)) -> np.ndarray:
+    """The image with the predicted classes painted over it (classes in `skip` left unpainted)."""
+    palette = np.asarray(colors, dtype=np.float32)
+    alpha = np.full(len(colors), opacity, dtype=np.float32)
+    alpha[[k for k in skip if k < len(colors)]] = 0.0
+    lab = np.asarray(labels, dtype=np.int64)
+    a = alpha[lab][..., None]
+    out = image.astype(np.float32) * (1 - a) + palette[lab] * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def enlarge(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize to (width, height): pixels stay visible as blocks."""
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.NEAREST))
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour map (shared with the PNG export)
+
+
+def lookup_table() -> np.ndarray:
+    """256 RGB entries of COLORSCALE, for colouring maps outside Plotly."""
+    scale = plotly.colors.get_colorscale(COLORSCALE)
+    samples = plotly.colors.sample_colorscale(scale, list(np.linspace(0.0, 1.0, 256)), colortype="tuple")
+    return np.clip(np.asarray(samples, dtype=np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def heat_over_image(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEAT_OPACITY) -> np.ndarray:
+    """The image with the map in COLORSCALE over it, as the page shows it."""
+    index = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)) * 255 + 0.5, 0, 255).astype(np.int64)
+    colored = lookup_table()[index].astype(np.float32)
+    out = image.astype(np.float32) * (1 - opacity) + colored * opacity
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plotly figures
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _outline_traces(paths: Sequence[np.ndarray], show_legend: bool = False) -> list[go.Scatter]:
+    """Region outline: one polyline per contour ((row, col) → x = col, y = row), dark under light."""
+    traces = []
+    for k, path in enumerate(paths):
+        path = np.asarray(path)
+        for color, width in (("rgba(0,0,0,0.7)", 3.5), (OUTLINE_COLOR, 1.5)):
+            traces.append(go.Scatter(
+                x=path[:, 1], y=path[:, 0], mode="lines", line=dict(color=color, width=width),
+                hoverinfo="skip", showlegend=show_legend and k == 0 and color == OUTLINE_COLOR,
+                name="region",
+            ))
+    return traces
+
+
+def _heatmap_trace(heatmap: np.ndarray, name: str, opacity: float = HEAT_OPACITY, **kwargs) -> go.Heatmap:
+    return go.Heatmap(
+        z=np.round(np.asarray(heatmap, dtype=np.float32), 4),
+        zmin=0.0, zmax=1.0, colorscale=COLORSCALE, showscale=False, opacity=opacity, name=name,
+        hovertemplate="row %{y}, col %{x}<br>value %{z:.3f}<extra>" + name + "</extra>", **kwargs,
+    )
+
+
+def _image_axes(fig: go.Figure, height: int, width: int) -> None:
+    """Pixel axes: row 0 at the top, square pixels, no ticks."""
+    fig.update_xaxes(range=[-0.5, width - 0.5], showticklabels=False, showgrid=False, zeroline=False,
+                     constrain="domain")
+    fig.update_yaxes(range=[height - 0.5, -0.5], showticklabels=False, showgrid=False, zeroline=False,
+                     scaleanchor="x", constrain="domain")
+
+
+def map_figure(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarray], title: str,
+               name: str, height: int = MAP_HEIGHT) -> go.Figure:
+    """One method's map over the image, colour scale fixed to [0, 1], region outline on top."""
+    h, w = heatmap.shape
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=png_data_uri(image), hoverinfo="skip"))  # under the map
+    fig.add_trace(_heatmap_trace(heatmap, name))
+    for trace in _outline_traces(paths):
+        fig.add_trace(trace)
+    fig.update_layout(
+        title=dict(text=title, x=0.5, xanchor="center", font=dict(size=14)),
+        height=height, margin=dict(l=4, r=4, t=40, b=4), showlegend=False, hovermode="closest",
+    )
+    _image_axes(fig, h, w)
+    return fig
+
+
+def region_figure(image: np.ndarray, paths: Sequence[np.ndarray], width: int, height: int) -> go.Figure:
+    """The image (with the predicted mask painted on) and the region's outline, at canvas size."""
+    h, w = image.shape[:2]
+    fig = go.Figure(go.Image(source=png_data_uri(image), hoverinfo="skip"))
+    for trace in _outline_traces(paths):
+        fig.add_trace(trace)
+    fig.update_layout(width=width, height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False)
+    _image_axes(fig, h, w)
+    return fig
+
+
+def colorbar_figure(height: int = 70) -> go.Figure:
+    """The shared colour scale as a strip, shown once under the row of maps."""
+    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None, :]
+    fig = go.Figure(go.Heatmap(z=ramp, x=np.linspace(0, 1, 256), zmin=0, zmax=1, colorscale=COLORSCALE,
+                               showscale=False, hovertemplate="%{x:.2f}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=4, b=28))
+    fig.update_yaxes(visible=False)
+    fig.update_xaxes(tickvals=[0, 0.25, 0.5, 0.75, 1.0], title=None)
+    return fig
+
+
+def sweep_figure(maps: Mapping[str, np.ndarray], paths: Sequence[np.ndarray], method_label: str,
+                 columns: int = 5) -> go.Figure:
+    """One method's map at every layer, in forward order, as a grid of small heatmaps."""
+    names = list(maps)
+    rows = max(1, math.ceil(len(names) / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.01,
+                        vertical_spacing=0.06 if rows < 6 else 0.03)
+    for k, layer in enumerate(names):
+        r, c = k // columns + 1, k % columns + 1
+        heatmap = np.asarray(maps[layer])
+        fig.add_trace(_heatmap_trace(heatmap, f"{method_label} · {layer}", opacity=1.0), row=r, col=c)
+        for trace in _outline_traces(paths):
+            fig.add_trace(trace, row=r, col=c)
+        h, w = heatmap.shape
+        fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False, showgrid=False, zeroline=False,
+                         constrain="domain", row=r, col=c)
+        fig.update_yaxes(range=[h - 0.5, -0.5], showticklabels=False, showgrid=False, zeroline=False,
+                         constrain="domain", row=r, col=c)
+    # keep every cell square: each y axis is anchored to its own x axis
+    for k in range(len(names)):
+        suffix = "" if k == 0 else str(k + 1)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=200 * rows + 40, margin=dict(l=4, r=4, t=40, b=4), showlegend=False,
+                      title=dict(text=method_label, x=0.5, xanchor="center"))
+    return fig

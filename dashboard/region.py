@@ -1,0 +1,180 @@
+"""Section 1 of the page: the predicted mask, and the region to explain marked on it.
+
+Four ways to mark a region (`state.REGION_MODES`): draw on the canvas (free hand, rectangle,
+polygon, points), a whole predicted class, the connected component under a pixel (typed as row and
+column, or clicked on the canvas in point mode), or the whole image. The masks themselves come from
+`explainers.regions`; this module only collects the user's gestures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard import canvas, compute, figures, state
+from explainers import ExplainerError, regions
+
+CANVAS_SIZE = 432  # longest side of the canvas in screen pixels (3× the default model's 144)
+
+
+@dataclass
+class Marked:
+    """The region as marked (before the optional restriction to the explained class).
+
+    `region` is None while nothing is marked yet (`hint` says what to do); `error` carries an
+    ExplainerError message (e.g. a pixel outside the image)."""
+
+    region: np.ndarray | None
+    how: str
+    hint: str | None = None
+    error: str | None = None
+
+
+def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
+    """(scale, canvas width, canvas height): canvas pixels per image pixel and the canvas size."""
+    height, width = shape
+    scale = CANVAS_SIZE / max(height, width)
+    return scale, int(round(width * scale)), int(round(height * scale))
+
+
+def controls() -> str:
+    """The row of region controls above the canvas; returns the region mode."""
+    mode_col, tool_col, width_col, restrict_col = st.columns([4.2, 1.4, 1.4, 1.8], vertical_alignment="bottom")
+    with mode_col:
+        mode = st.radio("Region", state.REGION_MODES, key=state.REGION_MODE, horizontal=True,
+                        format_func=state.REGION_MODE_LABELS.get)
+    if mode == "draw":
+        with tool_col:
+            st.selectbox("Tool", state.DRAW_TOOLS, key=state.DRAW_TOOL, format_func=state.DRAW_TOOL_LABELS.get)
+        with width_col:
+            st.slider("Brush", 4, 60, key=state.STROKE_WIDTH, help="Stroke width in screen pixels.")
+    with restrict_col:
+        st.toggle("Only pixels of the class", key=state.RESTRICT,
+                  help="Keep only the marked pixels predicted as the class being explained.")
+    return mode
+
+
+def _clear_drawing() -> None:
+    state.put(state.CANVAS_NONCE, int(state.get(state.CANVAS_NONCE)) + 1)
+
+
+def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
+         colors: list[tuple[int, int, int]], canvas_id: str) -> Marked:
+    """Canvas (or mask preview) on the left, legend and mode-specific inputs on the right."""
+    shape = labels.shape
+    scale, canvas_w, canvas_h = canvas_geometry(shape)
+    overlay = figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
+    background = figures.enlarge(overlay, (canvas_w, canvas_h))
+    left, right = st.columns([3, 2])
+    drawing = None
+    with left:
+        if mode in ("draw", "component"):
+            tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
+            key = f"canvas-{canvas_id}-{mode}-{state.get(state.CANVAS_NONCE)}"
+            st.markdown("<div style='height:1.75rem'></div>", unsafe_allow_html=True)  # room for the toolbar
+            drawing = canvas.draw(background, key, tool, int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
+            if mode == "component":
+                _note_click(drawing, key, scale, shape)
+            tip = ("Draw over the mask; the canvas toolbar has undo and clear." if mode == "draw"
+                   else "Click a pixel (point tool) or type its row and column.")
+            st.caption(f"Predicted mask over the image, shown {scale:g}× ({shape[1]}×{shape[0]} px). {tip}")
+    with right:
+        st.markdown(figures.legend_html(names, colors, figures.class_shares(labels, len(names))),
+                    unsafe_allow_html=True)
+        st.write("")
+        marked = _region_for_mode(mode, drawing, labels, names, shape)
+    marked = _apply_injection(marked, drawing)
+    if mode not in ("draw", "component"):
+        with left:
+            paths = [] if marked.region is None else compute.outline(marked.region)
+            st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
+                            config={"displayModeBar": False}, width="content")
+            st.caption(f"Predicted mask over the image, shown {scale:g}×; the region is outlined.")
+    if mode == "draw":
+        with right:
+            st.button("Clear the drawing", on_click=_clear_drawing)
+    return marked
+
+
+def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[int, int]) -> None:
+    """A new point on the component canvas sets the row/column inputs (drawn after the canvas)."""
+    if not drawing.points:
+        return
+    x, y = drawing.points[-1]
+    if state.get(state.LAST_CLICK) == (key, x, y):
+        return
+    state.put(state.LAST_CLICK, (key, x, y))
+    st.session_state[state.CLICK_ROW] = int(min(max(y / scale, 0), shape[0] - 1))
+    st.session_state[state.CLICK_COL] = int(min(max(x / scale, 0), shape[1] - 1))
+
+
+def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarray, names: list[str],
+                     shape: tuple[int, int]) -> Marked:
+    try:
+        if mode == "draw":
+            if drawing is None or drawing.empty:
+                return Marked(None, "drawing", hint="Draw on the image to mark the region to explain.")
+            # the drawing covers the whole image: derive the scale from its size, which also holds
+            # when the browser hands back a high-DPI bitmap larger than the canvas' CSS size
+            rgba = drawing.rgba
+            fit = (rgba.shape[1] / shape[1], rgba.shape[0] / shape[0])
+            return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
+        if mode == "class":
+            if st.session_state.get(state.REGION_CLASS) not in range(len(names)):
+                st.session_state[state.REGION_CLASS] = _largest_object_class(labels, names)
+            c = st.selectbox("Class to mark", range(len(names)), key=state.REGION_CLASS, format_func=names.__getitem__)
+            return Marked(regions.from_class(labels, c), f"whole class '{names[c]}'")
+        if mode == "component":
+            for key, size in ((state.CLICK_ROW, shape[0]), (state.CLICK_COL, shape[1])):
+                if key not in st.session_state or not 0 <= st.session_state[key] < size:
+                    st.session_state[key] = size // 2
+            row = st.number_input("Row", min_value=0, max_value=shape[0] - 1, step=1, key=state.CLICK_ROW)
+            col = st.number_input("Column", min_value=0, max_value=shape[1] - 1, step=1, key=state.CLICK_COL)
+            c = int(labels[int(row), int(col)])
+            st.caption(f"Pixel ({row}, {col}) is predicted as **{names[c]}**.")
+            return Marked(regions.from_component(labels, int(row), int(col)),
+                          f"component of '{names[c]}' at row {row}, column {col}")
+        return Marked(regions.whole_image(shape), "whole image")
+    except ExplainerError as error:
+        return Marked(None, mode, error=str(error))
+
+
+def _largest_object_class(labels: np.ndarray, names: list[str]) -> int:
+    shares = figures.class_shares(labels, len(names))
+    start = 1 if names and names[0] == "background" and len(names) > 1 else 0
+    return int(max(range(start, len(names)), key=shares.__getitem__))
+
+
+def _apply_injection(marked: Marked, drawing: canvas.Drawing | None) -> Marked:
+    """The test hook `state.INJECTED_REGION` wins until the next new drawing replaces it."""
+    drawn = None if drawing is None or drawing.empty else compute.digest(drawing.rgba[..., 3] > 0)
+    is_new_drawing = drawn is not None and drawn != state.get(state.LAST_DRAWING)
+    state.put(state.LAST_DRAWING, drawn)
+    if state.INJECTED_REGION in st.session_state:
+        if is_new_drawing:
+            del st.session_state[state.INJECTED_REGION]
+        else:
+            injected: Any = st.session_state[state.INJECTED_REGION]
+            return Marked(np.asarray(injected), "injected region")
+    return marked
+
+
+def finish(marked: Marked, labels: np.ndarray, names: list[str], class_index: int) -> tuple[np.ndarray | None, str | None]:
+    """The region to explain: the marked one, optionally restricted to the explained class, checked.
+
+    Returns (region, None), (None, None) while nothing is marked, or (None, message) when it cannot be
+    explained (the message comes from `regions.check_region` and says what to change).
+    """
+    if marked.error is not None:
+        return None, marked.error
+    if marked.region is None:
+        return None, None
+    restrict = bool(state.get(state.RESTRICT))
+    try:
+        chosen = regions.restrict_to_class(marked.region, labels, class_index) if restrict else marked.region
+        return regions.check_region(chosen, labels.shape, class_name=names[class_index] if restrict else None), None
+    except ExplainerError as error:
+        return None, str(error)

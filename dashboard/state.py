@@ -1,0 +1,125 @@
+"""Session-state keys of the dashboard and their defaults, in one place.
+
+Every `st.session_state` entry the page reads or writes is named by a constant here, so a test can
+set up a situation without knowing how the page is built. Keys of widgets are the widget `key=`.
+
+Test hooks (read by the page, never written by it except to drop them):
+
+- `INJECTED_REGION` (``"injected_region"``): a boolean H×W NumPy array at the model's input size.
+  While present it is the region to explain, whatever the region mode; the next drawing on the
+  canvas replaces it (the page then deletes the key). An all-False array exercises the
+  "empty region" message.
+- `XRAI_STEPS` / `XRAI_ALGORITHM`: the widgets of the advanced expander; set them before the first
+  run (e.g. 5 steps, "fast") to keep XRAI cheap in `AppTest`. The page itself defaults to 100 / "full".
+
+Read back after a run:
+
+- `RESULTS`: ``{method: explainers.Explanation}`` of the maps on screen (empty when none).
+- `RESULT_ERROR`: the message shown instead of the maps (``None`` when the maps were drawn).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+# Model (sidebar)
+MODEL_CHOICE = "model_choice"  # {"kind": "default"} or {"kind": "upload", "name", "digest", "path"}
+MODEL_UPLOAD = "model_upload"  # file_uploader widget
+MODEL_MESSAGE = "model_message"  # one-line reason the last uploaded model was refused, or None
+
+# Image (sidebar)
+SAMPLE = "sample"  # gallery selectbox widget (sample name)
+IMAGE_CHOICE = "image_choice"  # {"source": "sample"|"upload", "name", "digest", "pixels": uint8 H×W×3}
+IMAGE_UPLOAD = "image_upload"  # file_uploader widget
+IMAGE_MESSAGE = "image_message"  # why the last uploaded file was refused, or None
+
+# Advanced settings (sidebar expander)
+TARGET = "target"  # "logits" | "probabilities"
+XRAI_STEPS = "xrai_steps"
+XRAI_ALGORITHM = "xrai_algorithm"  # "full" | "fast"
+
+# Region
+REGION_MODE = "region_mode"  # one of REGION_MODES
+DRAW_TOOL = "draw_tool"  # one of DRAW_TOOLS
+STROKE_WIDTH = "stroke_width"
+CANVAS_NONCE = "canvas_nonce"  # bumped by "clear drawing": part of the canvas key, so it remounts empty
+LAST_DRAWING = "last_drawing"  # digest of the last canvas drawing seen (detects a new drawing)
+LAST_CLICK = "last_click"  # (canvas key, x, y) of the last point used for the component mode
+CLICK_ROW = "click_row"
+CLICK_COL = "click_col"
+REGION_CLASS = "region_class"  # class of the "whole class" preset
+RESTRICT = "restrict"  # keep only the region's pixels predicted as the explained class
+INJECTED_REGION = "injected_region"  # test hook, see the module docstring
+
+# Explanation
+CLASS = "class_index"  # explained class (selectbox of class indices)
+CLASS_FOR_REGION = "class_for_region"  # digest of the region the class default was taken from
+LAYER = "layer"
+METHODS = "methods"
+SWEEP = "sweep_on"
+
+# Results of the last run (read by tests)
+RESULTS = "results"
+RESULT_ERROR = "result_error"
+
+REGION_MODES = ("draw", "class", "component", "image")
+REGION_MODE_LABELS = {
+    "draw": "Draw",
+    "class": "Whole class",
+    "component": "Component at a pixel",
+    "image": "Whole image",
+}
+DRAW_TOOLS = ("freedraw", "rect", "polygon", "point")
+DRAW_TOOL_LABELS = {"freedraw": "Free hand", "rect": "Rectangle", "polygon": "Polygon", "point": "Points"}
+TARGETS = ("logits", "probabilities")
+XRAI_ALGORITHMS = ("full", "fast")
+
+DEFAULT_XRAI_STEPS = 100
+
+DEFAULTS: dict[str, Any] = {
+    MODEL_CHOICE: {"kind": "default"},
+    MODEL_MESSAGE: None,
+    IMAGE_CHOICE: None,
+    IMAGE_MESSAGE: None,
+    TARGET: "logits",
+    XRAI_STEPS: DEFAULT_XRAI_STEPS,
+    XRAI_ALGORITHM: "full",
+    REGION_MODE: "draw",
+    DRAW_TOOL: "freedraw",
+    STROKE_WIDTH: 18,
+    CANVAS_NONCE: 0,
+    LAST_DRAWING: None,
+    LAST_CLICK: None,
+    RESTRICT: False,
+    CLASS_FOR_REGION: None,
+    SWEEP: False,
+    RESULTS: {},
+    RESULT_ERROR: None,
+}
+
+
+# Widgets that are hidden in some situations (e.g. the drawing tool outside the "Draw" mode).
+# Streamlit forgets the state of a widget that was not drawn in a run; writing the value back at
+# the top of each run keeps the user's choice for when the widget comes back.
+_KEEP_WHEN_HIDDEN = (DRAW_TOOL, STROKE_WIDTH, REGION_CLASS, CLICK_ROW, CLICK_COL, CLASS, LAYER,
+                     METHODS, TARGET, XRAI_STEPS, XRAI_ALGORITHM, SWEEP, SAMPLE)
+
+
+def init() -> None:
+    """Fill in the defaults that are missing (values set by the user or a test are kept)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, dict) else value
+    for key in _KEEP_WHEN_HIDDEN:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def get(key: str) -> Any:
+    return st.session_state.get(key, DEFAULTS.get(key))
+
+
+def put(key: str, value: Any) -> None:
+    st.session_state[key] = value

@@ -1,0 +1,167 @@
+"""End to end: the real server, a real browser, a stroke drawn with the mouse, four maps on screen.
+
+Starts `streamlit run dashboard/app.py` on a free loopback port (see `e2e_server.py`), drives Debian's
+Chromium through Playwright (never `playwright install`: these machines reach only package
+registries), draws on the canvas, waits for the four heatmaps, switches the layer, waits for the maps
+to change and saves `docs/screenshot.png` for the README. Timeouts are generous: TensorFlow's import
+and XRAI on a busy two-core machine take minutes in the worst case.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_server import StreamlitServer
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+SLOW_MS = 240_000  # one wait: first run (TensorFlow import, model load) or a full comparison with XRAI
+TITLES = ("Grad-CAM ·", "Grad-CAM++ ·", "XRAI ·", "Seg-Grad-CAM ·")
+SECOND_LAYER = "aggregation"
+
+# Title and a fingerprint of the heatmap data of every Plotly chart that holds a heatmap over an image.
+MAPS_JS = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+  const data = el.data || [];
+  const heat = data.find(t => t.type === 'heatmap');
+  const hasImage = data.some(t => t.type === 'image');
+  if (!heat || !hasImage) return null;
+  const title = (el.layout && el.layout.title && (el.layout.title.text || el.layout.title)) || '';
+  const z = heat.z;
+  let size = 0, fingerprint = '';
+  const text = z && z.bdata ? z.bdata : (Array.isArray(z) ? JSON.stringify(z) : '');
+  size = z && z.bdata ? z.bdata.length : (Array.isArray(z) ? z.length : 0);
+  let hash = 5381;  // djb2 over the whole data: tells two maps apart even if their corners agree
+  for (let i = 0; i < text.length; i++) { hash = ((hash * 33) ^ text.charCodeAt(i)) >>> 0; }
+  fingerprint = hash.toString(16) + ':' + text.length;
+  return {title: String(title).replace(/<[^>]*>/g, '').trim(), size: size, fingerprint: fingerprint};
+}).filter(x => x !== null)
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[StreamlitServer]:
+    app = StreamlitServer(root=ROOT, startup_timeout=180)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@pytest.fixture
+def page(server: StreamlitServer):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `sh tests/install_browser.sh`"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            tab = context.new_page()
+            tab.set_default_timeout(SLOW_MS)
+            tab.goto(server.url, wait_until="domcontentloaded")
+            yield tab
+        finally:
+            browser.close()
+
+
+def _maps(page) -> list[dict]:
+    return page.evaluate(MAPS_JS)
+
+
+def _wait_for_maps(page, *, previous: dict[str, str] | None = None, timeout_s: float = SLOW_MS / 1000) -> list[dict]:
+    """The four method maps, each with heatmap data; if `previous` is given, until all CAMs changed."""
+    deadline = time.monotonic() + timeout_s
+    found: list[dict] = []
+    while time.monotonic() < deadline:
+        found = _maps(page)
+        by_title = {t: m for t in TITLES for m in found if m["title"].startswith(t)}
+        complete = len(by_title) == len(TITLES) and all(m["size"] > 0 for m in by_title.values())
+        changed = previous is None or all(
+            by_title[t]["fingerprint"] != previous[t] for t in TITLES if t in by_title and not t.startswith("XRAI")
+        )
+        if complete and changed:
+            return [by_title[t] for t in TITLES]
+        time.sleep(1)
+    raise AssertionError(f"maps did not appear/update within {timeout_s:.0f} s; on screen: "
+                         f"{[m['title'] for m in found]}")
+
+
+def _wait_until_idle(page) -> None:
+    """Streamlit shows its status widget ("Running…") while the script runs."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]') || "
+        "!document.querySelector('[data-testid=stStatusWidget]').innerText.match(/Running|Stop/)",
+        timeout=SLOW_MS,
+    )
+
+
+def _draw_stroke(page) -> None:
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(state="visible")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] >= 300, box
+    # across the middle of the cap of the default sample (fly agaric), in canvas pixels
+    x0, y0 = box["x"] + 0.36 * box["width"], box["y"] + 0.42 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 21):
+        page.mouse.move(x0 + step * 0.012 * box["width"], y0 + step * 0.002 * box["height"])
+    page.mouse.up()
+
+
+def _choose_layer(page, layer: str) -> None:
+    select = page.locator("[data-testid=stSelectbox]").filter(has_text="Layer").first
+    select.scroll_into_view_if_needed()
+    select.click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first.click()
+
+
+def _full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
+    page.mouse.move(1495, 5)  # and no hover effects in the picture
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=stMain]') || document.querySelector('section.main');"
+        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
+    )
+    page.set_viewport_size({"width": 1500, "height": int(min(max(height, 1000), 6000)) + 40})
+    page.wait_for_timeout(2500)  # let Plotly re-layout at the new size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_draw_region_compare_four_maps_switch_layer(page) -> None:
+    started = time.monotonic()
+    page.wait_for_selector("canvas.upper-canvas", timeout=SLOW_MS)
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+    _wait_until_idle(page)
+
+    _draw_stroke(page)
+    first = _wait_for_maps(page)
+    assert [m["title"].split(" ·")[0] for m in first] == [t.split(" ·")[0] for t in TITLES]
+    assert all(m["size"] > 0 for m in first)
+    _wait_until_idle(page)
+    assert page.get_by_text("at layer final_conv").count() >= 1
+
+    _choose_layer(page, SECOND_LAYER)
+    second = _wait_for_maps(page, previous={t: m["fingerprint"] for t, m in zip(TITLES, first, strict=True)})
+    assert len(second) == 4
+    page.get_by_text(f"at layer {SECOND_LAYER}").first.wait_for(timeout=SLOW_MS)
+    _wait_until_idle(page)
+    assert page.locator("[data-testid=stException]").count() == 0
+
+    _full_page_screenshot(page, SCREENSHOT)
+    assert SCREENSHOT.stat().st_size > 50_000
+    print(f"e2e: draw → 4 maps → layer switch → screenshot in {time.monotonic() - started:.1f} s")
