@@ -35,54 +35,52 @@ _SEGMENTS: OrderedDict[str, list[np.ndarray]] = OrderedDict()
 _SEGMENT_CACHE_SIZE = 16
 
 
+def _compiled(cache: weakref.WeakKeyDictionary, model, target: str, body):
+    """Build once per (model, target) a tf.function over (x batch, region mask at output size, class).
+
+    The fixed input signature (batch dimension None, mask and class as tensors) means new regions,
+    classes or batch sizes never retrace. `body(adapter, x, masks, class_index)` is the computation.
+    """
+    per_model = cache.setdefault(model, {})
+    if target not in per_model:
+        adapter = SegmentationAdapter(model, (), target)
+        image_shape = tuple(adapter.model.inputs[0].shape[1:])
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, *image_shape], tf.float32),
+                tf.TensorSpec(list(adapter.output_size), tf.float32),
+                tf.TensorSpec([], tf.int32),
+            ]
+        )
+        def run(x, mask, class_index):
+            masks = tf.repeat(mask[None], tf.shape(x)[0], axis=0)
+            return body(adapter, x, masks, class_index)
+
+        per_model[target] = run
+    return per_model[target]
+
+
+def _input_gradients(adapter, x, masks, class_index):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        scores = adapter(x, masks)[0]
+        score = tf.reduce_sum(tf.gather(scores, class_index, axis=1))
+    return tape.gradient(score, x)
+
+
+def _class_scores(adapter, x, masks, class_index):
+    return tf.gather(adapter(x, masks)[0], class_index, axis=1)
+
+
 def gradient_function(model, target: str = "logits"):
     """Compiled (x batch, region mask at output size, class) → ∂ adapter score / ∂ x, per image."""
-    per_model = _GRADIENTS.setdefault(model, {})
-    if target in per_model:
-        return per_model[target]
-    adapter = SegmentationAdapter(model, (), target)
-    image_shape = tuple(adapter.model.inputs[0].shape[1:])
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, *image_shape], tf.float32),
-            tf.TensorSpec(list(adapter.output_size), tf.float32),
-            tf.TensorSpec([], tf.int32),
-        ]
-    )
-    def gradients(x, mask, class_index):
-        masks = tf.repeat(mask[None], tf.shape(x)[0], axis=0)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            scores = adapter(x, masks)[0]
-            score = tf.reduce_sum(tf.gather(scores, class_index, axis=1))
-        return tape.gradient(score, x)
-
-    per_model[target] = gradients
-    return gradients
+    return _compiled(_GRADIENTS, model, target, _input_gradients)
 
 
 def score_function(model, target: str = "logits"):
     """Compiled (x batch, region mask at output size, class) → (B,) adapter region scores of that class."""
-    per_model = _SCORES.setdefault(model, {})
-    if target in per_model:
-        return per_model[target]
-    adapter = SegmentationAdapter(model, (), target)
-    image_shape = tuple(adapter.model.inputs[0].shape[1:])
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, *image_shape], tf.float32),
-            tf.TensorSpec(list(adapter.output_size), tf.float32),
-            tf.TensorSpec([], tf.int32),
-        ]
-    )
-    def scores(x, mask, class_index):
-        masks = tf.repeat(mask[None], tf.shape(x)[0], axis=0)
-        return tf.gather(adapter(x, masks)[0], class_index, axis=1)
-
-    per_model[target] = scores
-    return scores
+    return _compiled(_SCORES, model, target, _class_scores)
 
 
 def call_model_function(model, target: str = "logits", progress: Callable[[], None] | None = None):
