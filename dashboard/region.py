@@ -1,9 +1,11 @@
 """Section 1 of the page: the predicted mask, and the region to explain marked on it.
 
-Four ways to mark a region (`state.REGION_MODES`): draw on the canvas (free hand, rectangle,
+Five ways to mark a region (`state.REGION_MODES`): draw on the canvas (free hand, rectangle,
 polygon, points), a whole predicted class, the connected component under a pixel (typed as row and
-column, or clicked on the canvas in point mode), or the whole image. The masks themselves come from
-`explainers.regions`; this module only collects the user's gestures.
+column, or clicked on the canvas in point mode), the whole image, or an error region of an image
+with ground truth (false positives or false negatives of a class, or the pixels of class a predicted
+as b, picked from the confusion table). The masks themselves come from `explainers.regions` and
+`explainers.quality`; this module only collects the user's gestures.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import canvas, compute, figures, state
-from explainers import ExplainerError, regions
+from explainers import ExplainerError, quality, regions
 
 CANVAS_SIZE = 432  # longest side of the canvas in screen pixels (3× the default model's 144)
 
@@ -62,8 +64,11 @@ def _clear_drawing() -> None:
 
 
 def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
-         colors: list[tuple[int, int, int]], canvas_id: str) -> Marked:
-    """Canvas (or mask preview) on the left, legend and mode-specific inputs on the right."""
+         colors: list[tuple[int, int, int]], canvas_id: str, truth: np.ndarray | None = None) -> Marked:
+    """Canvas (or mask preview) on the left, legend and mode-specific inputs on the right.
+
+    `truth` is the ground-truth label map on the prediction's grid (None when the image has none);
+    the "errors" mode needs it."""
     shape = labels.shape
     scale, canvas_w, canvas_h = canvas_geometry(shape)
     overlay = figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
@@ -85,7 +90,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
         st.markdown(figures.legend_html(names, colors, figures.class_shares(labels, len(names))),
                     unsafe_allow_html=True)
         st.write("")
-        marked = _region_for_mode(mode, drawing, labels, names, shape)
+        marked = _region_for_mode(mode, drawing, labels, names, shape, truth)
     marked = _apply_injection(marked, drawing)
     if mode not in ("draw", "component"):
         with left:
@@ -112,8 +117,10 @@ def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[in
 
 
 def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarray, names: list[str],
-                     shape: tuple[int, int]) -> Marked:
+                     shape: tuple[int, int], truth: np.ndarray | None = None) -> Marked:
     try:
+        if mode == "errors":
+            return _error_region(truth, labels, names)
         if mode == "draw":
             if drawing is None or drawing.empty:
                 return Marked(None, "drawing", hint="Draw on the image to mark the region to explain.")
@@ -140,6 +147,70 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
         return Marked(regions.whole_image(shape), "whole image")
     except ExplainerError as error:
         return Marked(None, mode, error=str(error))
+
+
+def _error_region(truth: np.ndarray | None, labels: np.ndarray, names: list[str]) -> Marked:
+    """The "Error region" mode: a preset from the ground truth (its ExplainerError when it is empty)."""
+    if truth is None:
+        return Marked(None, "error region",
+                      hint="This image has no ground truth, so it has no error regions: upload a label PNG under "
+                           "“Ground truth and errors” below, pick a sample or a generated scene, or choose "
+                           "another region mode.")
+    confusion = quality.confusion_matrix(truth, labels, len(names))
+    kind = st.selectbox("Error region", state.ERROR_KINDS, key=state.ERROR_KIND,
+                        format_func=state.ERROR_KIND_LABELS.get)
+    if kind in ("fp", "fn"):
+        false_pos, false_neg = quality.error_counts(confusion)
+        counts = false_pos if kind == "fp" else false_neg
+        if st.session_state.get(state.ERROR_CLASS) not in range(len(names)):
+            st.session_state[state.ERROR_CLASS] = _most_errors(counts, names)
+        c = st.selectbox("Class", range(len(names)), key=state.ERROR_CLASS,
+                         format_func=lambda k: f"{names[k]} ({counts[k]} px)")
+        if kind == "fp":
+            return Marked(quality.false_positives(truth, labels, c, names), f"false positives of '{names[c]}'")
+        return Marked(quality.false_negatives(truth, labels, c, names), f"false negatives of '{names[c]}'")
+    return _confusion_cell(truth, labels, names, confusion)
+
+
+def _most_errors(counts: np.ndarray, names: list[str]) -> int:
+    """Default class of the FP/FN presets: the object class with the most such pixels."""
+    counts = np.asarray(counts).copy()
+    if names and names[0] == "background" and counts[1:].any():
+        counts[0] = 0
+    return int(counts.argmax())
+
+
+def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], confusion: np.ndarray) -> Marked:
+    """Pixels of class a predicted as b: click a cell of the table, or use the two pickers below it.
+
+    A newly clicked cell (row = true class, column = predicted class) sets the pickers; after that the
+    pickers can be changed freely until another cell is clicked."""
+    table = {"truth ↓": list(names)} | {name: confusion[:, k].tolist() for k, name in enumerate(names)}
+    columns = {"truth ↓": st.column_config.TextColumn("truth ↓", width=90, help="true class (ground truth)")}
+    columns |= {name: st.column_config.NumberColumn(name, width=50, help=f"predicted as {name}") for name in names}
+    event = st.dataframe(table, hide_index=True, key=state.CONFUSION_TABLE, on_select="rerun",
+                         selection_mode="single-cell", column_config=columns)
+    cells = list(((event or {}).get("selection") or {}).get("cells") or [])
+    if cells:
+        row, column = cells[-1][0], cells[-1][1]
+        cell = (row, column)
+        if cell != state.get(state.CONFUSION_CELL) and isinstance(row, int) and 0 <= row < len(names) \
+                and column in names:
+            st.session_state[state.ERROR_TRUE] = row
+            st.session_state[state.ERROR_PRED] = names.index(column)
+        state.put(state.CONFUSION_CELL, cell)
+    if (st.session_state.get(state.ERROR_TRUE) not in range(len(names))
+            or st.session_state.get(state.ERROR_PRED) not in range(len(names))):
+        ignore = (0,) if names[0] == "background" else ()
+        default = quality.largest_confusion(confusion, ignore=ignore) or (0, 0)
+        st.session_state[state.ERROR_TRUE], st.session_state[state.ERROR_PRED] = default
+    true_col, pred_col = st.columns(2)
+    a = true_col.selectbox("True class", range(len(names)), key=state.ERROR_TRUE, format_func=names.__getitem__)
+    b = pred_col.selectbox("Predicted as", range(len(names)), key=state.ERROR_PRED, format_func=names.__getitem__)
+    st.caption(f"Pixel counts (rows: ground truth, columns: prediction). Click a cell, or pick the pair: "
+               f"{int(confusion[a, b])} px of **{names[a]}** predicted as **{names[b]}**.")
+    return Marked(quality.confused_pixels(truth, labels, a, b, names),
+                  f"pixels of '{names[a]}' predicted as '{names[b]}'")
 
 
 def _largest_object_class(labels: np.ndarray, names: list[str]) -> int:

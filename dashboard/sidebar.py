@@ -175,8 +175,9 @@ def image_section() -> dict[str, Any]:
         st.error(message)
     choice = active_image()
     height, width = choice["pixels"].shape[:2]
-    origin = "sample" if choice["source"] == "sample" else "upload"
-    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px)")
+    origin = {"sample": "sample", "scene": "browser:"}.get(choice["source"], "upload")
+    truth = " · with ground truth" if choice.get("truth") is not None or choice["source"] == "sample" else ""
+    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px){truth}")
     return choice
 
 

@@ -161,3 +161,37 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _namer(class_names: Sequence[str] | None):
     return (lambda c: f"'{class_names[c]}'") if class_names else (lambda c: str(c))
+
+
+# ---- Defaults for the dashboard's error-region presets -------------------------------------------
+
+
+def error_counts(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positives, false negatives) per class from a confusion matrix (rows true, columns predicted)."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ExplainerError(f"A confusion matrix must be square, got shape {confusion.shape}.")
+    correct = np.diag(confusion)
+    return confusion.sum(axis=0) - correct, confusion.sum(axis=1) - correct
+
+
+def largest_confusion(confusion: np.ndarray, ignore: Sequence[int] = ()) -> tuple[int, int] | None:
+    """The (true class, predicted class) off the diagonal with the most pixels (ties: lowest indices).
+
+    Cells whose true or predicted class is in `ignore` (e.g. background) are chosen only when no other
+    off-diagonal cell has a pixel. None when the prediction is perfect (nothing off the diagonal)."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    error_counts(confusion)  # shape check
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    if not off.any():
+        return None
+    preferred = off.copy()
+    for k in ignore:
+        if 0 <= int(k) < len(off):
+            preferred[int(k), :] = 0
+            preferred[:, int(k)] = 0
+    if preferred.any():
+        off = preferred
+    true_class, predicted_class = np.unravel_index(int(off.argmax()), off.shape)
+    return int(true_class), int(predicted_class)

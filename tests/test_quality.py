@@ -117,3 +117,42 @@ def test_resize_labels_keeps_class_indices() -> None:
     big = quality.resize_labels(TRUTH, (6, 8))
     assert set(np.unique(big)) == {0, 1, 2}
     np.testing.assert_array_equal(big[::2, ::2], TRUTH)
+
+
+# ---- Preset defaults (dashboard's error-region mode) ---------------------------------------------
+
+
+def test_error_counts_are_column_and_row_sums_off_the_diagonal() -> None:
+    # confusion of TRUTH/PRED: [[5, 1, 0], [0, 3, 1], [1, 0, 1]]
+    fp, fn = quality.error_counts(quality.confusion_matrix(TRUTH, PRED, 3))
+    np.testing.assert_array_equal(fp, [1, 1, 1])  # predicted as c, something else in truth
+    np.testing.assert_array_equal(fn, [1, 1, 1])  # c in truth, predicted as something else
+    for c in range(3):
+        assert fp[c] == quality.false_positives(TRUTH, PRED, c).sum()
+        assert fn[c] == quality.false_negatives(TRUTH, PRED, c).sum()
+
+
+def test_largest_confusion_picks_the_biggest_off_diagonal_cell() -> None:
+    confusion = np.array([[50, 2, 0], [0, 30, 7], [4, 0, 9]])
+    assert quality.largest_confusion(confusion) == (1, 2)
+    assert quality.largest_confusion(np.array([[1, 3], [3, 1]])) == (0, 1)  # ties: lowest indices
+    assert quality.largest_confusion(np.diag([5, 6, 7])) is None  # perfect prediction
+
+
+
+def test_largest_confusion_can_prefer_object_classes() -> None:
+    confusion = np.array([[90, 40, 3], [20, 30, 7], [4, 5, 9]])
+    assert quality.largest_confusion(confusion) == (0, 1)
+    assert quality.largest_confusion(confusion, ignore=(0,)) == (1, 2)
+    only_background = np.array([[9, 2, 0], [1, 5, 0], [0, 0, 4]])
+    assert quality.largest_confusion(only_background, ignore=(0,)) == (0, 1)  # nothing else to show
+
+
+def test_largest_confusion_cell_is_a_valid_confused_region() -> None:
+    a, b = quality.largest_confusion(quality.confusion_matrix(TRUTH, PRED, 3))
+    assert quality.confused_pixels(TRUTH, PRED, a, b).sum() == 1
+
+
+def test_non_square_confusion_is_refused() -> None:
+    with pytest.raises(ExplainerError, match="square"):
+        quality.error_counts(np.zeros((2, 3)))

@@ -1,0 +1,146 @@
+"""Image browser: a batch of generated scenes ranked by mean IoU, worst first (issue 10).
+
+The scenes come from `models.scenes.generate` (so each has its ground truth), the predictions from
+`explainers.predict` and the ranking from `explainers.quality.rank_by_iou`. The batch and its
+predictions are cached per (model key, seed, count). Picking a row (or the picker under the table)
+makes that scene the current image, ground truth included, the way the gallery's buttons do; every
+other setting stays.
+
+`explainers.predict` takes one image; measured on the shipped 144×144 network (2 shared cores), 48
+single-image calls of its compiled predictor take about as long as one batched call (~0.7 s), so the
+public per-image API is used rather than a private batched path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import explainers
+from dashboard import figures, state
+from explainers import ExplainerError, quality
+from models import CLASS_NAMES, scenes
+
+DEFAULT_SIZE = 144  # size of the generated scenes when the model takes any size
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def scene_batch(seed: int, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×H×W×3) and ground truths (N×H×W) of the batch; cheap to recall from callbacks."""
+    return scenes.generate(int(count), int(seed), int(size))
+
+
+def scene_size(model: Any) -> int:
+    height, width = explainers.inspect_model(model).input_size
+    return int(height) if height is not None and height == width else DEFAULT_SIZE
+
+
+@st.cache_data(show_spinner="Generating and segmenting the scenes…", max_entries=8)
+def ranked(model_key: str, seed: int, count: int, _model: Any) -> dict[str, Any]:
+    """Predictions of the batch and its rows ranked worst first (see `quality.rank_by_iou`)."""
+    size = scene_size(_model)
+    images, truths = scene_batch(seed, count, size)
+    num_classes = explainers.inspect_model(_model).num_classes
+    predictions, grids = [], []
+    for image, truth in zip(images, truths, strict=True):
+        labels = explainers.predict(_model, explainers.fit_image(_model, image)).labels
+        predictions.append(labels)
+        grids.append(quality.resize_labels(truth, labels.shape))
+    predictions, grids = np.stack(predictions), np.stack(grids)
+    rows = quality.rank_by_iou(grids, predictions, num_classes)
+    return {"size": size, "num_classes": num_classes, "rows": rows, "predictions": predictions, "truths": grids}
+
+
+def scene_choice(seed: int, count: int, size: int, index: int) -> dict[str, Any]:
+    """The image choice of generated scene `index`, with its ground truth."""
+    from dashboard import compute
+
+    images, truths = scene_batch(seed, count, size)
+    pixels = images[index]
+    return {"source": "scene", "name": f"generated scene {index} (seed {seed})", "digest": compute.digest(pixels),
+            "pixels": pixels, "truth": truths[index]}
+
+
+def use_scene(seed: int, count: int, size: int, index: int) -> None:
+    """Callback: make the scene the current image (settings stay, like the gallery's buttons)."""
+    state.put(state.IMAGE_CHOICE, scene_choice(seed, count, size, int(index)))
+    state.put(state.IMAGE_MESSAGE, None)
+    state.put(state.LABEL_MESSAGE, None)
+
+
+def _on_row(seed: int, count: int, size: int, order: list[int]) -> None:
+    rows = (st.session_state.get(state.BROWSER_TABLE) or {}).get("selection", {}).get("rows", [])
+    if rows and 0 <= rows[0] < len(order):
+        st.session_state[state.BROWSER_PICK] = order[rows[0]]
+        use_scene(seed, count, size, order[rows[0]])
+
+
+def show(model: Any, model_key: str) -> None:
+    seed_col, count_col, toggle_col = st.columns([1, 1, 2], vertical_alignment="bottom")
+    seed = int(seed_col.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=state.BROWSER_SEED))
+    count = int(count_col.selectbox("Scenes", state.BROWSER_COUNTS, key=state.BROWSER_COUNT))
+    on = toggle_col.toggle("Generate, segment and rank the scenes", key=state.BROWSER_ON)
+    if not on:
+        st.caption("Generated scenes come with their ground truth: the table ranks them by mean IoU, worst "
+                   "first, so the failures are easy to find. Turn the switch on to build it.")
+        return
+    try:
+        data = ranked(model_key, seed, count, model)
+    except ExplainerError as error:
+        st.error(f"The scenes cannot be segmented by this model: {error}")
+        return
+    if data["num_classes"] != len(CLASS_NAMES):
+        st.info(f"The generated scenes are labelled with the {len(CLASS_NAMES)} mushroom classes, but this model "
+                f"predicts {data['num_classes']} classes: their IoU would mean nothing.")
+        return
+    size, rows = data["size"], data["rows"]
+    order = [row["index"] for row in rows]
+    table = _table(model_key, seed, count, model)
+    columns = {
+        "scene": st.column_config.ImageColumn("scene", width="small"),
+        "errors": st.column_config.ImageColumn("errors", width="small",
+                                               help="Misclassified pixels red, correct objects green."),
+        "#": st.column_config.NumberColumn("#", width="small", help="Index of the scene in the batch."),
+        "mean IoU": st.column_config.ProgressColumn("mean IoU", min_value=0.0, max_value=1.0, format="%.3f"),
+    }
+    st.dataframe(table, hide_index=True, key=state.BROWSER_TABLE, column_config=columns, row_height=64,
+                 height=min(64 * len(table) + 40, 460), on_select=lambda: _on_row(seed, count, size, order),
+                 selection_mode="single-row", placeholder="–")
+    if st.session_state.get(state.BROWSER_PICK) not in order:
+        st.session_state[state.BROWSER_PICK] = order[0]
+    by_index = {row["index"]: row for row in rows}
+    pick_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+    pick = pick_col.selectbox("Scene", order, key=state.BROWSER_PICK,
+                              format_func=lambda k: f"#{k} · mean IoU {by_index[k]['mean_iou']:.3f}")
+    current = state.get(state.IMAGE_CHOICE) or {}
+    active = current.get("source") == "scene" and current.get("name") == scene_choice(seed, count, size,
+                                                                                        pick)["name"]
+    button_col.button("✓ In use" if active else "Use this scene", key="browser-use", on_click=use_scene,
+                      args=(seed, count, size, pick), disabled=active, width="stretch")
+    st.caption(f"{count} scenes from seed {seed}, worst mean IoU first (– = class absent from both maps). Click a "
+               "row, or pick a scene and press the button, to explain it; its ground truth comes along.")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _table(model_key: str, seed: int, count: int, _model: Any) -> list[dict[str, Any]]:
+    """Rows of the browser table (thumbnails as data URIs), in ranked order."""
+    data = ranked(model_key, seed, count, _model)
+    images, _ = scene_batch(seed, count, data["size"])
+    names = figures.class_names(data["num_classes"])
+    table = []
+    for row in data["rows"]:
+        k = row["index"]
+        image = images[k] if images[k].shape[:2] == data["truths"][k].shape else None
+        errors = (figures.confusion_overlay(image, data["truths"][k], data["predictions"][k])
+                  if image is not None else None)
+        table.append({
+            "scene": figures.thumbnail_uri(images[k]),
+            "errors": figures.thumbnail_uri(errors) if errors is not None else None,
+            "#": k,
+            "mean IoU": round(row["mean_iou"], 3),
+            **{name: (None if np.isnan(v) else round(float(v), 3)) for name, v in zip(names, row["class_iou"],
+                                                                                      strict=True)},
+        })
+    return table
