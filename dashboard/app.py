@@ -2,7 +2,8 @@
 
 This file reads top to bottom as the page does: sidebar (model, image, advanced settings), the
 gallery, 1 · the region on the predicted mask, 2 · class, layer and methods, 3 · the maps and how
-much they agree, 4 · the layer sweep, 5 · export. The pieces live in the modules beside it; the
+much they agree, 4 · the layer sweep, 5 · export, 6 · faithfulness scores of the maps,
+7 · the class overview. The pieces live in the modules beside it; the
 numbers all come from `explainers` and `models` (see `compute.py` for what is cached).
 """
 
@@ -23,14 +24,16 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="segexplain", page_icon="🍄", layout="wide")
 
 try:
-    import explainers  # noqa: E402
+    import explainers  # noqa: E402, F401  (checks the library is installed)
     from dashboard import (  # noqa: E402
         choices,
         comparison,
         compute,
         export,
+        faithfulness_view,
         figures,
         gallery,
+        overview_view,
         region,
         sidebar,
         state,
@@ -59,6 +62,12 @@ model, model_key, model_name = loaded
 with st.expander("Sample gallery (ordinary scenes and failure cases)", expanded=False):
     gallery.show()
 
+# ---- Image browser: generated scenes ranked by IoU, worst first --------------------------------
+from dashboard import browser, quality_view  # noqa: E402
+
+with st.expander("Image browser: generated scenes, worst segmentation first", expanded=False):
+    browser.show(model, model_key)
+
 # ---- 1 · Image, predicted mask and the region to explain ---------------------------------------
 try:
     image = compute.fitted(model_key, choice["digest"], choice["pixels"], model)
@@ -71,13 +80,18 @@ names = figures.class_names(prediction.probs.shape[-1])
 colors = figures.class_colors(len(names))
 
 st.subheader("1 · Mark the region to explain")
+truth, truth_note = quality_view.ground_truth(choice, labels, len(names))
 mode = region.controls()
-marked = region.mark(mode, image, labels, names, colors, canvas_id=f"{model_key}-{choice['digest']}")
+marked = region.mark(mode, image, labels, names, colors, canvas_id=f"{model_key}-{choice['digest']}",
+                     truth=truth)
+with st.expander("Ground truth and errors (per-class IoU)", expanded=True):
+    quality_view.panel(image, labels, truth, truth_note, names, colors, choice)
 
 # ---- 2 · Class, layer and methods ------------------------------------------------------------
 st.subheader("2 · Class, layer and methods")
 class_index, layer, methods = choices.show(marked.region if marked.error is None else None, labels, names,
                                            model, model_key)
+method_settings = choices.method_settings()
 
 # ---- 3 · The maps, side by side on one colour scale ------------------------------------------
 st.subheader("3 · Attribution maps")
@@ -96,8 +110,9 @@ if not methods:
 
 request = comparison.Request(
     model=model, model_key=model_key, image=image, image_key=choice["digest"], region=explained_region,
-    class_index=int(class_index), layer=layer, methods=tuple(m for m in explainers.METHODS if m in methods),
+    class_index=int(class_index), layer=layer, methods=comparison.ordered(methods),
     target=settings["target"], xrai_steps=settings["xrai_steps"], xrai_algorithm=settings["xrai_algorithm"],
+    **method_settings,
 )
 st.caption(f"Explaining **{names[class_index]}** ({settings['target']}) for the {marked.how} "
            f"({int(explained_region.sum())} px) at layer `{layer}`. Every map uses the colour scale below "
@@ -125,12 +140,35 @@ with st.expander("4 · Layer sweep: Grad-CAM and Grad-CAM++ at every explainable
 
 # ---- 5 · Export ----------------------------------------------------------------------------------
 st.subheader("5 · Export")
-files = export.files(request, results, choice, model_name, names, labels, marked.how)
-png_col, zip_col, _ = st.columns([1, 1, 2])
-png_col.download_button("Comparison (PNG)", files.png, file_name=f"{files.stem}.png", mime="image/png",
-                        on_click="ignore")
-zip_col.download_button("Maps + settings (.zip)", files.zip, file_name=f"{files.stem}.zip",
-                        mime="application/zip", on_click="ignore")
-st.caption("The zip holds the PNG, an .npz and a .json. The .npz has each map (`heatmap_<method>`, H×W in "
-           "[0, 1]), the layer-resolution maps, the region mask, the image and the predicted labels; the .json "
-           "records model, image hash, region, class, layer, target and method parameters.")
+export_slot = st.container()  # filled at the end of the page: the zip includes section 6's scores when computed
+
+# ---- 6 · Which map to believe? (faithfulness) ---------------------------------------------------
+st.subheader("6 · Which map to believe?")
+try:
+    scores = faithfulness_view.show(request, results)
+except ExplainerError as error:
+    scores = None
+    st.error(str(error))
+
+# ---- 7 · Class overview ------------------------------------------------------------------------------
+st.subheader("7 · Class overview")
+try:
+    overview_view.show(request, labels, names, choice["name"])
+except ExplainerError as error:
+    st.error(str(error))
+
+# ---- 5 · Export (drawn into its place above) -------------------------------------------------------
+with export_slot:
+    files = export.files(request, results, choice, model_name, names, labels, marked.how,
+                         faithfulness=scores.results if scores else None,
+                         faithfulness_record=export.faithfulness_settings(scores.results, scores.ranking, scores.target,
+                                                                          scores.steps) if scores else None)
+    png_col, zip_col, _ = st.columns([1, 1, 2])
+    png_col.download_button("Comparison (PNG)", files.png, file_name=f"{files.stem}.png", mime="image/png",
+                            on_click="ignore")
+    zip_col.download_button("Maps + settings (.zip)", files.zip, file_name=f"{files.stem}.zip",
+                            mime="application/zip", on_click="ignore")
+    st.caption("The zip holds the PNG, an .npz and a .json. The .npz has each map (`heatmap_<method>`, H×W in "
+               "[0, 1]), the layer-resolution maps, the region mask, the image and the predicted labels, and, once "
+               "section 6 has scored the maps, their deletion/insertion curves; the .json records model, image hash, "
+               "region, class, layer, target, method parameters and the faithfulness ranking.")

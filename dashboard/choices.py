@@ -3,6 +3,9 @@
 Defaults follow the region and the model: the class is the one predicted most often inside a new
 region (`regions.dominant_class`, background only when nothing else is there), the layer is
 `explainers.default_layer` when the model changes; after that the user's choices are kept.
+The method picker offers every method of the library (`explainers.ALL_METHODS`), the default four
+selected; entries say which methods are layer-free and which are slow. The slow methods' own
+settings (Score-CAM channels, IG steps, SmoothGrad samples) sit in a small expander underneath.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import streamlit as st
 
 import explainers
 from dashboard import compute, state
-from dashboard.comparison import label
+from dashboard.comparison import PICKER_ORDER, picker_label
 from explainers import ExplainerError, regions
 
 
@@ -38,8 +41,30 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
     layer = layer_col.selectbox("Layer", list(shapes), key=state.LAYER,
                                 format_func=lambda name: f"{name}  ({shapes[name]})",
                                 help=f"Convolution layer the CAMs explain; default `{default_layer}`.")
-    methods = methods_col.multiselect("Methods", list(explainers.METHODS), key=state.METHODS, format_func=label)
+    methods = methods_col.multiselect(
+        "Methods", list(PICKER_ORDER), key=state.METHODS, format_func=picker_label,
+        help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "
+             "bar. Layer-free methods attribute to input pixels: the layer choice does not apply to them.")
     return int(class_index), layer, list(methods)
+
+
+def method_settings() -> dict[str, int]:
+    """The slow methods' settings (Score-CAM channel cap, IG steps, SmoothGrad samples), in an expander."""
+    with st.expander("Method settings (Score-CAM, Integrated Gradients family, SmoothGrad)", expanded=False):
+        cap_col, steps_col, samples_col = st.columns(3)
+        cap_col.number_input("Score-CAM channels", min_value=1, max_value=1024, step=16, key=state.SCORECAM_CHANNELS,
+                             help="At most this many channels (largest mean activation) are scored: one forward "
+                                  "pass each. 64 is the library's default.")
+        steps_col.number_input("IG steps", min_value=2, max_value=500, step=10, key=state.INPUT_STEPS,
+                               help="Path points of Integrated Gradients, Guided IG and Blur IG (one gradient "
+                                    "each). 50 is the library's default.")
+        samples_col.number_input("SmoothGrad samples", min_value=1, max_value=500, step=5,
+                                 key=state.SMOOTHGRAD_SAMPLES,
+                                 help="Noisy copies averaged by SmoothGrad (one gradient each). 25 is the "
+                                      "library's default.")
+    return {"scorecam_channels": int(state.get(state.SCORECAM_CHANNELS)),
+            "input_steps": int(state.get(state.INPUT_STEPS)),
+            "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES))}
 
 
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:

@@ -1,12 +1,16 @@
 """Sections 3 and 4 of the page: the maps side by side, their agreement, the layer sweep.
 
-The layer-based maps (Grad-CAM, Grad-CAM++, Seg-Grad-CAM) are computed and drawn first; XRAI,
-which takes seconds, runs afterwards with a progress bar in its own column, so the other maps are on
-screen while it works.
+The fast maps (the gradient CAMs, which share one pass) are computed and drawn first; the slow ones
+(XRAI, Score-CAM, the Integrated-Gradients family) run afterwards one by one, each with a progress
+bar in its own column, so the fast maps are on screen while they work. Slow maps are remembered in
+stores of their own (`compute.xrai`, `compute.slow_map`) keyed by everything they depend on
+(`slow_key`), because Streamlit would replay their progress bars from an `st.cache_data` hit.
+The maps wrap onto several rows, at most `PER_ROW` per row.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +20,18 @@ import streamlit as st
 
 import explainers
 from dashboard import compute, figures, state
+from explainers import methods_input, scorecam
+from explainers.api import CAM_METHODS, LAYER_FREE_METHODS
 
 XRAI_NOTE = "attributes to input pixels; the layer choice does not apply"
+LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+PER_ROW = 4  # maps per row; more methods wrap onto further rows
+FAST_METHODS = tuple(m for m in explainers.ALL_METHODS if m in CAM_METHODS)  # one shared pass
+SLOW_METHODS = tuple(m for m in explainers.ALL_METHODS if m not in CAM_METHODS)  # progress bar each
+# Order of the method picker: fast layer CAMs, then Score-CAM (slow, layer), then the layer-free ones.
+PICKER_ORDER = (*FAST_METHODS, *(m for m in SLOW_METHODS if m not in LAYER_FREE_METHODS),
+                *(m for m in SLOW_METHODS if m in LAYER_FREE_METHODS))
 
 
 @dataclass(frozen=True)
@@ -36,10 +49,56 @@ class Request:
     target: str
     xrai_steps: int
     xrai_algorithm: str
+    scorecam_channels: int = scorecam.DEFAULT_CHANNELS
+    input_steps: int = methods_input.DEFAULT_STEPS
+    smoothgrad_samples: int = methods_input.DEFAULT_SAMPLES
 
 
 def label(method: str) -> str:
     return explainers.METHOD_LABELS.get(method, method)
+
+
+def is_layer_free(method: str) -> bool:
+    return method in LAYER_FREE_METHODS
+
+
+def is_slow(method: str) -> bool:
+    return method in SLOW_METHODS
+
+
+def picker_label(method: str) -> str:
+    """The method picker's entry: the label, and whether the method is layer-free and/or slow."""
+    tags = [tag for tag, on in (("layer-free", is_layer_free(method)), ("slow", is_slow(method))) if on]
+    return label(method) + (f"  ·  {', '.join(tags)}" if tags else "")
+
+
+def ordered(methods: Sequence[str]) -> tuple[str, ...]:
+    """The chosen methods in the page's order (the library's `ALL_METHODS` order)."""
+    return tuple(m for m in explainers.ALL_METHODS if m in methods)
+
+
+def map_options(request: Request, method: str) -> dict[str, Any]:
+    """The `explain` keyword arguments of `method`'s own settings (empty for the gradient CAMs)."""
+    if method == "xrai":
+        return {"xrai_steps": int(request.xrai_steps), "xrai_algorithm": request.xrai_algorithm}
+    if method == "scorecam":
+        return {"scorecam_channels": int(request.scorecam_channels)}
+    if method == "smoothgrad":
+        return {"smoothgrad_samples": int(request.smoothgrad_samples)}
+    if method in LAYER_FREE_METHODS:
+        return {"input_steps": int(request.input_steps)}
+    return {}
+
+
+def settings_key(request: Request, method: str) -> tuple:
+    """What `method`'s map depends on besides model, image, region, class and target."""
+    layer = None if is_layer_free(method) else request.layer
+    return (method, layer, *sorted(map_options(request, method).items()))
+
+
+def slow_key(request: Request, method: str) -> tuple:
+    return ("map", request.model_key, request.image_key, compute.digest(request.region), int(request.class_index),
+            request.target, *settings_key(request, method))
 
 
 def short_label(method: str) -> str:
@@ -53,12 +112,23 @@ def title(method: str, explanation: Any) -> str:
 
 def caption(method: str, explanation: Any) -> str:
     """Under each map: what it attributes to, the time, and a warning when the map is empty."""
-    where = f"XRAI {XRAI_NOTE}" if method == "xrai" else f"{label(method)} at layer `{explanation.layer}`"
+    where = (f"{short_label(method)} · {LAYER_FREE_NOTE}" if is_layer_free(method)
+             else f"{label(method)} at layer `{explanation.layer}`")
     text = f"{where}; {explanation.seconds:.2f} s"
-    note = getattr(explanation, "note", "") or ""
-    if "all-zero" in note:
-        text += " · ⚠️ " + note[note.index("all-zero"):].split(".")[0]
+    for sentence in _visible_notes(getattr(explanation, "note", "") or ""):
+        text += (" · ℹ️ " if sentence.startswith("The region was resized") else " · ⚠️ ") + sentence
     return text
+
+
+# Note sentences shown under the map itself (the rest stays in the "How each map was computed" expander):
+# an empty map, non-finite values set to 0, and a region resized to a coarser output grid.
+_VISIBLE_NOTES = ("all-zero map", "non-finite", "The region was resized")
+
+
+def _visible_notes(note: str) -> list[str]:
+    """The library's note split into sentences (not at "e.g."), keeping those in `_VISIBLE_NOTES`."""
+    sentences = re.split(r"(?<=\.)\s+(?=[A-Z0-9]|all-zero)", note.strip())
+    return [s.rstrip(".") for s in sentences if any(key in s for key in _VISIBLE_NOTES)]
 
 
 def notes(results: dict[str, Any]) -> None:
@@ -69,12 +139,16 @@ def notes(results: dict[str, Any]) -> None:
 
 
 def maps_row(request: Request) -> dict[str, Any]:
-    """Draw one column per method; returns {method: Explanation} in the order shown."""
+    """Draw one column per method, `PER_ROW` per row; returns {method: Explanation} in the order shown."""
     methods = request.methods
     paths = compute.outline(request.region)
-    columns = st.columns(len(methods))
-    slots = dict(zip(methods, columns, strict=True))
-    cams = tuple(m for m in methods if m != "xrai")
+    per_row = max(1, min(PER_ROW, len(methods)))
+    slots: dict[str, Any] = {}
+    for start in range(0, len(methods), per_row):
+        row = methods[start:start + per_row]
+        slots.update(zip(row, st.columns(per_row)[:len(row)], strict=True))
+    cams = tuple(m for m in methods if m in CAM_METHODS)
+    slow = tuple(m for m in methods if m not in CAM_METHODS)
     results: dict[str, Any] = {}
     if cams:
         results.update(compute.cam_maps(request.model_key, request.image_key, request.region,
@@ -83,9 +157,15 @@ def maps_row(request: Request) -> dict[str, Any]:
         for method in cams:
             with slots[method]:
                 _draw_map(request.image, method, results[method], paths)
-    if "xrai" in methods:
-        with slots["xrai"]:
-            results["xrai"] = _xrai_column(request, paths)
+    waiting = {}
+    for method in slow:  # one placeholder per slow column (even when cached: the page keeps its layout)
+        with slots[method]:
+            waiting[method] = st.empty()
+            if _cached(request, method) is None:  # say which slow maps are still to come
+                waiting[method].caption(f"{label(method)}: waiting for the maps before it…")
+    for method in slow:
+        with slots[method]:
+            results[method] = _slow_column(request, method, paths, waiting[method])
     return {m: results[m] for m in methods}
 
 
@@ -95,27 +175,56 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     st.caption(caption(method, explanation))
 
 
-def _xrai_column(request: Request, paths: Sequence[np.ndarray]) -> Any:
-    key = compute.xrai_key(request.model_key, request.image_key, request.region, request.class_index,
-                           request.target, request.xrai_steps, request.xrai_algorithm)
-    explanation = compute.xrai_cached(key)
+def _cached(request: Request, method: str) -> Any | None:
+    if method == "xrai":
+        return compute.xrai_cached(_xrai_key(request))
+    return compute.stored(slow_key(request, method))
+
+
+def _xrai_key(request: Request) -> tuple:
+    return compute.xrai_key(request.model_key, request.image_key, request.region, request.class_index,
+                            request.target, request.xrai_steps, request.xrai_algorithm)
+
+
+def _status_text(request: Request, method: str) -> str:
+    if method == "xrai":
+        return f"XRAI: {request.xrai_steps} steps × 2 baselines…"
+    if method == "scorecam":
+        return f"Score-CAM: up to {request.scorecam_channels} channels…"
+    if method == "smoothgrad":
+        return f"SmoothGrad: {request.smoothgrad_samples} noisy samples…"
+    return f"{short_label(method)}: {request.input_steps} steps…"
+
+
+def _slow_column(request: Request, method: str, paths: Sequence[np.ndarray], slot: Any) -> Any:
+    """A slow map from its store, or computed now with a status box and a progress bar in `slot`."""
+    explanation = _cached(request, method)
     if explanation is None:
-        slot = st.empty()
-        with slot.container(), st.status(f"XRAI: {request.xrai_steps} steps × 2 baselines…", expanded=True) as status:
-            bar = st.progress(0.0, text="integrated gradients")
-            explanation = compute.xrai(key, request.model, request.image, request.region, request.class_index,
-                                       request.layer, request.target, request.xrai_steps,
-                                       request.xrai_algorithm, progress=_progress_to(bar))
-            status.update(label=f"XRAI done in {explanation.seconds:.1f} s", state="complete")
+        with slot.container(), st.status(_status_text(request, method), expanded=True) as status:
+            bar = st.progress(0.0, text=short_label(method))
+            if method == "xrai":
+                explanation = compute.xrai(_xrai_key(request), request.model, request.image, request.region,
+                                           request.class_index, request.layer, request.target, request.xrai_steps,
+                                           request.xrai_algorithm, progress=_progress_to(bar))
+            else:
+                explanation = compute.slow_map(slow_key(request, method), request.model, request.image,
+                                               request.region, request.class_index, request.layer, method,
+                                               request.target, map_options(request, method),
+                                               progress=_progress_to(bar, short_label(method)))
+            status.update(label=f"{short_label(method)} done in {explanation.seconds:.1f} s", state="complete")
         slot.empty()
-    _draw_map(request.image, "xrai", explanation, paths)
+    _draw_map(request.image, method, explanation, paths)
     return explanation
 
 
-def _progress_to(bar: Any) -> Callable[[float], None]:
+def _progress_to(bar: Any, name: str | None = None) -> Callable[[float], None]:
     def report(fraction: float) -> None:
         fraction = float(min(max(fraction, 0.0), 1.0))
-        bar.progress(fraction, text="integrated gradients" if fraction < 0.9 else "ranking segments")
+        if name is None:  # XRAI: integrated gradients, then the region ranking
+            text = "integrated gradients" if fraction < 0.9 else "ranking segments"
+        else:
+            text = f"{name}: {100 * fraction:.0f} %"
+        bar.progress(fraction, text=text)
 
     return report
 

@@ -184,3 +184,121 @@ def agreement(maps: dict[str, np.ndarray]) -> list[dict]:
 
 def outline(region: np.ndarray) -> list[np.ndarray]:
     return regions.outline_paths(region)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: the slow maps beyond XRAI (Score-CAM, the Integrated-Gradients family), faithfulness
+# scores and the class overview. Appended block. The slow maps and the faithfulness numbers report
+# progress to the page while they run, so they use a store of their own like XRAI's (see `xrai`);
+# the class overview draws nothing while it runs and is an ordinary `st.cache_data` entry.
+
+_SLOW_STORE_SIZE = 128
+
+
+@st.cache_resource(show_spinner=False)
+def _slow_store() -> tuple[OrderedDict, threading.Lock]:
+    return OrderedDict(), threading.Lock()
+
+
+def stored(key: tuple) -> Any | None:
+    """The value computed earlier for `key` by `slow_map` or `faithfulness`, or None."""
+    store, lock = _slow_store()
+    with lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    return None
+
+
+def _keep(key: tuple, value: Any) -> None:
+    store, lock = _slow_store()
+    with lock:
+        store[key] = value
+        while len(store) > _SLOW_STORE_SIZE:
+            store.popitem(last=False)
+
+
+def slow_map(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    layer: str | None,
+    method: str,
+    target: str,
+    options: dict[str, Any],
+    progress: Callable[..., None] | None = None,
+) -> Any:
+    """One slow method's Explanation (`options` are `explain` keyword arguments), once per `key`."""
+    hit = stored(key)
+    if hit is not None:
+        return hit
+    kwargs: dict[str, Any] = dict(methods=(method,), target=target, **options)
+    if progress is not None:
+        kwargs["progress"] = progress
+    result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
+    _keep(key, result)
+    return result
+
+
+def faithfulness(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    heatmaps: dict[str, np.ndarray],
+    steps: int,
+    target: str,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Deletion/insertion curves, Average Drop and Increase in Confidence of every map plus the random
+    baseline (`explainers.faithfulness.evaluate_explanations`), once per `key`.
+
+    Called one map at a time so the page can show progress; the random map comes last, from the
+    library's own seeded baseline."""
+    hit = stored(key)
+    if hit is not None:
+        return hit
+    from explainers import faithfulness as faith
+
+    results: dict[str, Any] = {}
+    names = list(heatmaps)
+    for k, name in enumerate(names):
+        results.update(faith.evaluate_explanations(model, image, region, class_index, {name: heatmaps[name]},
+                                                   steps=steps, target=target, random_baseline=False))
+        if progress is not None:
+            progress((k + 1) / (len(names) + 1))
+    results.update(faith.evaluate_explanations(model, image, region, class_index, {}, steps=steps, target=target,
+                                               random_baseline=True))
+    if progress is not None:
+        progress(1.0)
+    _keep(key, results)
+    return results
+
+
+def faithfulness_ranking(results: dict[str, Any]) -> list[dict]:
+    from explainers import faithfulness as faith
+
+    return faith.ranking(results)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def class_overview(
+    model_key: str,
+    image_key: str,
+    method: str,
+    layer: str | None,
+    target: str,
+    options: tuple[tuple[str, Any], ...],
+    _image: np.ndarray,
+    _model: Any,
+) -> dict[int, Any]:
+    """`method`'s map for every predicted class, its whole predicted area as the region."""
+    return dict(explainers.class_overview(_model, _image, method=method, layer=layer, target=target,
+                                          **dict(options)))
+
+
+def class_region(labels: np.ndarray, class_index: int) -> np.ndarray:
+    return regions.from_class(labels, class_index)

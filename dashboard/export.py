@@ -1,7 +1,10 @@
 """Downloads: the comparison as a PNG (Pillow, no browser needed) and the maps as `.npz` + JSON.
 
-The PNG is drawn with the same colour map and opacity as the page. The `.npz` holds the arrays
-(maps, region mask, image, predicted labels); the JSON sidecar says how they were made.
+The PNG is drawn with the same colour map and opacity as the page, at most `PER_ROW` maps per row.
+The `.npz` holds the arrays (every map on screen, region mask, image, predicted labels and, when
+section 6 scored the maps, their deletion/insertion curves); the JSON sidecar says how they were
+made (including the faithfulness ranking when computed). The class overview of section 7 has a PNG
+of its own (`overview_png`), one tile per class with that class's outline.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from dashboard import figures
 from explainers import regions
 
 XRAI_BATCH_SIZE = 50  # explainers.explain's default, which the page uses
+SCORECAM_BATCH_SIZE = 32  # explainers.explain's defaults for the other slow methods, which the page uses
+INPUT_BATCH_SIZE = 25
+SMOOTHGRAD_NOISE = 0.15
+SEED = 0
 TILE = 288  # pixel size of one map in the PNG
+PER_ROW = 4  # maps per row in the PNG, as on the page
 PAD = 12
 TITLE_HEIGHT = 40
 
@@ -60,19 +68,31 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def maps_npz(maps: Mapping[str, Any], region: np.ndarray, image: np.ndarray, labels: np.ndarray) -> bytes:
+def _key(method: str) -> str:
+    return method.replace("+", "p")  # hyphens stay, as in the batch CLI's files
+
+
+def maps_npz(maps: Mapping[str, Any], region: np.ndarray, image: np.ndarray, labels: np.ndarray,
+             faithfulness: Mapping[str, Any] | None = None) -> bytes:
     """`heatmap_<method>` (H×W float32 in [0, 1]), `layer_map_<method>` when the method has one,
-    plus `region` (bool), `image` (uint8) and `labels` (predicted classes)."""
+    plus `region` (bool), `image` (uint8) and `labels` (predicted classes). With `faithfulness`
+    ({method: Faithfulness}, "random" included): `faithfulness_fractions` and per method
+    `deletion_<method>` / `insertion_<method>` (region scores at those fractions).
+    In the names, "+" becomes "p" (`heatmap_gradcampp`); hyphens stay (`heatmap_integrated-gradients`)."""
     arrays: dict[str, np.ndarray] = {
         "region": np.asarray(region, dtype=bool),
         "image": np.asarray(image, dtype=np.uint8),
         "labels": np.asarray(labels),
     }
     for method, explanation in maps.items():
-        key = method.replace("+", "p")
+        key = _key(method)
         arrays[f"heatmap_{key}"] = np.asarray(explanation.heatmap, dtype=np.float32)
         if getattr(explanation, "layer_map", None) is not None:
             arrays[f"layer_map_{key}"] = np.asarray(explanation.layer_map, dtype=np.float32)
+    for method, scores in (faithfulness or {}).items():
+        arrays["faithfulness_fractions"] = np.asarray(scores.deletion.fractions, dtype=np.float32)
+        arrays[f"deletion_{_key(method)}"] = np.asarray(scores.deletion.scores, dtype=np.float64)
+        arrays[f"insertion_{_key(method)}"] = np.asarray(scores.insertion.scores, dtype=np.float64)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
@@ -80,30 +100,45 @@ def maps_npz(maps: Mapping[str, Any], region: np.ndarray, image: np.ndarray, lab
 
 def comparison_png(image: np.ndarray, tiles: Sequence[tuple[str, np.ndarray]], paths: Sequence[np.ndarray],
                    caption: str) -> bytes:
-    """Maps side by side over the image (same colours as the page), region outlined, colour bar and a
+    """Maps over the image (same colours as the page, `PER_ROW` per row), region outlined, colour bar and a
     caption line with the settings underneath."""
+    return tiles_png(image, [(title, heatmap, paths) for title, heatmap in tiles], caption)
+
+
+def overview_png(image: np.ndarray, tiles: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]],
+                 caption: str) -> bytes:
+    """The class overview: one tile per class (title, map, that class's outline), all in one row."""
+    return tiles_png(image, tiles, caption, per_row=max(1, len(tiles)))
+
+
+def tiles_png(image: np.ndarray, tiles: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]], caption: str,
+              per_row: int = PER_ROW) -> bytes:
+    """Tiles of (title, map, outline paths) over the image, `per_row` per row, colour bar and caption."""
     n = max(1, len(tiles))
-    width = PAD + n * (TILE + PAD)
+    columns = max(1, min(per_row, n))
+    rows = -(-n // columns)
+    width = PAD + columns * (TILE + PAD)
     bar_height = 14
-    height = TITLE_HEIGHT + TILE + PAD + bar_height + 20 + 28
+    grid_height = rows * (TITLE_HEIGHT + TILE) + (rows - 1) * PAD
+    height = grid_height + PAD + bar_height + 20 + 28
     canvas = Image.new("RGB", (width, height), "white")
     pen = ImageDraw.Draw(canvas)
     title_font, small_font = _font(16), _font(12)
     h, w = image.shape[:2]
     scale_x, scale_y = TILE / w, TILE / h
-    for k, (title, heatmap) in enumerate(tiles):
-        x0 = PAD + k * (TILE + PAD)
+    for k, (title, heatmap, paths) in enumerate(tiles):
+        x0 = PAD + (k % columns) * (TILE + PAD)
+        y0 = (k // columns) * (TITLE_HEIGHT + TILE + PAD)
         tile = Image.fromarray(figures.heat_over_image(image, heatmap)).resize((TILE, TILE), Image.Resampling.NEAREST)
-        canvas.paste(tile, (x0, TITLE_HEIGHT))
-        tile_pen = ImageDraw.Draw(canvas)
+        canvas.paste(tile, (x0, y0 + TITLE_HEIGHT))
         for path in paths:
-            points = [(x0 + (c + 0.5) * scale_x, TITLE_HEIGHT + (r + 0.5) * scale_y) for r, c in np.asarray(path)]
+            points = [(x0 + (c + 0.5) * scale_x, y0 + TITLE_HEIGHT + (r + 0.5) * scale_y) for r, c in np.asarray(path)]
             if len(points) > 1:
-                tile_pen.line(points, fill=(0, 0, 0), width=3)
-                tile_pen.line(points, fill=(255, 255, 255), width=1)
-        pen.text((x0 + TILE / 2, TITLE_HEIGHT / 2), title, fill="black", font=title_font, anchor="mm")
-    # colour bar under the first tile: 0 … 1, shared by every map
-    bar_y = TITLE_HEIGHT + TILE + PAD
+                pen.line(points, fill=(0, 0, 0), width=3)
+                pen.line(points, fill=(255, 255, 255), width=1)
+        pen.text((x0 + TILE / 2, y0 + TITLE_HEIGHT / 2), title, fill="black", font=title_font, anchor="mm")
+    # colour bar under the grid: 0 … 1, shared by every map
+    bar_y = grid_height + PAD
     ramp = figures.lookup_table()[np.linspace(0, 255, TILE).astype(np.int64)]
     canvas.paste(Image.fromarray(np.repeat(ramp[None], bar_height, axis=0)), (PAD, bar_y))
     pen.text((PAD, bar_y + bar_height + 2), "0", fill="black", font=small_font)
@@ -131,9 +166,44 @@ class Files:
     stem: str
 
 
+def method_parameters(request: Any, method: str) -> dict[str, Any]:
+    """The settings a slow method's map was computed with (empty for the gradient CAMs)."""
+    if method == "xrai":
+        return {"steps": request.xrai_steps, "algorithm": request.xrai_algorithm, "batch_size": XRAI_BATCH_SIZE,
+                "baselines": "black and white"}
+    if method == "scorecam":
+        return {"channels": int(getattr(request, "scorecam_channels", 64)), "batch_size": SCORECAM_BATCH_SIZE}
+    if method == "smoothgrad":
+        return {"samples": int(getattr(request, "smoothgrad_samples", 25)), "noise": SMOOTHGRAD_NOISE, "seed": SEED}
+    if method in ("integrated-gradients", "guided-ig", "blur-ig"):
+        return {"steps": int(getattr(request, "input_steps", 50)), "batch_size": INPUT_BATCH_SIZE}
+    return {}
+
+
+def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Mapping[str, Any]],
+                          target: str, steps: int) -> dict[str, Any]:
+    """The JSON record of section 6: how the maps were scored and the ranking table, best first."""
+    return {
+        "score": f"class {target} averaged over the region (adapter score)",
+        "target": target,
+        "steps": int(steps),
+        "removed_pixels_replaced_by": "a blurred copy of the image",
+        "random_baseline": "uniform random map, seed 0",
+        "ranking": [{"method": row["method"], "label": _label(row["method"]),
+                     "insertion_minus_deletion": row["insertion_minus_deletion"],
+                     "deletion_auc": row["deletion_auc"], "insertion_auc": row["insertion_auc"],
+                     "average_drop_pct": row["average_drop_pct"],
+                     "increase_in_confidence": bool(row["increase_in_confidence"])} for row in ranking],
+        "curves": "faithfulness_fractions, deletion_<method>, insertion_<method> in the .npz",
+        "methods": list(faithfulness),
+    }
+
+
 def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, Any], model_name: str,
-          class_names: Sequence[str], labels: np.ndarray, region_how: str) -> Files:
-    """The two downloads for the maps on screen (`request` is a `comparison.Request`)."""
+          class_names: Sequence[str], labels: np.ndarray, region_how: str,
+          faithfulness: Mapping[str, Any] | None = None, faithfulness_record: Mapping[str, Any] | None = None) -> Files:
+    """The two downloads for the maps on screen (`request` is a `comparison.Request`); with section 6's
+    scores (`faithfulness`, {method: Faithfulness}) and their record (`faithfulness_settings`)."""
     class_name = class_names[request.class_index]
     stem = f"segexplain_{_slug(image_choice['name'])}_{_slug(class_name)}_{request.layer}"
     settings = {
@@ -150,18 +220,19 @@ def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, A
         "methods": {
             method: {"label": _label(method), "seconds": float(explanation.seconds),
                      "layer": explanation.layer, "note": getattr(explanation, "note", ""),
-                     **({"steps": request.xrai_steps, "algorithm": request.xrai_algorithm,
-                         "batch_size": XRAI_BATCH_SIZE, "baselines": "black and white"} if method == "xrai" else {})}
+                     **method_parameters(request, method)}
             for method, explanation in results.items()
         },
         "colour_scale": {"name": figures.COLORSCALE, "zmin": 0.0, "zmax": 1.0},
     }
+    if faithfulness and faithfulness_record is not None:
+        settings["faithfulness"] = dict(faithfulness_record)
     tiles = [(f"{_label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
              for method, explanation in results.items()]
     caption = (f"{image_choice['name']} · class {class_name} · layer {request.layer} · target {request.target} · "
                f"{region_how}, {int(np.count_nonzero(request.region))} px")
     png = comparison_png(request.image, tiles, regions.outline_paths(request.region), caption)
-    npz = maps_npz(results, request.region, request.image, labels)
+    npz = maps_npz(results, request.region, request.image, labels, faithfulness or None)
     return Files(png=png, zip=bundle(png, npz, settings_json(settings), stem), stem=stem)
 
 
@@ -173,3 +244,15 @@ def _label(method: str) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in str(text).lower()).strip("-") or "x"
+
+
+def overview_file(image: np.ndarray, maps: Mapping[int, Any], outlines: Mapping[int, Sequence[np.ndarray]],
+                  class_names: Sequence[str], method: str, layer: str | None, target: str,
+                  image_name: str) -> tuple[bytes, str]:
+    """Section 7's download: the class overview as one PNG row, and its file name."""
+    tiles = [(class_names[c], explanation.heatmap, outlines[c]) for c, explanation in maps.items()]
+    where = f"layer {layer}" if layer else "layer-free"
+    caption = (f"{image_name} · {_label(method)} · {where} · target {target} · region = every pixel predicted "
+               "as the class")
+    stem = f"segexplain_{_slug(image_name)}_overview_{_slug(method)}" + (f"_{layer}" if layer else "")
+    return overview_png(image, tiles, caption), f"{stem}.png"

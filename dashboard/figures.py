@@ -203,3 +203,96 @@ def sweep_figure(maps: Mapping[str, np.ndarray], paths: Sequence[np.ndarray], me
     fig.update_layout(height=200 * rows + 40, margin=dict(l=4, r=4, t=40, b=4), showlegend=False,
                       title=dict(text=method_label, x=0.5, xanchor="center"))
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: faithfulness curves (section 6). Appended block.
+
+CURVE_HEIGHT = 340
+BASELINE_COLOR = "#7f7f7f"
+
+
+def curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, x_title: str,
+                  y_title: str, baseline: str = "random", height: int = CURVE_HEIGHT) -> go.Figure:
+    """One line per map (score against the fraction of pixels), the chance baseline dashed and grey."""
+    palette = plotly.colors.qualitative.Plotly
+    fig = go.Figure()
+    k = 0
+    for name, (fractions, scores) in curves.items():
+        if name == baseline:
+            line = dict(color=BASELINE_COLOR, width=2, dash="dash")
+        else:
+            line = dict(color=palette[k % len(palette)], width=2)
+            k += 1
+        fig.add_trace(go.Scatter(
+            x=np.asarray(fractions, dtype=float), y=np.asarray(scores, dtype=float), mode="lines", name=name,
+            line=line, hovertemplate="%{x:.0%}: %{y:.3f}<extra>" + name + "</extra>",
+        ))
+    fig.update_layout(
+        title=dict(text=title, x=0.5, xanchor="center", font=dict(size=14)), height=height,
+        margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
+        legend=dict(orientation="v", yanchor="top", y=1, x=1.02, font=dict(size=11)),
+    )
+    fig.update_xaxes(title=x_title, tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title=y_title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Segmentation quality (issue 10): error overlays and thumbnails. Colours only; the codes and
+# counts come from `explainers.quality`.
+
+ERROR_COLORS = {
+    "correct": (40, 175, 80),  # green
+    "false positive": (255, 140, 0),  # orange: predicted as the class, something else in truth
+    "false negative": (30, 110, 255),  # blue: the class in truth, predicted as something else
+    "wrong": (235, 20, 20),  # red: any misclassified pixel (all-class view)
+}
+ERROR_OPACITY = 0.7
+
+
+def _paint(image: np.ndarray, where: Mapping[str, np.ndarray], opacity: float) -> np.ndarray:
+    out = image.astype(np.float32)
+    for name, mask in where.items():
+        color = np.asarray(ERROR_COLORS[name], dtype=np.float32)
+        out[mask] = out[mask] * (1 - opacity) + color * opacity
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def error_overlay(image: np.ndarray, codes: np.ndarray, opacity: float = ERROR_OPACITY) -> np.ndarray:
+    """One class's `quality.error_codes` painted over the image (unrelated pixels left as they are)."""
+    from explainers import quality
+
+    codes = np.asarray(codes)
+    return _paint(image, {"correct": codes == quality.TRUE_POSITIVE,
+                          "false positive": codes == quality.FALSE_POSITIVE,
+                          "false negative": codes == quality.FALSE_NEGATIVE}, opacity)
+
+
+def confusion_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, background: int | None = 0,
+                      opacity: float = ERROR_OPACITY) -> np.ndarray:
+    """All classes: misclassified pixels red, correctly segmented objects green (background left clear)."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    right = truth == predicted
+    if background is not None:
+        right = right & (truth != background)
+    return _paint(image, {"correct": right, "wrong": truth != predicted}, opacity)
+
+
+def error_legend_html(names: Sequence[str]) -> str:
+    """Swatches of the error colours in `names` (keys of ERROR_COLORS), in one line."""
+    items = []
+    for name in names:
+        r, g, b = ERROR_COLORS[name]
+        items.append(f"<span style='display:inline-block;width:0.9em;height:0.9em;margin:0 0.3em 0 0.8em;"
+                     f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>{name}")
+    return "<div style='font-size:0.9em'>" + "".join(items) + "</div>"
+
+
+def thumbnail_uri(image: np.ndarray, size: int = 72) -> str:
+    """A small PNG data URI (e.g. for an image column of a table)."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    small = Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                          Image.Resampling.BILINEAR)
+    return png_data_uri(np.asarray(small))

@@ -123,3 +123,79 @@ def get(key: str) -> Any:
 
 def put(key: str, value: Any) -> None:
     st.session_state[key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9 (more methods, faithfulness, class overview): keys of sections 2, 6 and 7.
+# Appended as one block; `init` reads DEFAULTS and _KEEP_WHEN_HIDDEN when it runs, so the
+# additions below take part in it like the keys above.
+#
+# Test hooks / read back after a run:
+# - `SCORECAM_CHANNELS`, `INPUT_STEPS`, `SMOOTHGRAD_SAMPLES`: the "Method settings" widgets of
+#   section 2; set them small before the first run to keep Score-CAM and the IG family cheap.
+# - `FAITHFULNESS`: ``{method: explainers.faithfulness.Faithfulness}`` including ``"random"``, of
+#   the maps on screen, once section 6 has been switched on (empty otherwise).
+# - `OVERVIEW`: ``{class index: explainers.Explanation}`` of section 7 (empty until switched on).
+
+SCORECAM_CHANNELS = "scorecam_channels"
+INPUT_STEPS = "input_steps"  # Integrated Gradients, Guided IG, Blur IG path points
+SMOOTHGRAD_SAMPLES = "smoothgrad_samples"
+FAITHFULNESS_ON = "faithfulness_on"  # toggle of section 6
+FAITHFULNESS_TARGET = "faithfulness_target"  # score of the curves: "probabilities" | "logits"
+FAITHFULNESS = "faithfulness"  # read back: {method: Faithfulness}
+OVERVIEW_ON = "overview_on"  # toggle of section 7
+OVERVIEW_METHOD = "overview_method"
+OVERVIEW = "overview"  # read back: {class index: Explanation}
+
+FAITHFULNESS_TARGETS = ("probabilities", "logits")
+
+DEFAULTS.update({
+    SCORECAM_CHANNELS: 64,
+    INPUT_STEPS: 50,
+    SMOOTHGRAD_SAMPLES: 25,
+    FAITHFULNESS_ON: False,
+    FAITHFULNESS_TARGET: "probabilities",
+    FAITHFULNESS: {},
+    OVERVIEW_ON: False,
+    OVERVIEW_METHOD: "gradcam",
+    OVERVIEW: {},
+})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, SCORECAM_CHANNELS, INPUT_STEPS, SMOOTHGRAD_SAMPLES, FAITHFULNESS_ON,
+                     FAITHFULNESS_TARGET, OVERVIEW_ON, OVERVIEW_METHOD)
+
+
+# ---- Segmentation quality (issue 10): ground truth, error regions, image browser ----------------
+# Appended block: the "error region" mode joins the region modes; its widgets keep their values
+# while hidden, like the ones above.
+
+LABEL_UPLOAD = "label_upload"  # file_uploader widget of the ground-truth label PNG
+LABEL_MESSAGE = "label_message"  # why the last label file was refused, or None
+ERROR_VIEW = "error_view"  # colouring of the error overlay: "all" or a class index
+ERROR_KIND = "error_kind"  # one of ERROR_KINDS (region mode "errors")
+ERROR_CLASS = "error_class"  # class of the false-positive / false-negative preset
+ERROR_TRUE = "error_true"  # true class of the "a predicted as b" preset
+ERROR_PRED = "error_pred"  # predicted class of the "a predicted as b" preset
+CONFUSION_TABLE = "confusion_table"  # dataframe whose cell selection sets ERROR_TRUE / ERROR_PRED
+CONFUSION_CELL = "confusion_cell"  # last table cell applied to the pickers (a new click wins over them)
+BROWSER_ON = "browser_on"  # toggle: compute the generated-scene browser
+BROWSER_SEED = "browser_seed"
+BROWSER_COUNT = "browser_count"
+BROWSER_TABLE = "browser_table"  # dataframe whose row selection loads a scene
+BROWSER_PICK = "browser_pick"  # selectbox of the scene to use (index into the batch)
+
+REGION_MODES = (*REGION_MODES, "errors")
+REGION_MODE_LABELS = {**REGION_MODE_LABELS, "errors": "Error region"}
+ERROR_KINDS = ("fp", "fn", "confusion")
+ERROR_KIND_LABELS = {"fp": "False positives of", "fn": "False negatives of", "confusion": "Class a predicted as b"}
+BROWSER_COUNTS = (24, 48, 96)
+
+DEFAULTS.update({
+    LABEL_MESSAGE: None,
+    ERROR_VIEW: "all",
+    ERROR_KIND: "fp",
+    BROWSER_ON: False,
+    BROWSER_SEED: 0,
+    BROWSER_COUNT: 48,
+})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, ERROR_VIEW, ERROR_KIND, ERROR_CLASS, ERROR_TRUE, ERROR_PRED,
+                     BROWSER_ON, BROWSER_SEED, BROWSER_COUNT, BROWSER_PICK)

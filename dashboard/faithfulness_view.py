@@ -1,0 +1,119 @@
+"""Section 6 of the page: which map to believe?
+
+Behind a toggle (it costs about 2 × (STEPS + 1) forward passes per map), every map on screen is
+scored for the current region and class by the library's deletion and insertion curves, Average
+Drop and Increase in Confidence (`explainers.faithfulness`), next to a random map as the chance
+baseline. The numbers are remembered per model, image, region, class, score target, steps and the
+settings of every map (`key`), in the same kind of store as the slow maps, because they report
+progress while they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from dashboard import compute, figures, state
+from dashboard.comparison import PLOT_CONFIG, Request, settings_key, short_label
+
+STEPS = 20  # points per curve beyond the start: fractions 0, 1/20, …, 1
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Section 6's outcome for the export: the numbers, the ranking rows (best first), how they were made."""
+
+    results: dict[str, Any]
+    ranking: list[dict]
+    target: str
+    steps: int
+
+
+def key(request: Request, methods: tuple[str, ...], target: str, steps: int = STEPS) -> tuple:
+    """Everything the scores depend on: model, image, region, class, the maps' own settings, target, steps."""
+    return ("faithfulness", request.model_key, request.image_key, compute.digest(request.region),
+            int(request.class_index), request.target, target, int(steps),
+            tuple(settings_key(request, m) for m in methods))
+
+
+def name(method: str) -> str:
+    return "random baseline" if method == RANDOM else short_label(method)
+
+
+def show(request: Request, results: Mapping[str, Any]) -> Scores | None:
+    """The toggle, then (when on) the two curve charts and the ranking table; returns the scores."""
+    state.put(state.FAITHFULNESS, {})
+    on = st.toggle(f"Score the maps on screen (about 2 × {STEPS + 1} forward passes per map)",
+                   key=state.FAITHFULNESS_ON,
+                   help="Deletion: remove the pixels each map ranks highest first and watch the region's score "
+                        "fall. Insertion: reveal them first and watch it rise. A random map is the baseline.")
+    if not on or not results:
+        st.caption("A faithful map names the pixels the network actually relies on: hiding them should destroy "
+                   "the region's score quickly, showing them alone should restore it quickly.")
+        return None
+    target = st.radio("Score", state.FAITHFULNESS_TARGETS, key=state.FAITHFULNESS_TARGET, horizontal=True,
+                      format_func={"probabilities": "class probability (default)",
+                                   "logits": "class logit"}.get,
+                      help="The region score the curves follow. Average Drop needs a positive score, so it "
+                           "is only defined for logits when the full image's score is positive.")
+    methods = tuple(results)
+    store_key = key(request, methods, target)
+    scores = compute.stored(store_key)
+    if scores is None:
+        slot = st.empty()
+        with slot.container(), st.status(f"Scoring {len(methods)} map(s) and the random baseline…",
+                                         expanded=True) as status:
+            bar = st.progress(0.0, text="deletion and insertion curves")
+            scores = compute.faithfulness(
+                store_key, request.model, request.image, request.region, request.class_index,
+                {m: results[m].heatmap for m in methods}, STEPS, target,
+                progress=lambda f: bar.progress(float(min(max(f, 0.0), 1.0)),
+                                                text=f"deletion and insertion curves: {100 * f:.0f} %"))
+            status.update(label="Scores done", state="complete")
+        slot.empty()
+    state.put(state.FAITHFULNESS, scores)
+    ranking = compute.faithfulness_ranking(scores)
+    _charts(scores, target)
+    _table(ranking)
+    return Scores(results=scores, ranking=ranking, target=target, steps=STEPS)
+
+
+def _charts(scores: Mapping[str, Any], target: str) -> None:
+    y_title = f"adapter score (class {'probability' if target == 'probabilities' else 'logit'})"
+    ordered = [m for m in scores if m != RANDOM] + ([RANDOM] if RANDOM in scores else [])
+    deletion = {name(m): (scores[m].deletion.fractions, scores[m].deletion.scores) for m in ordered}
+    insertion = {name(m): (scores[m].insertion.fractions, scores[m].insertion.scores) for m in ordered}
+    left, right = st.columns(2)
+    left.plotly_chart(figures.curves_figure(deletion, "Deletion (lower is better)", "fraction of pixels removed",
+                                            y_title, baseline=name(RANDOM)),
+                      key="faithfulness-deletion", config=PLOT_CONFIG)
+    right.plotly_chart(figures.curves_figure(insertion, "Insertion (higher is better)",
+                                             "fraction of pixels revealed", y_title, baseline=name(RANDOM)),
+                       key="faithfulness-insertion", config=PLOT_CONFIG)
+    st.caption(f"Score: the adapter's region score (class {target} × region mask, averaged over the output "
+               f"grid), at {STEPS + 1} fractions; removed or not yet revealed pixels come from a blurred copy "
+               "of the image. Dashed: a random map.")
+
+
+def _table(ranking: list[dict]) -> None:
+    st.caption("How to read it: best first by insertion AUC − deletion AUC; a map that does not beat the random "
+               "baseline's row ranks pixels no better than chance for this region and class.")
+    rows = [{"method": name(r["method"]), "insertion − deletion": r["insertion_minus_deletion"],
+             "deletion AUC": r["deletion_auc"], "insertion AUC": r["insertion_auc"],
+             "Average Drop %": r["average_drop_pct"], "Increase in Confidence": bool(r["increase_in_confidence"])}
+            for r in ranking]
+    st.dataframe(rows, hide_index=True, column_config={
+        "insertion − deletion": st.column_config.NumberColumn(format="%.4f", help="Higher is better."),
+        "deletion AUC": st.column_config.NumberColumn(
+            format="%.4f", help="Area under the deletion curve: lower means the score falls faster."),
+        "insertion AUC": st.column_config.NumberColumn(
+            format="%.4f", help="Area under the insertion curve: higher means the score recovers faster."),
+        "Average Drop %": st.column_config.NumberColumn(
+            format="%.1f", help="Drop of the score when the image is weighted by the map (lower is better)."),
+        "Increase in Confidence": st.column_config.CheckboxColumn(
+            help="Whether the image weighted by the map scores higher than the full image."),
+    })
