@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,3 +31,13 @@ def test_requirements_files_named_by_the_commands_exist() -> None:
     for command in _readme_commands():
         for name in re.findall(r"-r (\S+)", command):
             assert (ROOT / name).is_file(), name
+
+
+def test_readme_library_example_runs() -> None:
+    text = (ROOT / "README.md").read_text()
+    example = textwrap.dedent(re.findall(r"```python\n(.*?)```", text, flags=re.S)[0])
+    namespace: dict = {}
+    exec(compile(example, "README example", "exec"), namespace)  # our own README, not user input
+    heatmap = namespace["maps"]["gradcam"].heatmap
+    assert heatmap.shape == namespace["image"].shape[:2]
+    assert heatmap.max() == 1.0
