@@ -323,7 +323,7 @@ def _cam_explanations(raw, layer, seconds, target, grid_note) -> dict[str, Expla
         out[method] = Explanation(
             method=method,
             heatmap=heatmap,
-            layer_map=layer_map.astype(np.float32),
+            layer_map=_finite(layer_map)[0],
             seconds=seconds,
             layer=layer,
             note=" ".join(filter(None, [text, grid_note, note])),
@@ -390,11 +390,13 @@ def explain(
         results.update(_cam_explanations(raw, layer, seconds, target, grid_note))
     if "xrai" in methods:
         start = time.perf_counter()
+        gradient_notes: list[str] = []
         raw = xrai.xrai_map(
             model, np.asarray(image), grid, class_index, target, xrai_steps, xrai_algorithm, xrai_batch_size,
-            part("xrai"),
+            part("xrai"), notes=gradient_notes,
         )
         heatmap, note = _normalise_xrai(raw)
+        note = " ".join([*gradient_notes, note]).strip()
         text = (
             f"XRAI attributes to input pixels (layer-free): Integrated Gradients of the adapter's region "
             f"score (class {target}; {xrai_steps} steps; baselines filled with the image's min and max), "
@@ -425,7 +427,7 @@ def explain(
         results["scorecam"] = Explanation(
             method="scorecam",
             heatmap=heatmap,
-            layer_map=result.layer_map,
+            layer_map=_finite(result.layer_map)[0],
             seconds=time.perf_counter() - start,
             layer=layer,
             note=" ".join(filter(None, [text, grid_note, note])),

@@ -107,9 +107,10 @@ def scorecam_map(
         values[start:stop] = score(tf.constant(batch), mask_t, class_t).numpy() * scale
         if progress is not None:
             progress(stop / count)
-    increases = values - baseline
-    shifted = np.exp(increases - increases.max())
-    weights = shifted / shifted.sum()
+    with np.errstate(invalid="ignore", over="ignore"):  # scores of ±inf (overflowing logits) give NaN weights:
+        increases = values - baseline  # the API turns the resulting map into zeros with a note
+        shifted = np.exp(increases - increases.max())
+        weights = shifted / shifted.sum()
     layer_map = np.maximum(np.tensordot(kept.astype(np.float64), weights, axes=([2], [0])), 0.0).astype(np.float32)
     heatmap = tf.image.resize(layer_map[None, ..., None], x.shape[:2], method="bilinear")[0, ..., 0].numpy()
     return ScoreCAMResult(

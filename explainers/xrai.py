@@ -84,7 +84,11 @@ def score_function(model, target: str = "logits"):
 
 
 def call_model_function(model, target: str = "logits", progress: Callable[[], None] | None = None):
-    """A `saliency.core` call-model function; `call_model_args` holds `mask` (output size) and `class_index`."""
+    """A `saliency.core` call-model function; `call_model_args` holds `mask` (output size) and `class_index`.
+
+    Non-finite gradients (a model whose logits overflow float32) are set to 0 before PAIR's code sees
+    them, since its XRAI region selection fails on NaN gains; `call.nonfinite` counts how many were.
+    """
     gradients = gradient_function(model, target)
 
     def call(x_batch, call_model_args=None, expected_keys=None):
@@ -93,11 +97,16 @@ def call_model_function(model, target: str = "logits", progress: Callable[[], No
             tf.constant(np.asarray(x_batch, dtype=np.float32)),
             tf.constant(np.asarray(args["mask"], dtype=np.float32)),
             tf.constant(int(args["class_index"]), tf.int32),
-        )
+        ).numpy()
+        bad = ~np.isfinite(grads)
+        if bad.any():
+            call.nonfinite += int(bad.sum())
+            grads = np.where(bad, np.float32(0.0), grads)
         if progress is not None:
             progress()
-        return {saliency.INPUT_OUTPUT_GRADIENTS: grads.numpy()}
+        return {saliency.INPUT_OUTPUT_GRADIENTS: grads}
 
+    call.nonfinite = 0
     return call
 
 
@@ -133,8 +142,12 @@ def xrai_map(
     algorithm: str = "full",
     batch_size: int = 50,
     progress: Callable[[float], None] | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
-    """Raw XRAI attribution (H×W) of the adapter's region score; `mask` is at the model's output size."""
+    """Raw XRAI attribution (H×W) of the adapter's region score; `mask` is at the model's output size.
+
+    When the model's gradients were not finite, a sentence saying so is appended to `notes` (if given).
+    """
     check_parameters(steps, algorithm, batch_size)
     x = np.asarray(image, dtype=np.float32)
     if float(np.ptp(x)) == 0.0:
@@ -161,6 +174,8 @@ def xrai_map(
         batch_size=batch_size,
         extra_parameters=params,
     )
+    if call.nonfinite and notes is not None:
+        notes.append(f"{call.nonfinite} non-finite input gradient value(s) (e.g. overflowing logits) were set to 0.")
     if progress is not None:
         progress(1.0)
     return np.asarray(result, dtype=np.float32)

@@ -165,3 +165,107 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     _full_page_screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 50_000
     print(f"e2e: draw → 4 maps → layer switch → screenshot in {time.monotonic() - started:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------
+# Two browser sessions computing at the same time on the one cached model (issue 8)
+
+
+def _draw_stroke_at(page, x_frac: float, y_frac: float) -> None:
+    """A short horizontal stroke starting at (x_frac, y_frac) of the canvas (fractions of its size)."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(state="visible")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] >= 300, box
+    x0, y0 = box["x"] + x_frac * box["width"], box["y"] + y_frac * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 16):
+        page.mouse.move(x0 + step * 0.012 * box["width"], y0)
+    page.mouse.up()
+
+
+def _download_export(page, folder: Path, name: str) -> Path:
+    """Click the page's "Maps + settings (.zip)" download and save the file."""
+    button = page.locator("[data-testid=stDownloadButton]").filter(has_text=".zip").first
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=SLOW_MS) as download:
+        button.locator("button").first.click()
+    path = folder / name
+    download.value.save_as(str(path))
+    return path
+
+
+def _read_export(path: Path) -> tuple[dict, dict]:
+    import io
+    import json
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        settings = json.loads(archive.read(next(n for n in names if n.endswith(".json"))))
+        with np.load(io.BytesIO(archive.read(next(n for n in names if n.endswith(".npz"))))) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    return settings, arrays
+
+
+def test_two_sessions_computing_at_once_get_the_maps_of_a_single_caller(server, tmp_path) -> None:
+    """Two tabs (two Streamlit sessions) draw different regions and compute at the same moment.
+
+    Both run the four methods on the one `st.cache_resource` model at once. Each tab's exported maps
+    (the .npz of its "Maps + settings" download) must equal what a single caller gets from
+    `explainers.explain` for the region, class, layer and XRAI settings that tab recorded, computed here
+    afterwards with no other work running.
+    """
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    import explainers
+    from models import load_default
+
+    strokes = [(0.30, 0.38), (0.38, 0.47)]  # two different strokes across the cap of the default sample
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            tabs = []
+            for _ in strokes:
+                context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+                tab = context.new_page()
+                tab.set_default_timeout(SLOW_MS)
+                tab.goto(server.url, wait_until="domcontentloaded")
+                tabs.append(tab)
+            for tab in tabs:
+                tab.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+                _wait_until_idle(tab)
+            for tab, (x, y) in zip(tabs, strokes, strict=True):
+                _draw_stroke_at(tab, x, y)
+            # the first tab cannot have finished XRAI (100 steps) before the second tab started: they overlap
+            assert len(_maps(tabs[0])) < len(TITLES) or not all(m["size"] for m in _maps(tabs[0]))
+            shown = [_wait_for_maps(tab) for tab in tabs]
+            for tab in tabs:
+                _wait_until_idle(tab)
+                assert tab.locator("[data-testid=stException]").count() == 0
+            exports = [_download_export(tab, tmp_path, f"tab{k}.zip") for k, tab in enumerate(tabs)]
+        finally:
+            browser.close()
+
+    assert all(len(maps) == len(TITLES) for maps in shown)
+    model = load_default()
+    regions_seen = []
+    for path in exports:
+        settings, arrays = _read_export(path)
+        region = arrays["region"]
+        regions_seen.append(region)
+        xrai = settings["methods"]["xrai"]
+        alone = explainers.explain(
+            model, arrays["image"], region, settings["class"]["index"], settings["layer"],
+            methods=explainers.METHODS, target=settings["target"], xrai_steps=xrai["steps"],
+            xrai_algorithm=xrai["algorithm"],
+        )
+        for method, explanation in alone.items():
+            exported = arrays[f"heatmap_{method.replace('+', 'p')}"]
+            np.testing.assert_allclose(exported, explanation.heatmap, atol=1e-5, err_msg=f"{path.name}: {method}")
+    assert not np.array_equal(regions_seen[0], regions_seen[1])
