@@ -16,9 +16,10 @@ from typing import Any
 import streamlit as st
 
 from dashboard import choices, compute, state
-from explainers import ExplainerError
+from explainers import ExplainerError, images
 from explainers.images import decode_image
 from models import ModelLoadError, scenes
+from models.loader import MODEL_SUFFIXES
 
 MODEL_DIR = Path(tempfile.gettempdir()) / "segexplain-uploaded-models"
 
@@ -133,7 +134,7 @@ def choose_sample(name: str | None = None) -> None:
 
 def model_section() -> tuple[Any, str, str] | None:
     st.header("Model")
-    st.file_uploader("Upload a Keras model (.keras)", type=["keras", "h5"], key=state.MODEL_UPLOAD,
+    st.file_uploader("Upload a Keras model (.keras)", type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES], key=state.MODEL_UPLOAD,
                      on_change=_on_model_upload,
                      help="Loaded in Keras safe mode. One image input, a per-pixel class output "
                           "[H, W, classes] and at least one 2-D convolution are required.")
@@ -166,7 +167,7 @@ def image_section() -> dict[str, Any]:
         st.session_state[state.SAMPLE] = names[0]
     current = st.selectbox("Sample scene", names, key=state.SAMPLE, on_change=choose_sample)
     st.caption(scenes.sample_description(current))
-    st.file_uploader("…or upload a PNG or JPEG", type=["png", "jpg", "jpeg"], key=state.IMAGE_UPLOAD,
+    st.file_uploader("…or upload an image (PNG, JPEG, …)", type=list(images.EXTENSIONS), key=state.IMAGE_UPLOAD,
                      on_change=_on_image_upload,
                      help="Any size: it is resized to the model's input size. The previous image stays "
                           "if the file cannot be read.")

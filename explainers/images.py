@@ -18,6 +18,8 @@ from explainers.errors import ExplainerError
 
 MAX_PIXELS = 40_000_000  # width × height of the largest accepted image (40 MP, ~ a 7300×5500 photo)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # Pillow's JPEG reader also opens MPO phone photos
+# File-name extensions of those formats, for upload widgets.
+EXTENSIONS = ("png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp")
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
