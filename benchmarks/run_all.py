@@ -40,7 +40,7 @@ def main() -> None:
         "- ratios are measured side by side in one run; absolute times vary with machine load",
         "",
     ]
-    RESULTS_PATH.write_text("\n".join(header) + "\n".join(s.markdown() for s in sections))
+    RESULTS_PATH.write_text("\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections))
     print(f"wrote {RESULTS_PATH}")
 
 

@@ -44,7 +44,7 @@ def run(quick: bool = False) -> Section:
     t_warm = time.perf_counter() - start
 
     rho = rank_correlation(reference, warm.heatmap)
-    section.row("steps / baselines", f"{steps} / black and white")
+    section.row("steps / baselines", f"{steps} / two, filled with the image min and max (PAIR defaults)")
     section.row("reference (batch 1, eager tape)", f"{t_ref:.2f} s")
     section.row("ours, first call on this image (segments computed)", f"{t_cold:.2f} s")
     section.row("ours, new region on same image (segments reused)", f"{t_warm:.2f} s")

@@ -93,29 +93,20 @@ def active_image() -> dict[str, Any]:
 # Callbacks
 
 
-def _on_model_upload() -> None:
-    uploaded = st.session_state.get(state.MODEL_UPLOAD)
+def _on_upload(widget: str, handler, message_key: str, choice_key: str) -> None:
+    """Run an upload handler; a refused file only sets the message, so the previous choice stays."""
+    uploaded = st.session_state.get(widget)
     if uploaded is None:
         return
-    choice, message = model_from_upload(uploaded.name, uploaded.getvalue())
-    state.put(state.MODEL_MESSAGE, message)
+    choice, message = handler(uploaded.name, uploaded.getvalue())
+    state.put(message_key, message)
     if choice is not None:
-        state.put(state.MODEL_CHOICE, choice)
+        state.put(choice_key, choice)
 
 
 def _use_default_model() -> None:
     state.put(state.MODEL_CHOICE, {"kind": "default"})
     state.put(state.MODEL_MESSAGE, None)
-
-
-def _on_image_upload() -> None:
-    uploaded = st.session_state.get(state.IMAGE_UPLOAD)
-    if uploaded is None:
-        return
-    choice, message = image_from_upload(uploaded.name, uploaded.getvalue())
-    state.put(state.IMAGE_MESSAGE, message)
-    if choice is not None:
-        state.put(state.IMAGE_CHOICE, choice)
 
 
 def choose_sample(name: str | None = None) -> None:
@@ -135,7 +126,8 @@ def choose_sample(name: str | None = None) -> None:
 def model_section() -> tuple[Any, str, str] | None:
     st.header("Model")
     st.file_uploader("Upload a Keras model (.keras)", type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES], key=state.MODEL_UPLOAD,
-                     on_change=_on_model_upload,
+                     on_change=_on_upload,
+                     args=(state.MODEL_UPLOAD, model_from_upload, state.MODEL_MESSAGE, state.MODEL_CHOICE),
                      help="Loaded in Keras safe mode. One image input, a per-pixel class output "
                           "[H, W, classes] and at least one 2-D convolution are required.")
     message = state.get(state.MODEL_MESSAGE)
@@ -168,7 +160,8 @@ def image_section() -> dict[str, Any]:
     current = st.selectbox("Sample scene", names, key=state.SAMPLE, on_change=choose_sample)
     st.caption(scenes.sample_description(current))
     st.file_uploader("…or upload an image (PNG, JPEG, …)", type=list(images.EXTENSIONS), key=state.IMAGE_UPLOAD,
-                     on_change=_on_image_upload,
+                     on_change=_on_upload,
+                     args=(state.IMAGE_UPLOAD, image_from_upload, state.IMAGE_MESSAGE, state.IMAGE_CHOICE),
                      help="Any size: it is resized to the model's input size. The previous image stays "
                           "if the file cannot be read.")
     message = state.get(state.IMAGE_MESSAGE)
