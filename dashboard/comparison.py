@@ -3,7 +3,7 @@
 The fast maps (the gradient CAMs, which share one pass) are computed and drawn first; the slow ones
 (XRAI, Score-CAM, the Integrated-Gradients family) run afterwards one by one, each with a progress
 bar in its own column, so the fast maps are on screen while they work. Slow maps are remembered in
-stores of their own (`compute.xrai`, `compute.slow_map`) keyed by everything they depend on
+a store of their own (`compute.slow_map`) keyed by everything they depend on
 (`slow_key`), because Streamlit would replay their progress bars from an `st.cache_data` hit.
 The maps wrap onto several rows, at most `PER_ROW` per row.
 """
@@ -161,7 +161,7 @@ def maps_row(request: Request) -> dict[str, Any]:
     for method in slow:  # one placeholder per slow column (even when cached: the page keeps its layout)
         with slots[method]:
             waiting[method] = st.empty()
-            if _cached(request, method) is None:  # say which slow maps are still to come
+            if compute.stored(slow_key(request, method)) is None:  # say which slow maps are still to come
                 waiting[method].caption(f"{label(method)}: waiting for the maps before it…")
     for method in slow:
         with slots[method]:
@@ -173,17 +173,6 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     fig = figures.map_figure(image, explanation.heatmap, paths, title(method, explanation), label(method))
     st.plotly_chart(fig, key=f"map-{method}", config=PLOT_CONFIG)
     st.caption(caption(method, explanation))
-
-
-def _cached(request: Request, method: str) -> Any | None:
-    if method == "xrai":
-        return compute.xrai_cached(_xrai_key(request))
-    return compute.stored(slow_key(request, method))
-
-
-def _xrai_key(request: Request) -> tuple:
-    return compute.xrai_key(request.model_key, request.image_key, request.region, request.class_index,
-                            request.target, request.xrai_steps, request.xrai_algorithm)
 
 
 def _status_text(request: Request, method: str) -> str:
@@ -198,19 +187,15 @@ def _status_text(request: Request, method: str) -> str:
 
 def _slow_column(request: Request, method: str, paths: Sequence[np.ndarray], slot: Any) -> Any:
     """A slow map from its store, or computed now with a status box and a progress bar in `slot`."""
-    explanation = _cached(request, method)
+    explanation = compute.stored(slow_key(request, method))
     if explanation is None:
         with slot.container(), st.status(_status_text(request, method), expanded=True) as status:
             bar = st.progress(0.0, text=short_label(method))
-            if method == "xrai":
-                explanation = compute.xrai(_xrai_key(request), request.model, request.image, request.region,
-                                           request.class_index, request.layer, request.target, request.xrai_steps,
-                                           request.xrai_algorithm, progress=_progress_to(bar))
-            else:
-                explanation = compute.slow_map(slow_key(request, method), request.model, request.image,
-                                               request.region, request.class_index, request.layer, method,
-                                               request.target, map_options(request, method),
-                                               progress=_progress_to(bar, short_label(method)))
+            name = None if method == "xrai" else short_label(method)
+            explanation = compute.slow_map(slow_key(request, method), request.model, request.image,
+                                           request.region, request.class_index, request.layer, method,
+                                           request.target, map_options(request, method),
+                                           progress=_progress_to(bar, name))
             status.update(label=f"{short_label(method)} done in {explanation.seconds:.1f} s", state="complete")
         slot.empty()
     _draw_map(request.image, method, explanation, paths)

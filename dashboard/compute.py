@@ -110,58 +110,6 @@ def cam_maps(
     )
 
 
-_XRAI_STORE_SIZE = 64
-
-
-@st.cache_resource(show_spinner=False)
-def _xrai_store() -> tuple[OrderedDict, threading.Lock]:
-    return OrderedDict(), threading.Lock()
-
-
-def xrai_key(
-    model_key: str, image_key: str, region: np.ndarray, class_index: int, target: str, steps: int, algorithm: str
-) -> tuple:
-    """XRAI attributes to input pixels: the layer is not part of its key."""
-    return (model_key, image_key, digest(region), int(class_index), target, int(steps), algorithm)
-
-
-def xrai_cached(key: tuple) -> Any | None:
-    store, lock = _xrai_store()
-    with lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    return None
-
-
-def xrai(
-    key: tuple,
-    model: Any,
-    image: np.ndarray,
-    region: np.ndarray,
-    class_index: int,
-    layer: str,
-    target: str,
-    steps: int,
-    algorithm: str,
-    progress: Callable[..., None] | None = None,
-) -> Any:
-    """XRAI map for the region, computed once per `key` (see `xrai_key`)."""
-    hit = xrai_cached(key)
-    if hit is not None:
-        return hit
-    kwargs: dict[str, Any] = dict(methods=("xrai",), target=target, xrai_steps=steps, xrai_algorithm=algorithm)
-    if progress is not None:
-        kwargs["progress"] = progress
-    result = explainers.explain(model, image, region, class_index, layer, **kwargs)["xrai"]
-    store, lock = _xrai_store()
-    with lock:
-        store[key] = result
-        while len(store) > _XRAI_STORE_SIZE:
-            store.popitem(last=False)
-    return result
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def sweep(
     model_key: str,
@@ -187,9 +135,9 @@ def outline(region: np.ndarray) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 9: the slow maps beyond XRAI (Score-CAM, the Integrated-Gradients family), faithfulness
-# scores and the class overview. Appended block. The slow maps and the faithfulness numbers report
-# progress to the page while they run, so they use a store of their own like XRAI's (see `xrai`);
+# The slow maps (XRAI, Score-CAM, the Integrated-Gradients family) and the faithfulness scores report
+# progress to the page while they run, so they live in a store of their own rather than
+# `st.cache_data` (a cache hit would replay their progress bars);
 # the class overview draws nothing while it runs and is an ordinary `st.cache_data` entry.
 
 _SLOW_STORE_SIZE = 128
