@@ -1,4 +1,4 @@
-"""Image browser: a batch of generated scenes ranked by mean IoU, worst first (issue 10).
+"""Image browser: a batch of generated scenes ranked by mean IoU, worst first.
 
 The scenes come from `models.scenes.generate` (so each has its ground truth), the predictions from
 `explainers.predict` and the ranking from `explainers.quality.rank_by_iou`. The batch and its

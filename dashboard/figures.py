@@ -206,7 +206,7 @@ def sweep_figure(maps: Mapping[str, np.ndarray], paths: Sequence[np.ndarray], me
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 9: faithfulness curves (section 6). Appended block.
+# Faithfulness curves (section 6).
 
 CURVE_HEIGHT = 340
 BASELINE_COLOR = "#7f7f7f"
@@ -239,7 +239,7 @@ def curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: st
 
 
 # ---------------------------------------------------------------------------------------------
-# Segmentation quality (issue 10): error overlays and thumbnails. Colours only; the codes and
+# Segmentation quality: error overlays and thumbnails. Colours only; the codes and
 # counts come from `explainers.quality`.
 
 ERROR_COLORS = {

@@ -1,4 +1,4 @@
-"""Ground truth beside the prediction: overlays, the error map and per-class IoU (issue 10).
+"""Ground truth beside the prediction: overlays, the error map and per-class IoU.
 
 The ground truth of the current image comes from its choice in session state: a sample scene's
 label map (from `models.scenes`), a generated scene's (the image browser stores it with the image),

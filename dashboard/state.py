@@ -126,7 +126,7 @@ def put(key: str, value: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Issue 9 (more methods, faithfulness, class overview): keys of sections 2, 6 and 7.
+# More methods, faithfulness, class overview: keys of sections 2, 6 and 7.
 # Appended as one block; `init` reads DEFAULTS and _KEEP_WHEN_HIDDEN when it runs, so the
 # additions below take part in it like the keys above.
 #
@@ -164,8 +164,8 @@ _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, SCORECAM_CHANNELS, INPUT_STEPS, SMOOTHG
                      FAITHFULNESS_TARGET, OVERVIEW_ON, OVERVIEW_METHOD)
 
 
-# ---- Segmentation quality (issue 10): ground truth, error regions, image browser ----------------
-# Appended block: the "error region" mode joins the region modes; its widgets keep their values
+# ---- Segmentation quality: ground truth, error regions, image browser ----------------
+# The "error region" mode joins the region modes; its widgets keep their values
 # while hidden, like the ones above.
 
 LABEL_UPLOAD = "label_upload"  # file_uploader widget of the ground-truth label PNG
