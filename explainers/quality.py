@@ -71,40 +71,34 @@ def confused_pixels(
 ) -> np.ndarray:
     """Region preset "pixels of class a predicted as b" (a cell of the confusion table)."""
     truth, predicted = _check_pair(truth, predicted)
-    region = (truth == true_class) & (predicted == predicted_class)
-    if not region.any():
-        name = _namer(class_names)
-        raise ExplainerError(
-            f"No pixel of class {name(true_class)} is predicted as {name(predicted_class)} in this image: "
-            "pick a non-zero cell of the confusion table, or another region."
-        )
-    return region
+    name = _namer(class_names)
+    return _non_empty(
+        (truth == true_class) & (predicted == predicted_class),
+        f"No pixel of class {name(true_class)} is predicted as {name(predicted_class)} in this image: "
+        "pick a non-zero cell of the confusion table, or another region.",
+    )
 
 
 def false_positives(
     truth: np.ndarray, predicted: np.ndarray, class_index: int, class_names: Sequence[str] | None = None
 ) -> np.ndarray:
     """Region preset: pixels predicted as the class that are something else in the ground truth."""
-    region = error_codes(truth, predicted, class_index) == FALSE_POSITIVE
-    if not region.any():
-        raise ExplainerError(
-            f"The network has no false positives for {_namer(class_names)(class_index)} in this image: "
-            "choose another class or region."
-        )
-    return region
+    return _non_empty(
+        error_codes(truth, predicted, class_index) == FALSE_POSITIVE,
+        f"The network has no false positives for {_namer(class_names)(class_index)} in this image: "
+        "choose another class or region.",
+    )
 
 
 def false_negatives(
     truth: np.ndarray, predicted: np.ndarray, class_index: int, class_names: Sequence[str] | None = None
 ) -> np.ndarray:
     """Region preset: pixels of the class in the ground truth that the network called something else."""
-    region = error_codes(truth, predicted, class_index) == FALSE_NEGATIVE
-    if not region.any():
-        raise ExplainerError(
-            f"The network misses no pixel of {_namer(class_names)(class_index)} in this image: "
-            "choose another class or region."
-        )
-    return region
+    return _non_empty(
+        error_codes(truth, predicted, class_index) == FALSE_NEGATIVE,
+        f"The network misses no pixel of {_namer(class_names)(class_index)} in this image: "
+        "choose another class or region.",
+    )
 
 
 def rank_by_iou(truths: np.ndarray, predictions: np.ndarray, num_classes: int) -> list[dict]:
@@ -157,6 +151,13 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = (np.arange(shape[0]) * labels.shape[0] // shape[0]).clip(0, labels.shape[0] - 1)
     cols = (np.arange(shape[1]) * labels.shape[1] // shape[1]).clip(0, labels.shape[1] - 1)
     return labels[rows[:, None], cols[None, :]]
+
+
+def _non_empty(region: np.ndarray, message: str) -> np.ndarray:
+    """A preset region, or the clear error when it selects nothing (never an empty mask downstream)."""
+    if not region.any():
+        raise ExplainerError(message)
+    return region
 
 
 def _namer(class_names: Sequence[str] | None):
