@@ -104,6 +104,16 @@ def _on_upload(widget: str, handler, message_key: str, choice_key: str) -> None:
         state.put(choice_key, choice)
 
 
+def _uploader(label: str, types: list[str], widget: str, handler, message_key: str, choice_key: str,
+              help_text: str) -> None:
+    """An upload widget whose handler runs on change, and the one-line reason of its last refusal."""
+    st.file_uploader(label, type=types, key=widget, on_change=_on_upload,
+                     args=(widget, handler, message_key, choice_key), help=help_text)
+    message = state.get(message_key)
+    if message:
+        st.error(message)
+
+
 def _use_default_model() -> None:
     state.put(state.MODEL_CHOICE, {"kind": "default"})
     state.put(state.MODEL_MESSAGE, None)
@@ -125,14 +135,10 @@ def choose_sample(name: str | None = None) -> None:
 
 def model_section() -> tuple[Any, str, str] | None:
     st.header("Model")
-    st.file_uploader("Upload a Keras model (.keras)", type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES], key=state.MODEL_UPLOAD,
-                     on_change=_on_upload,
-                     args=(state.MODEL_UPLOAD, model_from_upload, state.MODEL_MESSAGE, state.MODEL_CHOICE),
-                     help="Loaded in Keras safe mode. One image input, a per-pixel class output "
-                          "[H, W, classes] and at least one 2-D convolution are required.")
-    message = state.get(state.MODEL_MESSAGE)
-    if message:
-        st.error(message)
+    _uploader("Upload a Keras model (.keras)", [suffix.lstrip(".") for suffix in MODEL_SUFFIXES],
+              state.MODEL_UPLOAD, model_from_upload, state.MODEL_MESSAGE, state.MODEL_CHOICE,
+              "Loaded in Keras safe mode. One image input, a per-pixel class output "
+              "[H, W, classes] and at least one 2-D convolution are required.")
     loaded = active_model()
     if loaded is None:
         return None
@@ -159,14 +165,10 @@ def image_section() -> dict[str, Any]:
         st.session_state[state.SAMPLE] = names[0]
     current = st.selectbox("Sample scene", names, key=state.SAMPLE, on_change=choose_sample)
     st.caption(scenes.sample_description(current))
-    st.file_uploader("…or upload an image (PNG, JPEG, …)", type=list(images.EXTENSIONS), key=state.IMAGE_UPLOAD,
-                     on_change=_on_upload,
-                     args=(state.IMAGE_UPLOAD, image_from_upload, state.IMAGE_MESSAGE, state.IMAGE_CHOICE),
-                     help="Any size: it is resized to the model's input size. The previous image stays "
-                          "if the file cannot be read.")
-    message = state.get(state.IMAGE_MESSAGE)
-    if message:
-        st.error(message)
+    _uploader("…or upload an image (PNG, JPEG, …)", list(images.EXTENSIONS),
+              state.IMAGE_UPLOAD, image_from_upload, state.IMAGE_MESSAGE, state.IMAGE_CHOICE,
+              "Any size: it is resized to the model's input size. The previous image stays "
+              "if the file cannot be read.")
     choice = active_image()
     height, width = choice["pixels"].shape[:2]
     origin = {"sample": "sample", "scene": "browser:"}.get(choice["source"], "upload")
