@@ -286,8 +286,7 @@ def predict(model, image) -> Prediction:
         cols = np.minimum(((np.arange(arr.shape[1]) + 0.5) * logits.shape[1] / arr.shape[1]).astype(int),
                           logits.shape[1] - 1)
         logits, probs = logits[np.ix_(rows, cols)], probs[np.ix_(rows, cols)]
-    labels = probs.argmax(-1) if probs.shape[-1] > 1 else (probs[..., 0] > 0.5).astype(np.int64)
-    return Prediction(logits=logits, probs=probs, labels=labels.astype(np.int64))
+    return Prediction(logits=logits, probs=probs, labels=probs.argmax(-1).astype(np.int64))
 
 
 def _prepare(model, image, region, class_index, target):

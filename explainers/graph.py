@@ -197,6 +197,17 @@ def _linear_clone(layer, args: tuple, kwargs: dict):
     return out
 
 
+def _as_two_classes(logit, head: str):
+    """A single-channel head (binary segmentation) read as two classes, background and foreground.
+
+    softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)], so the foreground class keeps the model's own
+    logit and probability, and every class index, label map and region works as for several classes.
+    """
+    logits = keras.layers.Concatenate(name="segexplain_two_class_logits")([keras.ops.zeros_like(logit), logit])
+    probs = keras.layers.Activation("softmax", name="segexplain_two_class_probabilities")(logits)
+    return logits, probs, f"{head}; one output channel read as two classes (0 = background, 1 = foreground)"
+
+
 def flatten(model) -> FlatGraph:
     """The flat graph of `model`, built once and cached for as long as the model object lives."""
     cached = _FLAT_CACHE.get(model)
@@ -231,6 +242,8 @@ def flatten(model) -> FlatGraph:
         squash = "softmax" if output.shape[-1] > 1 else "sigmoid"
         probs = keras.layers.Activation(squash, name="segexplain_probabilities")(logits)
         head = f"linear (probabilities by {squash})"
+    if logits.shape[-1] == 1:
+        logits, probs, head = _as_two_classes(logits, head)
     order = sorted(rebuilder.taps, key=lambda name: rebuilder.rank.get(rebuilder.owners[name], len(rebuilder.rank)))
     taps = {name: rebuilder.taps[name] for name in order}
     flat = FlatGraph(input=fresh, logits=logits, probabilities=probs, head=head, taps=taps, kinds=rebuilder.kinds)
@@ -267,7 +280,7 @@ def inspect_model(model) -> ModelSummary:
         raise ExplainerError("The model has no 2-D convolution layer: use a convolutional segmentation network.")
     return ModelSummary(
         input_size=(in_shape[1], in_shape[2]),
-        num_classes=int(out_shape[-1]),
+        num_classes=int(flatten(model).logits.shape[-1]),
         output_size=(out_shape[1], out_shape[2]),
         layers=layers,
         head=flatten(model).head,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -77,6 +78,18 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     images give their first frame; EXIF orientation is applied so phone photos stand upright; see
     `_to_rgb` for the colour conversions. Every failure is an `ExplainerError` with one sentence.
     """
+    return decode_with(data, lambda image: _to_rgb(_upright(image)), max_pixels)
+
+
+def decode_with(
+    data: bytes, convert: Callable[[Image.Image], np.ndarray], max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Open uploaded bytes with every safety check of `decode_image`, then `convert` the first frame.
+
+    Shared by every upload of pixels (images, label maps): only the listed formats (no Ghostscript
+    readers), the pixel limit checked from the header before decoding, and one-sentence errors.
+    `convert` may raise `ExplainerError` to refuse what it cannot use.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ExplainerError(f"decode_image expects the file's bytes, got {type(data).__name__}.")
     if len(data) == 0:
@@ -94,7 +107,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     raise ExplainerError("The image has no pixels: upload a non-empty PNG or JPEG image.")
                 image.seek(0)
                 image.load()
-                pixels = _to_rgb(_upright(image))
+                pixels = convert(image)
         except ExplainerError:
             raise
         except Image.DecompressionBombError:

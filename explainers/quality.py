@@ -7,7 +7,6 @@ the dashboard only shows them and the tests check them on hand-made masks.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,22 +115,17 @@ def decode_label_image(data: bytes, shape: tuple[int, int], num_classes: int) ->
     Accepted: 8- or 16-bit single-channel images and palette images (the palette index is the class).
     The label map must have the image's original size (`shape` = (height, width)).
     """
-    from PIL import Image, UnidentifiedImageError
+    from explainers.images import decode_with
 
-    try:
-        with Image.open(io.BytesIO(data)) as label_image:
-            if label_image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-                raise ExplainerError(
-                    f"The label image is in colour mode {label_image.mode}: save it as a single-channel "
-                    "(grayscale or palette) PNG whose pixel values are class indices."
-                )
-            labels = np.asarray(label_image).astype(np.int64)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        if isinstance(error, ExplainerError):
-            raise
-        raise ExplainerError(
-            "The label file is not a readable image: upload a PNG of class indices."
-        ) from None
+    def class_indices(label_image) -> np.ndarray:
+        if label_image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+            raise ExplainerError(
+                f"The label image is in colour mode {label_image.mode}: save it as a single-channel "
+                "(grayscale or palette) PNG whose pixel values are class indices."
+            )
+        return np.asarray(label_image).astype(np.int64)
+
+    labels = decode_with(data, class_indices)
     if labels.shape != tuple(shape):
         raise ExplainerError(
             f"The label image is {labels.shape[1]}×{labels.shape[0]} pixels but the image is "

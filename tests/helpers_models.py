@@ -138,3 +138,13 @@ def dense_head_model(size: int = 16, num_classes: int = 3, seed: int = 0) -> ker
 
 def random_image(size: int = 16, seed: int = 0, channels: int = 3) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (size, size, channels), dtype=np.uint8)
+
+
+def binary_sigmoid_model(size: int = 16, seed: int = 0) -> keras.Model:
+    """Binary segmentation: one output channel with a fused sigmoid (foreground probability)."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    out = layers.Conv2D(1, 1, activation="sigmoid", name="mask")(x)
+    return keras.Model(inputs, out, name="binary_sigmoid")

@@ -268,8 +268,8 @@ def test_label_png_at_the_original_size_becomes_the_ground_truth() -> None:
         (_png(np.zeros((144, 144), np.uint8)), "upload the label map made for this image"),  # model size, not original
         (_png(np.full((97, 301), 9, np.uint8)), "values up to 9"),
         (_png(np.zeros((97, 301, 3), np.uint8)), "single-channel"),
-        (b"GIF89a not really", "not a readable image"),
-        (b"", "not a readable image"),
+        (b"GIF89a not really", "not an image segexplain can read"),
+        (b"", "The file is empty"),
     ],
 )
 def test_bad_label_files_are_refused_in_one_line(data: bytes, words: str) -> None:

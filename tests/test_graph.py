@@ -155,3 +155,23 @@ def test_rejects_several_inputs_and_non_image_input() -> None:
 def test_unknown_target_rejected() -> None:
     with pytest.raises(ExplainerError, match="target"):
         graph.tap_model(tiny_seg_model(), [], "softmax")
+
+
+def test_single_sigmoid_output_is_read_as_background_and_foreground() -> None:
+    from helpers_models import binary_sigmoid_model
+
+    import explainers
+
+    model = binary_sigmoid_model()
+    image = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    foreground = model(image[None].astype("float32"), training=False).numpy()[0, ..., 0]
+    assert graph.inspect_model(model).num_classes == 2
+    prediction = explainers.predict(model, image)
+    np.testing.assert_allclose(prediction.probs[..., 1], foreground, atol=1e-5)
+    np.testing.assert_allclose(prediction.probs[..., 0], 1 - foreground, atol=1e-5)
+    np.testing.assert_array_equal(prediction.labels, (foreground > 0.5).astype(int))
+    region = np.zeros((16, 16), bool)
+    region[4:12, 4:12] = True
+    maps = explainers.explain(model, image, region, 1, "conv1", methods=("gradcam", "vinogradova"))
+    assert maps["gradcam"].heatmap.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(maps["gradcam"].heatmap, maps["vinogradova"].heatmap, atol=1e-5)

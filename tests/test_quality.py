@@ -105,7 +105,7 @@ def test_palette_label_png_uses_palette_indices() -> None:
         (_png(TRUTH.astype(np.uint8)), (4, 4), "upload the label map made for this image"),
         (_png((TRUTH * 3).astype(np.uint8)), (3, 4), "values up to 6"),
         (_png(np.zeros((3, 4, 3), np.uint8)), (3, 4), "single-channel"),
-        (b"not a png at all", (3, 4), "not a readable image"),
+        (b"not a png at all", (3, 4), "not an image segexplain can read"),
     ],
 )
 def test_bad_label_images_are_refused_with_a_reason(data, shape, words) -> None:
@@ -156,3 +156,14 @@ def test_largest_confusion_cell_is_a_valid_confused_region() -> None:
 def test_non_square_confusion_is_refused() -> None:
     with pytest.raises(ExplainerError, match="square"):
         quality.error_counts(np.zeros((2, 3)))
+
+
+def test_label_upload_gets_the_image_upload_safety_checks() -> None:
+    """Formats Pillow would hand to Ghostscript are refused, and the pixel limit applies before decoding."""
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 4 3\n"
+    with pytest.raises(ExplainerError, match="not an image segexplain can read"):
+        quality.decode_label_image(eps, (3, 4), 3)
+    huge = io.BytesIO()
+    Image.new("L", (9000, 5000)).save(huge, format="PNG")
+    with pytest.raises(ExplainerError, match="MP limit"):
+        quality.decode_label_image(huge.getvalue(), (5000, 9000), 3)
