@@ -391,7 +391,7 @@ def explain(
         start = time.perf_counter()
         gradient_notes: list[str] = []
         raw = xrai.xrai_map(
-            model, np.asarray(image), grid, class_index, target, xrai_steps, xrai_algorithm, xrai_batch_size,
+            model, arr, grid, class_index, target, xrai_steps, xrai_algorithm, xrai_batch_size,
             part("xrai"), notes=gradient_notes,
         )
         heatmap, note = _normalise_xrai(raw)

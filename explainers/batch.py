@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -189,13 +190,23 @@ class _Progress:
         self.stream.flush()
 
 
-def _settings(args, methods, region_spec) -> dict:
+def _settings(args, methods, region_spec, class_names) -> dict:
+    """Everything an output depends on: resuming skips an image only when all of it is unchanged."""
     return {
+        "model_sha256": _file_digest(args.model), "class_names": list(class_names),
         "methods": list(methods), "region": region_spec, "class": args.class_, "layer": args.layer,
         "target": args.target, "metrics": bool(args.metrics), "metric_steps": args.metric_steps,
         "metric_target": args.metric_target,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
     }
+
+
+def _file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _explain_one(model, path: Path, out: Path, name: str, args, methods, region, class_names) -> dict:
@@ -314,7 +325,7 @@ def run(args) -> int:
         except ExplainerError as error:
             raise UsageError(f"--layer: {error}") from None
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(args, methods, args.region)
+    settings = _settings(args, methods, args.region, class_names)
     names = _output_names(files)
     records, failures = [], 0
     bar = _Progress(len(files))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,6 +33,7 @@ ALGORITHMS = ("full", "fast")
 _GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SEGMENTS: OrderedDict[str, list[np.ndarray]] = OrderedDict()
+_SEGMENTS_LOCK = threading.Lock()  # shared by every dashboard session's thread
 _SEGMENT_CACHE_SIZE = 16
 
 
@@ -114,13 +116,15 @@ def segments(image: np.ndarray) -> list[np.ndarray]:
     """The library's Felzenszwalb segments for this image, cached by its bytes (they depend on nothing else)."""
     image = np.ascontiguousarray(image)
     key = hashlib.sha1(image.tobytes() + str((image.shape, image.dtype.str)).encode()).hexdigest()
-    if key in _SEGMENTS:
-        _SEGMENTS.move_to_end(key)
-        return _SEGMENTS[key]
+    with _SEGMENTS_LOCK:
+        if key in _SEGMENTS:
+            _SEGMENTS.move_to_end(key)
+            return _SEGMENTS[key]
     segs = _get_segments_felzenszwalb(image.astype(np.float32))
-    _SEGMENTS[key] = segs
-    while len(_SEGMENTS) > _SEGMENT_CACHE_SIZE:
-        _SEGMENTS.popitem(last=False)
+    with _SEGMENTS_LOCK:
+        _SEGMENTS[key] = segs
+        while len(_SEGMENTS) > _SEGMENT_CACHE_SIZE:
+            _SEGMENTS.popitem(last=False)
     return segs
 
 

@@ -159,3 +159,19 @@ def test_a_damaged_image_is_reported_and_the_rest_done(setup) -> None:
     assert rows["good.png"]["status"] == "ok" and rows["good.png"]["method"] == "gradcam"
     assert rows["bad.png"]["status"].startswith("error: ") and "not an image" in rows["bad.png"]["status"]
     assert (out / "good.npz").is_file() and not (out / "bad.npz").exists()
+
+
+def test_resume_recomputes_for_another_model_in_the_same_folder(setup, monkeypatch, tmp_path) -> None:
+    root, model_path, images = setup
+    other = tmp_path / "other.keras"
+    tiny_seg_model(size=16, seed=1).save(other)
+    out = tmp_path / "out"
+    options = ["--method", "gradcam", "--region", "whole", "--layer", "conv2"]
+    assert batch.main(_args(model_path, images, out, *options)) == 0
+    first = np.load(out / "img0.npz")["heatmap_gradcam"]
+    calls = []
+    real_explain = api.explain
+    monkeypatch.setattr(api, "explain", lambda *a, **k: calls.append(a) or real_explain(*a, **k))
+    assert batch.main(_args(other, images, out, *options)) == 0
+    assert len(calls) == 3, "outputs of a different model must not be reused"
+    assert not np.allclose(np.load(out / "img0.npz")["heatmap_gradcam"], first)
