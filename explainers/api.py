@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, graph, methods_input, scorecam, xrai
+from explainers import cams, graph, methods_input, regions, scorecam, xrai
 from explainers.errors import ExplainerError
 
 METHODS = ("gradcam", "gradcam++", "xrai", "vinogradova")  # the default view
@@ -168,9 +168,7 @@ def _region_to_grid(region: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarr
     (big_h, big_w), (h, w) = region.shape, size
     if (h, w) == (big_h, big_w):
         return region, ""
-    rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(int), big_h - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(int), big_w - 1)
-    grid = region[np.ix_(rows, cols)]
+    grid = regions.resample_nearest(region, (h, w))
     note = f"The region was resized to the model's {h}×{w} output grid (nearest neighbour)."
     if not grid.any():  # a thin region can fall between sample points: keep every cell it touches
         grid = np.zeros((h, w), dtype=bool)
@@ -281,11 +279,8 @@ def predict(model, image) -> Prediction:
     logits, probs = _predictor(model)(tf.constant(arr[None], tf.float32))
     logits, probs = logits[0].numpy(), probs[0].numpy()
     if logits.shape[:2] != arr.shape[:2]:
-        rows = np.minimum(((np.arange(arr.shape[0]) + 0.5) * logits.shape[0] / arr.shape[0]).astype(int),
-                          logits.shape[0] - 1)
-        cols = np.minimum(((np.arange(arr.shape[1]) + 0.5) * logits.shape[1] / arr.shape[1]).astype(int),
-                          logits.shape[1] - 1)
-        logits, probs = logits[np.ix_(rows, cols)], probs[np.ix_(rows, cols)]
+        logits = regions.resample_nearest(logits, arr.shape[:2])
+        probs = regions.resample_nearest(probs, arr.shape[:2])
     return Prediction(logits=logits, probs=probs, labels=probs.argmax(-1).astype(np.int64))
 
 

@@ -141,11 +141,9 @@ def decode_label_image(data: bytes, shape: tuple[int, int], num_classes: int) ->
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a label map to the model's grid (class indices must not blend)."""
-    labels = np.asarray(labels)
-    # Pixel-centre sampling, the alignment of the image's own resize (`fit_image`) and of the regions.
-    rows = ((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(int).clip(0, labels.shape[0] - 1)
-    cols = ((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(int).clip(0, labels.shape[1] - 1)
-    return labels[rows[:, None], cols[None, :]]
+    from explainers.regions import resample_nearest
+
+    return resample_nearest(labels, shape)
 
 
 def _non_empty(region: np.ndarray, message: str) -> np.ndarray:

@@ -267,6 +267,20 @@ def dominant_class(region: np.ndarray, labels: np.ndarray, ignore: Iterable[int]
     return int(preferred.argmax() if preferred.any() else counts.argmax())
 
 
+def resample_nearest(array: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resampling of the first two axes, sampling at pixel centres.
+
+    The one resampling of masks and label maps in the project (regions to an output grid, label
+    maps and predictions to the image grid), so they all line up with each other and with the
+    image's own bilinear resize, which is centre-aligned too.
+    """
+    array = np.asarray(array)
+    (in_h, in_w), (out_h, out_w) = array.shape[:2], out_shape
+    rows = np.minimum(((np.arange(out_h) + 0.5) * in_h / out_h).astype(np.int64), in_h - 1)
+    cols = np.minimum(((np.arange(out_w) + 0.5) * in_w / out_w).astype(np.int64), in_w - 1)
+    return array[np.ix_(rows, cols)]
+
+
 def resize_region(region: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize (pixel centres) to another grid, e.g. a model whose output is smaller.
 
@@ -278,9 +292,7 @@ def resize_region(region: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
         raise ExplainerError(f"The region must be a 2-D mask, got {region.ndim}-D.")
     out_h, out_w = _shape2(out_shape)
     in_h, in_w = region.shape
-    rows = np.minimum(((np.arange(out_h) + 0.5) * in_h / out_h).astype(np.int64), in_h - 1)
-    cols = np.minimum(((np.arange(out_w) + 0.5) * in_w / out_w).astype(np.int64), in_w - 1)
-    out = region[rows[:, None], cols[None, :]]
+    out = resample_nearest(region, (out_h, out_w))
     if region.any() and not out.any():
         src_r, src_c = np.nonzero(region)
         cells = (src_r * out_h // in_h) * out_w + (src_c * out_w // in_w)
