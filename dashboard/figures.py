@@ -7,6 +7,7 @@ PNG export so the downloaded picture looks like the page.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -44,12 +45,6 @@ def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
     return [tuple(extra[k % len(extra)]) for k in range(num_classes)]
 
 
-def class_shares(labels: np.ndarray, num_classes: int) -> list[float]:
-    """Fraction of the image's pixels predicted as each class (for the legend)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=num_classes)[:num_classes]
-    return [float(c) / max(1, labels.size) for c in counts]
-
-
 def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], shares: Sequence[float]) -> str:
     """A compact legend: colour swatch, class name, share of the image's pixels."""
     rows = []
@@ -83,11 +78,14 @@ def enlarge(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # Colour map (shared with the PNG export)
 
 
+@functools.cache
 def lookup_table() -> np.ndarray:
-    """256 RGB entries of COLORSCALE, for colouring maps outside Plotly."""
+    """256 RGB entries of COLORSCALE, for colouring maps outside Plotly (computed once, read-only)."""
     scale = plotly.colors.get_colorscale(COLORSCALE)
     samples = plotly.colors.sample_colorscale(scale, list(np.linspace(0.0, 1.0, 256)), colortype="tuple")
-    return np.clip(np.asarray(samples, dtype=np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+    table = np.clip(np.asarray(samples, dtype=np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+    table.setflags(write=False)  # shared by every caller
+    return table
 
 
 def heat_over_image(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEAT_OPACITY) -> np.ndarray:

@@ -111,7 +111,7 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
         st.session_state[state.ERROR_VIEW] = "all"
     ious = quality.per_class_iou(truth, labels, len(names))
     mean = quality.mean_iou(truth, labels, len(names))
-    accuracy = float((truth == labels).mean())
+    accuracy = quality.pixel_accuracy(truth, labels)
     size = (PANEL_WIDTH, round(PANEL_WIDTH * labels.shape[0] / labels.shape[1]))
     view_col, legend_col = st.columns([1, 2], vertical_alignment="bottom")
     view = view_col.selectbox("Errors of", view_options, key=state.ERROR_VIEW,

@@ -87,7 +87,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
                    else "Click a pixel (point tool) or type its row and column.")
             st.caption(f"Predicted mask over the image, shown {scale:g}× ({shape[1]}×{shape[0]} px). {tip}")
     with right:
-        st.markdown(figures.legend_html(names, colors, figures.class_shares(labels, len(names))),
+        st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
                     unsafe_allow_html=True)
         st.write("")
         marked = _region_for_mode(mode, drawing, labels, names, shape, truth)
@@ -131,7 +131,8 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
         if mode == "class":
             if st.session_state.get(state.REGION_CLASS) not in range(len(names)):
-                st.session_state[state.REGION_CLASS] = _largest_object_class(labels, names)
+                st.session_state[state.REGION_CLASS] = regions.dominant_class(
+                    regions.whole_image(labels.shape), labels, ignore=_background(names))
             c = st.selectbox("Class to mark", range(len(names)), key=state.REGION_CLASS, format_func=names.__getitem__)
             return Marked(regions.from_class(labels, c), f"whole class '{names[c]}'")
         if mode == "component":
@@ -163,21 +164,13 @@ def _error_region(truth: np.ndarray | None, labels: np.ndarray, names: list[str]
         false_pos, false_neg = quality.error_counts(confusion)
         counts = false_pos if kind == "fp" else false_neg
         if st.session_state.get(state.ERROR_CLASS) not in range(len(names)):
-            st.session_state[state.ERROR_CLASS] = _most_errors(counts, names)
+            st.session_state[state.ERROR_CLASS] = regions.largest_count(counts, _background(names))
         c = st.selectbox("Class", range(len(names)), key=state.ERROR_CLASS,
                          format_func=lambda k: f"{names[k]} ({counts[k]} px)")
         if kind == "fp":
             return Marked(quality.false_positives(truth, labels, c, names), f"false positives of '{names[c]}'")
         return Marked(quality.false_negatives(truth, labels, c, names), f"false negatives of '{names[c]}'")
     return _confusion_cell(truth, labels, names, confusion)
-
-
-def _most_errors(counts: np.ndarray, names: list[str]) -> int:
-    """Default class of the FP/FN presets: the object class with the most such pixels."""
-    counts = np.asarray(counts).copy()
-    if names and names[0] == "background" and counts[1:].any():
-        counts[0] = 0
-    return int(counts.argmax())
 
 
 def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], confusion: np.ndarray) -> Marked:
@@ -213,10 +206,9 @@ def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], con
                   f"pixels of '{names[a]}' predicted as '{names[b]}'")
 
 
-def _largest_object_class(labels: np.ndarray, names: list[str]) -> int:
-    shares = figures.class_shares(labels, len(names))
-    start = 1 if names and names[0] == "background" and len(names) > 1 else 0
-    return int(max(range(start, len(names)), key=shares.__getitem__))
+def _background(names: list[str]) -> tuple[int, ...]:
+    """Class 0 when it is the background: defaults prefer the objects over it."""
+    return (0,) if names and names[0] == "background" else ()
 
 
 def _apply_injection(marked: Marked, drawing: canvas.Drawing | None) -> Marked:

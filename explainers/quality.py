@@ -50,6 +50,19 @@ def mean_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> floa
     return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
 
 
+def pixel_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of pixels whose predicted class is the true one."""
+    truth, predicted = _check_pair(truth, predicted)
+    return float((truth == predicted).mean())
+
+
+def class_shares(labels: np.ndarray, num_classes: int) -> list[float]:
+    """Fraction of the pixels labelled as each class."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels.ravel(), minlength=num_classes)[:num_classes]
+    return [float(c) / max(1, labels.size) for c in counts]
+
+
 def error_codes(truth: np.ndarray, predicted: np.ndarray, class_index: int) -> np.ndarray:
     """Per pixel: correct, false positive, false negative or unrelated, for one class."""
     truth, predicted = _check_pair(truth, predicted)

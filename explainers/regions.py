@@ -259,7 +259,12 @@ def dominant_class(region: np.ndarray, labels: np.ndarray, ignore: Iterable[int]
         raise ExplainerError(_EMPTY_HINT)
     if inside.min() < 0:
         raise ExplainerError("Predicted labels must be class indices (0 or more), found negative values.")
-    counts = np.bincount(inside.astype(np.int64))
+    return largest_count(np.bincount(inside.astype(np.int64)), ignore)
+
+
+def largest_count(counts: np.ndarray, ignore: Iterable[int] = ()) -> int:
+    """Index of the largest count (ties: lowest index); indices in `ignore` win only if all others are 0."""
+    counts = np.asarray(counts)
     preferred = counts.copy()
     for index in ignore:
         if 0 <= int(index) < preferred.size:

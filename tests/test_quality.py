@@ -167,3 +167,8 @@ def test_label_upload_gets_the_image_upload_safety_checks() -> None:
     Image.new("L", (9000, 5000)).save(huge, format="PNG")
     with pytest.raises(ExplainerError, match="MP limit"):
         quality.decode_label_image(huge.getvalue(), (5000, 9000), 3)
+
+
+def test_pixel_accuracy_and_class_shares_count_pixels() -> None:
+    assert quality.pixel_accuracy(TRUTH, PRED) == pytest.approx(9 / 12)
+    assert quality.class_shares(PRED, 3) == pytest.approx([6 / 12, 4 / 12, 2 / 12])

@@ -256,3 +256,11 @@ def test_bad_shapes_are_refused() -> None:
         regions.whole_image((0, 4))
     with pytest.raises(ExplainerError, match="height, width"):
         regions.from_rectangle(0, 0, 1, 1, (4,))
+
+
+def test_largest_count_prefers_classes_outside_ignore() -> None:
+    from explainers.regions import largest_count
+
+    assert largest_count(np.array([10, 3, 3])) == 0
+    assert largest_count(np.array([10, 3, 4]), ignore=(0,)) == 2
+    assert largest_count(np.array([10, 0, 0]), ignore=(0,)) == 0
