@@ -11,6 +11,8 @@ The maps wrap onto several rows, at most `PER_ROW` per row.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,6 @@ from dashboard import compute, figures, state
 from explainers import methods_input, scorecam
 from explainers.api import CAM_METHODS, LAYER_FREE_METHODS
 
-XRAI_NOTE = "attributes to input pixels; the layer choice does not apply"
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 PER_ROW = 4  # maps per row; more methods wrap onto further rows
@@ -96,8 +97,32 @@ def settings_key(request: Request, method: str) -> tuple:
     return (method, layer, *sorted(map_options(request, method).items()))
 
 
+# `region_key` memo: the digest of each recent region mask, so a rerun hashes its region once rather than once
+# per map, cache lookup and store. Keyed by the array's id and checked by identity (the memo holds the array,
+# so its id cannot be reused meanwhile); kept off `Request` so `Request(**request.__dict__)` still works.
+_REGION_KEYS: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+_REGION_KEYS_SIZE = 8
+_REGION_KEYS_LOCK = threading.Lock()
+
+
+def region_key(request: Request) -> str:
+    """`compute.digest(request.region)`, computed once per region array."""
+    region = request.region
+    with _REGION_KEYS_LOCK:
+        hit = _REGION_KEYS.get(id(region))
+        if hit is not None and hit[0] is region:
+            _REGION_KEYS.move_to_end(id(region))
+            return hit[1]
+    key = compute.digest(region)
+    with _REGION_KEYS_LOCK:
+        _REGION_KEYS[id(region)] = (region, key)
+        while len(_REGION_KEYS) > _REGION_KEYS_SIZE:
+            _REGION_KEYS.popitem(last=False)
+    return key
+
+
 def slow_key(request: Request, method: str) -> tuple:
-    return ("map", request.model_key, request.image_key, compute.digest(request.region), int(request.class_index),
+    return ("map", request.model_key, request.image_key, region_key(request), int(request.class_index),
             request.target, *settings_key(request, method))
 
 
@@ -151,9 +176,9 @@ def maps_row(request: Request) -> dict[str, Any]:
     slow = tuple(m for m in methods if m not in CAM_METHODS)
     results: dict[str, Any] = {}
     if cams:
-        results.update(compute.cam_maps(request.model_key, request.image_key, request.region,
+        results.update(compute.cam_maps(request.model_key, request.image_key, region_key(request),
                                         request.class_index, request.layer, cams, request.target,
-                                        request.image, request.model))
+                                        request.image, request.region, request.model))
         for method in cams:
             with slots[method]:
                 _draw_map(request.image, method, results[method], paths)
@@ -187,12 +212,13 @@ def _status_text(request: Request, method: str) -> str:
 
 def _slow_column(request: Request, method: str, paths: Sequence[np.ndarray], slot: Any) -> Any:
     """A slow map from its store, or computed now with a status box and a progress bar in `slot`."""
-    explanation = compute.stored(slow_key(request, method))
+    key = slow_key(request, method)
+    explanation = compute.stored(key)
     if explanation is None:
         with slot.container(), st.status(_status_text(request, method), expanded=True) as status:
             bar = st.progress(0.0, text=short_label(method))
             name = None if method == "xrai" else short_label(method)
-            explanation = compute.slow_map(slow_key(request, method), request.model, request.image,
+            explanation = compute.slow_map(key, request.model, request.image,
                                            request.region, request.class_index, request.layer, method,
                                            request.target, map_options(request, method),
                                            progress=_progress_to(bar, name))
@@ -233,8 +259,8 @@ def agreement(results: dict[str, Any]) -> None:
 def sweep(request: Request) -> None:
     """Grad-CAM and Grad-CAM++ at every explainable layer, one grid per method."""
     with st.spinner("Computing Grad-CAM and Grad-CAM++ at every layer…"):
-        by_layer = compute.sweep(request.model_key, request.image_key, request.region, request.class_index,
-                                 request.target, request.image, request.model)
+        by_layer = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
+                                 request.target, request.image, request.region, request.model)
     paths = compute.outline(request.region)
     for method in ("gradcam", "gradcam++"):
         maps = {layer: result[method].heatmap for layer, result in by_layer.items() if method in result}

@@ -4,9 +4,11 @@ Nothing here computes anything itself; it decides what is remembered between rer
 
 - models: `st.cache_resource` (one object shared by all sessions), an uploaded model keyed by the
   SHA-256 of its file;
-- arrays and maps: `st.cache_data`, keyed by the model key, the image digest, the region's bytes,
-  the class, the layer, the methods and the target. Models and images are passed as hash-excluded
-  `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras model.
+- arrays and maps: `st.cache_data`, keyed by the model key, the image digest, the region's digest,
+  the class, the layer, the methods and the target. Models, images and region masks are passed as
+  hash-excluded `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras
+  model, and never hashes a large array either (it hashes arrays of 500,000 elements or more from a
+  random sample of their elements, so two regions a few pixels apart could share a cache entry).
 - XRAI: a small store of its own (see `xrai`), because it reports progress to the page while it runs,
   and Streamlit replays the page elements touched inside an `st.cache_data` function on later hits.
 """
@@ -96,17 +98,18 @@ def prediction(model_key: str, image_key: str, _image: np.ndarray, _model: Any) 
 def cam_maps(
     model_key: str,
     image_key: str,
-    region: np.ndarray,
+    region_key: str,
     class_index: int,
     layer: str,
     methods: tuple[str, ...],
     target: str,
     _image: np.ndarray,
+    _region: np.ndarray,
     _model: Any,
 ) -> dict[str, Any]:
-    """The layer-based methods (everything but XRAI) in one call."""
+    """The gradient CAMs in one call; `region_key` is `digest(_region)`."""
     return dict(
-        explainers.explain(_model, _image, region, class_index, layer, methods=methods, target=target)
+        explainers.explain(_model, _image, _region, class_index, layer, methods=methods, target=target)
     )
 
 
@@ -114,14 +117,16 @@ def cam_maps(
 def sweep(
     model_key: str,
     image_key: str,
-    region: np.ndarray,
+    region_key: str,
     class_index: int,
     target: str,
     _image: np.ndarray,
+    _region: np.ndarray,
     _model: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Grad-CAM and Grad-CAM++ at every explainable layer (layer → method → Explanation)."""
-    return explainers.layer_sweep(_model, _image, region, class_index, target=target)
+    """Grad-CAM and Grad-CAM++ at every explainable layer (layer → method → Explanation);
+    `region_key` is `digest(_region)`."""
+    return explainers.layer_sweep(_model, _image, _region, class_index, target=target)
 
 
 def agreement(maps: dict[str, np.ndarray]) -> list[dict]:

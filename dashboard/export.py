@@ -10,6 +10,8 @@ of its own (`overview_png`), one tile per class with that class's outline.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import inspect
 import io
 import json
 import zipfile
@@ -18,16 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
 from dashboard import figures
-from explainers import regions
+from explainers import api, methods_input, regions, scorecam
 
-XRAI_BATCH_SIZE = 50  # explainers.explain's default, which the page uses
-SCORECAM_BATCH_SIZE = 32  # explainers.explain's defaults for the other slow methods, which the page uses
-INPUT_BATCH_SIZE = 25
-SMOOTHGRAD_NOISE = 0.15
-SEED = 0
+# The page leaves these at `explainers.explain`'s defaults, so the export reads them from the library
+# (the library's constants, or `explain`'s signature where there is no constant) and cannot drift from what ran.
+_EXPLAIN_DEFAULTS = inspect.signature(api.explain).parameters
+XRAI_BATCH_SIZE = _EXPLAIN_DEFAULTS["xrai_batch_size"].default
+XRAI_BASELINES = "two: filled with the image's minimum and with its maximum (PAIR's XRAI default)"
+SCORECAM_BATCH_SIZE = scorecam.DEFAULT_BATCH_SIZE
+INPUT_BATCH_SIZE = methods_input.DEFAULT_BATCH_SIZE
+SMOOTHGRAD_NOISE = methods_input.DEFAULT_NOISE
+SEED = _EXPLAIN_DEFAULTS["seed"].default
 TILE = 288  # pixel size of one map in the PNG
 PER_ROW = 4  # maps per row in the PNG, as on the page
 PAD = 12
@@ -170,13 +177,16 @@ def method_parameters(request: Any, method: str) -> dict[str, Any]:
     """The settings a slow method's map was computed with (empty for the gradient CAMs)."""
     if method == "xrai":
         return {"steps": request.xrai_steps, "algorithm": request.xrai_algorithm, "batch_size": XRAI_BATCH_SIZE,
-                "baselines": "black and white"}
+                "baselines": XRAI_BASELINES}
     if method == "scorecam":
-        return {"channels": int(getattr(request, "scorecam_channels", 64)), "batch_size": SCORECAM_BATCH_SIZE}
+        return {"channels": int(getattr(request, "scorecam_channels", scorecam.DEFAULT_CHANNELS)),
+                "batch_size": SCORECAM_BATCH_SIZE}
     if method == "smoothgrad":
-        return {"samples": int(getattr(request, "smoothgrad_samples", 25)), "noise": SMOOTHGRAD_NOISE, "seed": SEED}
+        return {"samples": int(getattr(request, "smoothgrad_samples", methods_input.DEFAULT_SAMPLES)),
+                "noise": SMOOTHGRAD_NOISE, "seed": SEED}
     if method in ("integrated-gradients", "guided-ig", "blur-ig"):
-        return {"steps": int(getattr(request, "input_steps", 50)), "batch_size": INPUT_BATCH_SIZE}
+        return {"steps": int(getattr(request, "input_steps", methods_input.DEFAULT_STEPS)),
+                "batch_size": INPUT_BATCH_SIZE}
     return {}
 
 
@@ -227,13 +237,45 @@ def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, A
     }
     if faithfulness and faithfulness_record is not None:
         settings["faithfulness"] = dict(faithfulness_record)
-    tiles = [(f"{_label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
-             for method, explanation in results.items()]
     caption = (f"{image_choice['name']} · class {class_name} · layer {request.layer} · target {request.target} · "
                f"{region_how}, {int(np.count_nonzero(request.region))} px")
-    png = comparison_png(request.image, tiles, regions.outline_paths(request.region), caption)
-    npz = maps_npz(results, request.region, request.image, labels, faithfulness or None)
-    return Files(png=png, zip=bundle(png, npz, settings_json(settings), stem), stem=stem)
+    faithfulness = faithfulness or None
+    content = _content_key(results, request.region, request.image, labels, faithfulness)
+    png, zipped = _rendered(content, settings, stem, caption, _results=results, _region=request.region,
+                            _image=request.image, _labels=labels, _faithfulness=faithfulness)
+    return Files(png=png, zip=zipped, stem=stem)
+
+
+def _content_key(results: Mapping[str, Any], region: np.ndarray, image: np.ndarray, labels: np.ndarray,
+                 faithfulness: Mapping[str, Any] | None) -> str:
+    """SHA-256 of every array that goes into the downloads (a few milliseconds, unlike building them)."""
+    arrays: list[tuple[str, Any]] = [("region", region), ("image", image), ("labels", labels)]
+    for method, explanation in results.items():
+        arrays += [(f"heatmap {method}", explanation.heatmap),
+                   (f"layer_map {method}", getattr(explanation, "layer_map", None))]
+    for method, scores in (faithfulness or {}).items():
+        arrays += [(f"fractions {method}", scores.deletion.fractions), (f"deletion {method}", scores.deletion.scores),
+                   (f"insertion {method}", scores.insertion.scores)]
+    sha = hashlib.sha256()
+    for name, value in arrays:
+        sha.update(name.encode() + b"\0")
+        if value is not None:
+            value = np.ascontiguousarray(value)
+            sha.update(repr((value.shape, value.dtype.str)).encode() + value.tobytes())
+    return sha.hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _rendered(content_key: str, settings: dict[str, Any], stem: str, caption: str, *, _results: Mapping[str, Any],
+              _region: np.ndarray, _image: np.ndarray, _labels: np.ndarray,
+              _faithfulness: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
+    """The PNG and the zip, rebuilt only when a map, the arrays (`content_key`) or the settings change, not
+    on every rerun; the JSON's "created" stamp is therefore when the files were first built."""
+    tiles = [(f"{_label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
+             for method, explanation in _results.items()]
+    png = comparison_png(_image, tiles, regions.outline_paths(_region), caption)
+    npz = maps_npz(_results, _region, _image, _labels, _faithfulness)
+    return png, bundle(png, npz, settings_json(settings), stem)
 
 
 def _label(method: str) -> str:

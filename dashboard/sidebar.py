@@ -9,6 +9,9 @@ functions so tests can call them with bytes.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from models import ModelLoadError, scenes
 from models.loader import MODEL_SUFFIXES
 
 MODEL_DIR = Path(tempfile.gettempdir()) / "segexplain-uploaded-models"
+KEPT_MODELS = 5  # uploaded model folders kept on disk (newest first); the older ones are deleted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,20 +47,52 @@ def image_from_sample(name: str) -> dict[str, Any]:
 
 
 def model_from_upload(name: str, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """Store an uploaded model file, load and validate it; a refusal keeps the previous model."""
+    """Store an uploaded model file, load and validate it; a refusal keeps the previous model.
+
+    A refused file is deleted; an accepted one stays (the cached model may need it), but only the
+    newest `KEPT_MODELS` uploads stay on disk."""
     file_digest = compute.digest(data)
     safe_name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name).lstrip(".") or "model"
     folder = MODEL_DIR / file_digest  # one folder per content, the user's file name inside (for messages)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe_name
-    if not path.exists():
-        path.write_bytes(data)
+    written = False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            written = True
+            path.write_bytes(data)
+        os.utime(folder)  # the newest upload is the last one pruned
+    except OSError as error:  # e.g. a full disk: nothing half-written stays behind
+        if written:
+            _forget(path)
+        return None, f"“{name}” could not be stored, the previous model stays active: {_one_line(error)}"
     choice = {"kind": "upload", "name": name, "digest": file_digest, "path": str(path), "key": f"upload:{file_digest}"}
     try:
         compute.uploaded_model(choice["key"], str(path))
-    except (ModelLoadError, ExplainerError) as error:
+    except (ModelLoadError, ExplainerError, OSError) as error:
+        _forget(path)
         return None, f"“{name}” was not loaded, the previous model stays active: {_one_line(error)}"
+    _prune_uploads(keep=folder)
     return choice, None
+
+
+def _forget(path: Path) -> None:
+    """Delete a refused or half-written model file, and its folder once empty; errors are ignored."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # only when empty: an earlier upload of the same bytes may live there
+
+
+def _prune_uploads(keep: Path) -> None:
+    """Delete all but the newest `KEPT_MODELS` upload folders (never `keep`, the one just accepted)."""
+    try:
+        folders = [f for f in MODEL_DIR.iterdir() if f.is_dir() and f != keep]
+        folders.sort(key=lambda f: f.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in folders[max(KEPT_MODELS - 1, 0):]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _one_line(error: Exception) -> str:

@@ -1,0 +1,216 @@
+"""Dashboard review fixes: exact cache keys for large regions, upload storage errors and clean-up,
+export parameters read from the library, the export cache."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import explainers
+from dashboard import comparison, compute, export, figures, sidebar
+from explainers import api, methods_input, scorecam
+
+BIG = 1024  # 1024 × 1024 = 1,048,576 elements: Streamlit would hash such an array from a sample only
+
+
+@dataclass
+class FakeExplanation:
+    heatmap: np.ndarray
+    seconds: float = 0.5
+    layer: str | None = "final_conv"
+    note: str = ""
+    layer_map: np.ndarray | None = None
+
+
+def _two_big_regions() -> tuple[np.ndarray, np.ndarray]:
+    one = np.zeros((BIG, BIG), dtype=bool)
+    one[100:900, 100:900] = True
+    two = one.copy()
+    two[500, 500] = two[501, 501] = two[502, 502] = False  # three pixels apart
+    return one, two
+
+
+def _request(region: np.ndarray, **changes) -> comparison.Request:
+    fields = dict(model=None, model_key=f"test-{uuid.uuid4().hex}", image=np.zeros((8, 8, 3), np.uint8),
+                  image_key="img", region=region, class_index=1, layer="final_conv", methods=("gradcam",),
+                  target="logits", xrai_steps=4, xrai_algorithm="fast")
+    return comparison.Request(**{**fields, **changes})
+
+
+# ---------------------------------------------------------------------------------------------
+# 1 · cache keys of the CAM maps and the sweep
+
+
+def test_cam_maps_and_sweep_tell_apart_large_regions_a_few_pixels_apart(monkeypatch) -> None:
+    one, two = _two_big_regions()
+    assert compute.digest(one) != compute.digest(two)
+    calls = []
+
+    def fake_explain(model, image, region, class_index, layer, methods, target):
+        calls.append(int(region.sum()))
+        return {m: FakeExplanation(np.full((2, 2), region.sum(), np.float64)) for m in methods}
+
+    def fake_sweep(model, image, region, class_index, target):
+        calls.append(int(region.sum()))
+        return {"final_conv": {"gradcam": FakeExplanation(np.full((2, 2), region.sum(), np.float64))}}
+
+    monkeypatch.setattr(explainers, "explain", fake_explain)
+    monkeypatch.setattr(explainers, "layer_sweep", fake_sweep)
+    model_key = f"test-{uuid.uuid4().hex}"
+    maps = [compute.cam_maps(model_key, "img", compute.digest(r), 1, "final_conv", ("gradcam",), "logits",
+                             np.zeros((8, 8, 3)), r, None)["gradcam"].heatmap[0, 0] for r in (one, two)]
+    assert maps == [one.sum(), two.sum()]
+    layers = [compute.sweep(model_key, "img", compute.digest(r), 1, "logits", np.zeros((8, 8, 3)), r, None)
+              for r in (one, two)]
+    assert [s["final_conv"]["gradcam"].heatmap[0, 0] for s in layers] == [one.sum(), two.sum()]
+    # and the same region again is a cache hit
+    compute.cam_maps(model_key, "img", compute.digest(one), 1, "final_conv", ("gradcam",), "logits",
+                     np.zeros((8, 8, 3)), one.copy(), None)
+    assert len(calls) == 4
+
+
+def test_no_cached_compute_function_hashes_a_region_array() -> None:
+    for function in (compute.cam_maps, compute.sweep):
+        parameters = inspect.signature(function).parameters
+        assert "region" not in parameters and "_region" in parameters and "region_key" in parameters
+
+
+def test_region_key_is_the_digest_and_is_computed_once_per_region(monkeypatch) -> None:
+    one, two = _two_big_regions()
+    request, other = _request(one), _request(two)
+    counted = []
+    digest = compute.digest
+    monkeypatch.setattr(compute, "digest", lambda data: counted.append(1) or digest(data))
+    keys = {comparison.slow_key(request, m) for m in ("xrai", "scorecam", "xrai")}
+    assert len(keys) == 2 and len(counted) == 1
+    assert comparison.region_key(request) == digest(one)
+    assert comparison.region_key(other) == digest(two) != comparison.region_key(request)
+    # a copy of a Request (as the tests build them) still works: the memo is not in `__dict__`
+    assert comparison.Request(**{**request.__dict__, "layer": "aggregation"}).layer == "aggregation"
+
+
+def test_the_unused_xrai_note_is_gone() -> None:
+    assert not hasattr(comparison, "XRAI_NOTE")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2 · uploaded models on disk
+
+
+def test_refused_model_leaves_no_file_behind(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sidebar, "MODEL_DIR", tmp_path / "models")
+    choice, message = sidebar.model_from_upload("broken.keras", b"not a zip archive")
+    assert choice is None and "previous model stays active" in message and "\n" not in message
+    assert not any((tmp_path / "models").rglob("*"))
+
+
+def test_a_full_disk_gives_a_one_line_message_and_no_half_written_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sidebar, "MODEL_DIR", tmp_path / "models")
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    choice, message = sidebar.model_from_upload("big.keras", b"model bytes")
+    assert choice is None
+    assert message is not None and "\n" not in message and "big.keras" in message
+    assert "No space left on device" in message and "previous model stays active" in message
+    assert not any((tmp_path / "models").rglob("*"))
+
+
+def test_an_unusable_upload_folder_gives_a_one_line_message(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    monkeypatch.setattr(sidebar, "MODEL_DIR", blocker / "models")
+    choice, message = sidebar.model_from_upload("model.keras", b"model bytes")
+    assert choice is None and message is not None and "\n" not in message
+    assert "could not be stored" in message
+
+
+def test_accepted_models_stay_but_only_the_newest_few(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "models"
+    monkeypatch.setattr(sidebar, "MODEL_DIR", folder)
+    monkeypatch.setattr(compute, "uploaded_model", lambda key, path: object())  # every model is accepted
+    paths = []
+    for k in range(sidebar.KEPT_MODELS + 3):
+        choice, message = sidebar.model_from_upload(f"model{k}.keras", f"model {k}".encode())
+        assert message is None and choice is not None
+        paths.append(Path(choice["path"]))
+        assert paths[-1].is_file()  # the accepted file stays for the cached model
+    assert len([f for f in folder.iterdir() if f.is_dir()]) == sidebar.KEPT_MODELS
+    assert paths[-1].is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3 · the export's method parameters come from the library
+
+
+def test_export_method_parameters_are_the_library_defaults() -> None:
+    defaults = {name: p.default for name, p in inspect.signature(api.explain).parameters.items()}
+    request = _request(np.ones((8, 8), bool))
+    assert export.method_parameters(request, "scorecam") == {
+        "channels": scorecam.DEFAULT_CHANNELS, "batch_size": defaults["scorecam_batch_size"]}
+    assert export.method_parameters(request, "smoothgrad") == {
+        "samples": methods_input.DEFAULT_SAMPLES, "noise": defaults["smoothgrad_noise"], "seed": defaults["seed"]}
+    for method in ("integrated-gradients", "guided-ig", "blur-ig"):
+        assert export.method_parameters(request, method) == {
+            "steps": methods_input.DEFAULT_STEPS, "batch_size": defaults["input_batch_size"]}
+    xrai = export.method_parameters(request, "xrai")
+    assert xrai["batch_size"] == defaults["xrai_batch_size"]
+    assert "minimum" in xrai["baselines"] and "maximum" in xrai["baselines"] and "black" not in xrai["baselines"]
+    # an object without the settings falls back to the library defaults too
+    bare = type("Bare", (), {"xrai_steps": 4, "xrai_algorithm": "fast"})()
+    assert export.method_parameters(bare, "scorecam")["channels"] == scorecam.DEFAULT_CHANNELS
+    assert export.method_parameters(bare, "smoothgrad")["samples"] == methods_input.DEFAULT_SAMPLES
+    assert export.method_parameters(bare, "integrated-gradients")["steps"] == methods_input.DEFAULT_STEPS
+
+
+# ---------------------------------------------------------------------------------------------
+# 5 · the export is built once per content, and never served stale
+
+
+def _files(request: comparison.Request, heat: float) -> export.Files:
+    results = {"gradcam": FakeExplanation(np.full((8, 8), heat, np.float32)),
+               "scorecam": FakeExplanation(np.full((8, 8), heat / 2, np.float32))}
+    choice = {"source": "sample", "name": "test", "digest": "img", "pixels": request.image}
+    return export.files(request, results, choice, "fake", ["bg", "cap"], np.zeros((8, 8), np.int64), "drawing")
+
+
+def _npz_and_json(files: export.Files) -> tuple[dict, dict]:
+    with zipfile.ZipFile(io.BytesIO(files.zip)) as archive:
+        names = archive.namelist()
+        arrays = np.load(io.BytesIO(archive.read(next(n for n in names if n.endswith(".npz")))))
+        settings = json.loads(archive.read(next(n for n in names if n.endswith(".json"))))
+        return dict(arrays), settings
+
+
+def test_export_is_cached_but_follows_the_maps_and_settings(monkeypatch) -> None:
+    region = np.zeros((8, 8), bool)
+    region[2:5, 2:5] = True
+    request = _request(region)
+    built = []
+    original = export.comparison_png
+    monkeypatch.setattr(export, "comparison_png", lambda *a, **k: built.append(1) or original(*a, **k))
+    first = _files(request, 0.25)
+    again = _files(request, 0.25)
+    assert again.zip == first.zip and again.png == first.png and len(built) == 1  # no rebuild on a rerun
+    other_maps = _files(request, 0.75)  # same keys and settings, other maps: rebuilt
+    assert len(built) == 2
+    arrays, settings = _npz_and_json(other_maps)
+    assert float(arrays["heatmap_gradcam"][0, 0]) == pytest.approx(0.75)
+    assert settings["methods"]["scorecam"]["channels"] == scorecam.DEFAULT_CHANNELS
+    more_channels = _files(comparison.Request(**{**request.__dict__, "scorecam_channels": 8}), 0.75)
+    assert len(built) == 3 and _npz_and_json(more_channels)[1]["methods"]["scorecam"]["channels"] == 8
+
+
+def test_lookup_table_is_computed_once_and_read_only() -> None:
+    table = figures.lookup_table()
+    assert table is figures.lookup_table() and table.shape == (256, 3) and not table.flags.writeable
