@@ -209,24 +209,15 @@ def faithfulness(
     """Deletion/insertion curves, Average Drop and Increase in Confidence of every map plus the random
     baseline (`explainers.faithfulness.evaluate_explanations`), once per `key`.
 
-    Called one map at a time so the page can show progress; the random map comes last, from the
-    library's own seeded baseline."""
+    One library call for all maps (the blurred image and full-image score are shared); the random
+    map comes last, from the library's own seeded baseline."""
     hit = stored(key)
     if hit is not None:
         return hit
     from explainers import faithfulness as faith
 
-    results: dict[str, Any] = {}
-    names = list(heatmaps)
-    for k, name in enumerate(names):
-        results.update(faith.evaluate_explanations(model, image, region, class_index, {name: heatmaps[name]},
-                                                   steps=steps, target=target, random_baseline=False))
-        if progress is not None:
-            progress((k + 1) / (len(names) + 1))
-    results.update(faith.evaluate_explanations(model, image, region, class_index, {}, steps=steps, target=target,
-                                               random_baseline=True))
-    if progress is not None:
-        progress(1.0)
+    results = faith.evaluate_explanations(model, image, region, class_index, heatmaps, steps=steps, target=target,
+                                          random_baseline=True, progress=progress)
     _keep(key, results)
     return results
 

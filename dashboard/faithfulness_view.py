@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import compute, figures, state
-from dashboard.comparison import PLOT_CONFIG, Request, settings_key, short_label
+from dashboard.comparison import PLOT_CONFIG, Request, region_key, settings_key, short_label
 
 STEPS = 20  # points per curve beyond the start: fractions 0, 1/20, …, 1
 RANDOM = "random"
@@ -35,7 +35,7 @@ class Scores:
 
 def key(request: Request, methods: tuple[str, ...], target: str, steps: int = STEPS) -> tuple:
     """Everything the scores depend on: model, image, region, class, the maps' own settings, target, steps."""
-    return ("faithfulness", request.model_key, request.image_key, compute.digest(request.region),
+    return ("faithfulness", request.model_key, request.image_key, region_key(request),
             int(request.class_index), request.target, target, int(steps),
             tuple(settings_key(request, m) for m in methods))
 

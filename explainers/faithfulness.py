@@ -109,11 +109,13 @@ def evaluate(
     steps: int = 20,
     random_baseline: bool = True,
     seed: int = 0,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, Faithfulness]:
     """Every faithfulness number for every map, plus a random map as the chance baseline.
 
     Average Drop and Increase in Confidence mask the image by the map (pixel values × map), as in
-    Chattopadhay et al.; the full-image and masked scores come from the same `score_fn` batch.
+    Chattopadhay et al.; the full-image and masked scores come from the same `score_fn` batch, and
+    the blurred image is made once for all maps. `progress` gets the fraction of maps done.
     """
     image = np.asarray(image, dtype=np.float32)
     maps = dict(maps)
@@ -133,6 +135,8 @@ def evaluate(
             average_drop=average_drop(full, masked_score) if full > 0 else float("nan"),
             increase_in_confidence=bool(masked_score > full),
         )
+        if progress is not None:
+            progress(len(results) / len(names))
     return results
 
 
@@ -220,6 +224,7 @@ def evaluate_explanations(
     target: str = "probabilities",
     random_baseline: bool = True,
     seed: int = 0,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, Faithfulness]:
     """`evaluate` for the heatmaps of `explain(...)`'s Explanations, scored by the model on this region.
 
@@ -238,4 +243,4 @@ def evaluate_explanations(
         maps[name] = np.asarray(heatmap, dtype=np.float32)
     if random_baseline and "random" in maps:
         raise ExplainerError("'random' is the name of the chance baseline: rename that map.")
-    return evaluate(maps, arr, score_fn, steps=steps, random_baseline=random_baseline, seed=seed)
+    return evaluate(maps, arr, score_fn, steps=steps, random_baseline=random_baseline, seed=seed, progress=progress)
