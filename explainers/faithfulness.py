@@ -166,22 +166,23 @@ def _unit(heatmap: np.ndarray) -> np.ndarray:
 # Imports of the TensorFlow side stay inside the functions, so the curves above remain usable (and
 # testable) with any score function and without loading a model.
 
-SCORE_BATCH_SIZE = 32
+SCORE_BATCH_SIZE = 32  # images per forward pass, unless the memory budget allows fewer
 
 
 def region_score_function(model, region, class_index: int, target: str = "logits",
-                          batch_size: int = SCORE_BATCH_SIZE) -> ScoreFn:
+                          batch_size: int | None = None) -> ScoreFn:
     """`score_fn(images) -> scores`: the adapter's region score of `class_index` for a batch of images.
 
-    `region` is a bool H×W mask at image size (resized to the output grid like `explain` does); images
-    are float N×H×W×C (or one H×W×C) in the model's input range. The score is the compiled, batched
-    `xrai.score_function` (fixed input signature), run `batch_size` images at a time.
+    `region` is a bool H×W mask at image size (put on the output grid by the same rule as `explain`);
+    images are float N×H×W×C (or one H×W×C) in the model's input range. The score is the compiled,
+    batched `scores.region_score_function` (fixed input signature), run `batch_size` images at a time
+    (None: `SCORE_BATCH_SIZE` capped by the memory budget, `memory`).
     """
     import tensorflow as tf
 
-    from explainers import api, graph, xrai
+    from explainers import inputs, memory, regions, scores
 
-    summary = graph.inspect_model(model)
+    summary = inputs.summary(model)
     region = np.asarray(region)
     h, w = summary.input_size
     if region.ndim != 2 or (h is not None and region.shape[0] != h) or (w is not None and region.shape[1] != w):
@@ -189,15 +190,17 @@ def region_score_function(model, region, class_index: int, target: str = "logits
             f"The region has shape {region.shape} but the model takes {h}×{w} images: "
             "pass a boolean mask of the (fitted) image's height × width."
         )
-    region = api._as_region(region, region.shape)
-    class_index = api._check_class(class_index, summary.num_classes)
-    api._check_target(target)
-    grid, _ = api._region_to_grid(region, api._output_size(model, region.shape))
-    fn = xrai.score_function(model, target)
+    region = inputs.region(region, region.shape)
+    class_index = inputs.class_index(class_index, summary.num_classes)
+    inputs.target(target)
+    if not (batch_size is None or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise ExplainerError("Use a batch size of at least 1 for the region score.")
+    batch_size, _ = memory.choose_batch(model, region.shape, "The faithfulness score", batch_size, SCORE_BATCH_SIZE,
+                                        backward=False)
+    grid, _ = regions.to_grid(region, inputs.output_size(model, region.shape))
+    fn = scores.region_score_function(model, target)
     mask = tf.constant(grid.astype(np.float32))
     cls = tf.constant(class_index, tf.int32)
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ExplainerError("Use a batch size of at least 1 for the region score.")
 
     def score_fn(images: np.ndarray) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
@@ -232,10 +235,9 @@ def evaluate_explanations(
     and Increase in Confidence are defined on probabilities, and a probability score is positive. Pass
     `target="logits"` to score the logits instead (Average Drop is then NaN when the full score is ≤ 0).
     """
-    from explainers import api
+    from explainers import inputs
 
-    summary = api._summary(model)
-    arr = api._as_image(model, image, summary).astype(np.float32)
+    arr = inputs.image(model, image).astype(np.float32)
     score_fn = region_score_function(model, region, class_index, target)
     maps = {}
     for name, explanation in explanations.items():

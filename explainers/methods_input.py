@@ -15,7 +15,8 @@ Settings (the same for every model, so maps are comparable):
 - Blur IG (Xu et al.): path from a Gaussian blur of σ = `max_sigma` to the image, `steps` evenly
   spaced σ values (PAIR's `sqrt=False`), gradient step 0.01.
 The attribution has the image's shape (H×W×C); the map is |attribution| summed over the colour
-channels (`to_heatmap`), which the API divides by its maximum.
+channels (`to_heatmap`), which the API divides by its maximum. Path methods take `PathOptions`
+(steps, batch size: None = what the memory budget allows, at most 25), SmoothGrad `SmoothGradOptions`.
 
 saliency 0.2.1's Guided IG calls `np.quantile(..., interpolation=...)`, a keyword NumPy 2 removed; on
 such NumPy versions this module points that one module's `np` at a thin proxy whose `quantile` maps
@@ -24,6 +25,7 @@ the keyword to `method=` (same values, same result). Nothing else in NumPy or sa
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import threading
@@ -33,8 +35,10 @@ import numpy as np
 import saliency.core as saliency
 import saliency.core.guided_ig as _guided_ig
 
-from explainers import xrai
+from explainers import memory, xrai
+from explainers import options as opts
 from explainers.errors import ExplainerError
+from explainers.results import RawMap
 
 INPUT_METHODS = ("integrated-gradients", "smoothgrad", "guided-ig", "blur-ig")
 DEFAULT_STEPS = 50
@@ -65,15 +69,30 @@ if "interpolation" not in inspect.signature(np.quantile).parameters and _guided_
     _guided_ig.np = _NumpyWithLegacyQuantile()
 
 
-def check_parameters(steps: int, batch_size: int, samples: int, noise: float) -> None:
-    """Fail before any work is done when the settings cannot run."""
-    ints = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (steps, batch_size, samples))
-    if not (ints and steps >= 2 and batch_size >= 1 and samples >= 1):
-        raise ExplainerError(
-            "Use integer settings: at least 2 steps, a batch size of at least 1 and at least 1 SmoothGrad sample."
-        )
-    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
-        raise ExplainerError("The SmoothGrad noise level must be a finite number ≥ 0 (a fraction of the value range).")
+@dataclasses.dataclass(frozen=True)
+class PathOptions:
+    """Integrated Gradients, Guided IG, Blur IG: `steps` path points (≥ 2), `batch_size` (None: memory)."""
+
+    steps: int = DEFAULT_STEPS
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        opts.set_field(self, "steps", opts.whole(self.steps, "steps", 2, "Integrated Gradients"))
+        opts.set_field(self, "batch_size", opts.batch(self.batch_size, "batch_size", "Integrated Gradients"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SmoothGradOptions:
+    """`samples` noisy copies (≥ 1), `noise` σ as a fraction of the value range (≥ 0), `seed` of the noise."""
+
+    samples: int = DEFAULT_SAMPLES
+    noise: float = DEFAULT_NOISE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        opts.set_field(self, "samples", opts.whole(self.samples, "samples", 1, "SmoothGrad"))
+        opts.set_field(self, "noise", opts.number(self.noise, "noise", "SmoothGrad", 0.0))
+        opts.set_field(self, "seed", opts.whole(self.seed, "seed", 0, "SmoothGrad"))
 
 
 def _calls(method: str, steps: int, batch_size: int, samples: int) -> int:
@@ -102,7 +121,6 @@ def attribution(
     """Raw H×W×C attribution of the adapter's region score; `mask` is the region at the model's output size."""
     if method not in INPUT_METHODS:
         raise ExplainerError(f"Unknown input-gradient method {method!r}: choose from {', '.join(INPUT_METHODS)}.")
-    check_parameters(steps, batch_size, samples, noise)
     x = np.asarray(image, dtype=np.float32)
     total, done = _calls(method, steps, batch_size, samples), [0]
 
@@ -146,3 +164,45 @@ def to_heatmap(attr: np.ndarray) -> np.ndarray:
     """H×W×C attribution → H×W map: absolute value summed over the channels (not yet normalised)."""
     attr = np.nan_to_num(np.asarray(attr, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     return np.abs(attr).sum(axis=-1) if attr.ndim == 3 else np.abs(attr)
+
+
+_LABELS = {"integrated-gradients": "Integrated Gradients", "smoothgrad": "SmoothGrad",
+           "guided-ig": "Guided Integrated Gradients", "blur-ig": "Blur Integrated Gradients"}
+
+
+def _how(method: str, options) -> str:
+    if method == "smoothgrad":
+        return f"mean gradient over {options.samples} noisy copies, noise {options.noise:g} × the value range"
+    path = {"integrated-gradients": "the straight path from a black image", "guided-ig": "the guided path from a "
+            "black image", "blur-ig": f"the path from a blurred (σ={BLUR_MAX_SIGMA:g}) image"}[method]
+    return f"{options.steps} steps on {path}"
+
+
+def runner(method: str):
+    """The registry's entry point for one of `INPUT_METHODS`."""
+
+    def run(model, inputs, layer, options, progress=None) -> RawMap:
+        warnings = []
+        if isinstance(options, PathOptions):
+            options, warnings = memory.resolve(model, inputs, options, _LABELS[method], DEFAULT_BATCH_SIZE)
+            steps, batch_size, samples, noise, seed = options.steps, options.batch_size, 1, 0.0, 0
+        else:
+            memory.fitting_batch(model, inputs.image.shape[:2], _LABELS[method])  # one image at a time
+            steps, batch_size, samples, noise, seed = 2, 1, options.samples, options.noise, options.seed
+        raw = attribution(model, inputs.image, inputs.grid, inputs.class_index, method, inputs.target, steps,
+                          batch_size, samples, noise, seed, progress)
+        text = (f"{_LABELS[method]} attributes to input pixels (layer-free) of the adapter's region score "
+                f"(class {inputs.target}; {_how(method, options)}); |attribution| summed over colour channels, "
+                "divided by its maximum.")
+        return RawMap(heatmap=to_heatmap(raw), layer_map=None, options=options, description=text, warnings=warnings)
+
+    return run
+
+
+def status(method: str):
+    def text(options) -> str:
+        if method == "smoothgrad":
+            return f"SmoothGrad: {options.samples} noisy samples…"
+        return f"{_LABELS[method]}: {options.steps} steps…"
+
+    return text

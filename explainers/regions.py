@@ -233,7 +233,7 @@ def check_region(region: np.ndarray, shape: tuple[int, int], class_name: str | N
     if region.shape != (height, width):
         raise ExplainerError(
             f"The region has shape {region.shape} but the model input is {height}×{width}: build it at the "
-            "input resolution (regions.resize_region converts masks)."
+            "input resolution (regions.resample_nearest converts masks)."
         )
     if not region.any():
         if class_name is not None:
@@ -286,24 +286,27 @@ def resample_nearest(array: np.ndarray, out_shape: tuple[int, int]) -> np.ndarra
     return array[np.ix_(rows, cols)]
 
 
-def resize_region(region: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize (pixel centres) to another grid, e.g. a model whose output is smaller.
+def to_grid(region: np.ndarray, out_shape: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """The region on another grid (e.g. a model's smaller output) and the rule that was applied.
 
-    A non-empty region never vanishes: if sampling misses every pixel, the output cell that receives
-    the most region pixels is kept.
+    The one region-to-grid rule of the project: nearest neighbour at pixel centres (`"nearest"`), and
+    when a thin region falls between the sample points, every output cell it touches (`"touched"`);
+    `""` when the grids already agree. A non-empty region therefore never vanishes.
     """
     region = np.asarray(region, dtype=bool)
     if region.ndim != 2:
         raise ExplainerError(f"The region must be a 2-D mask, got {region.ndim}-D.")
     out_h, out_w = _shape2(out_shape)
     in_h, in_w = region.shape
+    if (out_h, out_w) == (in_h, in_w):
+        return region, ""
     out = resample_nearest(region, (out_h, out_w))
-    if region.any() and not out.any():
-        src_r, src_c = np.nonzero(region)
-        cells = (src_r * out_h // in_h) * out_w + (src_c * out_w // in_w)
-        best = int(np.bincount(cells).argmax())
-        out[best // out_w, best % out_w] = True
-    return out
+    if out.any() or not region.any():
+        return out, "nearest"
+    out = np.zeros((out_h, out_w), dtype=bool)
+    rows, cols = np.nonzero(region)
+    out[rows * out_h // in_h, cols * out_w // in_w] = True
+    return out, "touched"
 
 
 def outline(region: np.ndarray) -> np.ndarray:

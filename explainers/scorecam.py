@@ -2,7 +2,8 @@
 
 Why its own module: Score-CAM needs no gradient but one forward pass per channel, so it cannot share the
 CAMs' single forward+backward pass. Each pass is cheap and batched through the compiled region-score
-function of `xrai.score_function`, and the number of channels is capped.
+function of `scores.region_score_function`, the number of channels is capped, and the batch size
+defaults to what the memory budget allows (at most 32).
 
 The formula we use, for class c, a region R and a layer with activations A (h×w×K):
 - keep the `channels` channels with the largest spatial mean activation (all of them when K is smaller;
@@ -23,19 +24,33 @@ caller can report how much the best channel raises the score.
 
 from __future__ import annotations
 
-import weakref
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from explainers import graph, xrai
-from explainers.errors import ExplainerError
+from explainers import graph, memory, scores
+from explainers import options as opts
+from explainers.caching import PerModel
+from explainers.results import RawMap
 
 DEFAULT_CHANNELS = 64
 DEFAULT_BATCH_SIZE = 32
-_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FORWARDS = PerModel()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreCAMOptions:
+    """`channels`: at most this many channels are scored; `batch_size` masked images per pass (None: memory)."""
+
+    channels: int = DEFAULT_CHANNELS
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        opts.set_field(self, "channels", opts.whole(self.channels, "channels", 1, "Score-CAM"))
+        opts.set_field(self, "batch_size", opts.batch(self.batch_size, "batch_size", "Score-CAM"))
 
 
 @dataclass(frozen=True)
@@ -50,17 +65,8 @@ class ScoreCAMResult:
     baseline_score: float
 
 
-def check_parameters(channels: int, batch_size: int) -> None:
-    """Fail before any work is done when the settings cannot run."""
-    ok = all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in (channels, batch_size))
-    if not ok:
-        raise ExplainerError("Score-CAM needs at least 1 channel and a batch size of at least 1 (integers).")
-
-
 def _activations_function(model, layer: str, target: str):
-    per_model = _FORWARDS.setdefault(model, {})
-    key = (layer, target)
-    if key not in per_model:
+    def build():
         tapped = graph.tap_model(model, [layer], target)
         image_shape = tuple(tapped.inputs[0].shape[1:])
 
@@ -68,8 +74,9 @@ def _activations_function(model, layer: str, target: str):
         def activations(x):
             return tapped(x, training=False)[1]
 
-        per_model[key] = activations
-    return per_model[key]
+        return activations
+
+    return _FORWARDS.get(model, (layer, target), build)
 
 
 def scorecam_map(
@@ -84,7 +91,6 @@ def scorecam_map(
     progress: Callable[[float], None] | None = None,
 ) -> ScoreCAMResult:
     """Raw Score-CAM of the region score; `image` is float H×W×C, `mask` the region at output size."""
-    check_parameters(channels, batch_size)
     x = np.asarray(image, dtype=np.float32)
     mask = np.asarray(mask, dtype=np.float32)
     acts = _activations_function(model, layer, target)(tf.constant(x[None]))[0].numpy()  # (h, w, K)
@@ -95,7 +101,7 @@ def scorecam_map(
     span = high - low
     masks = np.where(span > 0, (upsampled - low) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
 
-    score = xrai.score_function(model, target)
+    score = scores.region_score_function(model, target)
     mask_t, class_t = tf.constant(mask), tf.constant(int(class_index), tf.int32)
     scale = mask.size / max(float(mask.sum()), 1.0)  # adapter score → mean over the region's pixels
     baseline = float(score(tf.zeros((1, *x.shape), tf.float32), mask_t, class_t).numpy()[0]) * scale
@@ -121,3 +127,24 @@ def scorecam_map(
         increases=increases,
         baseline_score=baseline,
     )
+
+
+def run(model, inputs, layer: str, options: ScoreCAMOptions, progress=None) -> RawMap:
+    """The registry's entry point: Score-CAM at `layer` for validated `inputs`."""
+    options, warnings = memory.resolve(model, inputs, options, "Score-CAM", DEFAULT_BATCH_SIZE, backward=False)
+    result = scorecam_map(model, inputs.image, inputs.grid, inputs.class_index, layer, inputs.target,
+                          options.channels, options.batch_size, progress)
+    h, w = result.layer_map.shape
+    text = (
+        f"Score-CAM at layer {layer!r} ({h}×{w}): {len(result.channels)} channel(s) with the largest mean "
+        f"activation, each (upsampled, min-max scaled) multiplying the image; weights = softmax over channels "
+        f"of the increase of the class {inputs.target} averaged over the region, versus the black image (best "
+        f"channel: +{float(result.increases.max()):.3g}); upsampled "
+        "bilinearly to the image size."
+    )
+    return RawMap(heatmap=result.heatmap, layer_map=result.layer_map, options=options, description=text,
+                  warnings=warnings)
+
+
+def status(options: ScoreCAMOptions) -> str:
+    return f"Score-CAM: up to {options.channels} channels…"

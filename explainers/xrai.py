@@ -2,23 +2,21 @@
 
 Why this shape: XRAI = Integrated Gradients (two baselines × `steps` gradient evaluations) ranked over
 Felzenszwalb regions. Almost all the time is in those gradients and in the segmentation, so the
-gradient of the adapter's region score is one compiled, batched function (fixed input signature: no
-retracing for new regions, classes or batch sizes), and the segments, which depend only on the image,
-are computed once per image and handed back to the library with `segments=`.
+gradient of the adapter's region score is one compiled, batched function
+(`scores.input_gradient_function`: fixed input signature, no retracing for new regions, classes or
+batch sizes), and the segments, which depend only on the image, are computed once per image and handed
+back to the library with `segments=`. The batch size defaults to what the memory budget allows
+(`memory.choose_batch`), at most 50.
 
-This module also owns the two compiled functions of *input images* through the adapter that other
-layer-free code reuses: `gradient_function` (the input gradient behind XRAI and the `saliency.core`
-methods in `methods_input`) and `score_function` (the batched region score behind Score-CAM and the
-faithfulness curves). Both are cached per model and target with a fixed input signature.
+`call_model_function` (the `saliency.core` call-model function over that gradient) is shared with the
+input-gradient methods in `methods_input`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -26,63 +24,29 @@ import saliency.core as saliency
 import tensorflow as tf
 from saliency.core.xrai import _get_segments_felzenszwalb
 
-from explainers.adapter import SegmentationAdapter
-from explainers.errors import ExplainerError
+from explainers import memory, scores
+from explainers import options as opts
+from explainers.caching import LRU
+from explainers.results import NON_FINITE_GRADIENTS, MapWarning, RawMap
 
 ALGORITHMS = ("full", "fast")
-_GRADIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SCORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SEGMENTS: OrderedDict[str, list[np.ndarray]] = OrderedDict()
-_SEGMENTS_LOCK = threading.Lock()  # shared by every dashboard session's thread
-_SEGMENT_CACHE_SIZE = 16
+DEFAULT_STEPS = 100
+DEFAULT_BATCH_SIZE = 50
+_SEGMENTS = LRU(16)  # shared by every dashboard session's thread
 
 
-def _compiled(cache: weakref.WeakKeyDictionary, model, target: str, body):
-    """Build once per (model, target) a tf.function over (x batch, region mask at output size, class).
+@dataclasses.dataclass(frozen=True)
+class XRAIOptions:
+    """`steps` IG points per baseline (≥ 2), `algorithm` "full" or "fast", `batch_size` (None: from memory)."""
 
-    The fixed input signature (batch dimension None, mask and class as tensors) means new regions,
-    classes or batch sizes never retrace. `body(adapter, x, masks, class_index)` is the computation.
-    """
-    per_model = cache.setdefault(model, {})
-    if target not in per_model:
-        adapter = SegmentationAdapter(model, (), target)
-        image_shape = tuple(adapter.model.inputs[0].shape[1:])
+    steps: int = DEFAULT_STEPS
+    algorithm: str = "full"
+    batch_size: int | None = None
 
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, *image_shape], tf.float32),
-                tf.TensorSpec(list(adapter.output_size), tf.float32),
-                tf.TensorSpec([], tf.int32),
-            ]
-        )
-        def run(x, mask, class_index):
-            masks = tf.repeat(mask[None], tf.shape(x)[0], axis=0)
-            return body(adapter, x, masks, class_index)
-
-        per_model[target] = run
-    return per_model[target]
-
-
-def _input_gradients(adapter, x, masks, class_index):
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        scores = adapter(x, masks)[0]
-        score = tf.reduce_sum(tf.gather(scores, class_index, axis=1))
-    return tape.gradient(score, x)
-
-
-def _class_scores(adapter, x, masks, class_index):
-    return tf.gather(adapter(x, masks)[0], class_index, axis=1)
-
-
-def gradient_function(model, target: str = "logits"):
-    """Compiled (x batch, region mask at output size, class) → ∂ adapter score / ∂ x, per image."""
-    return _compiled(_GRADIENTS, model, target, _input_gradients)
-
-
-def score_function(model, target: str = "logits"):
-    """Compiled (x batch, region mask at output size, class) → (B,) adapter region scores of that class."""
-    return _compiled(_SCORES, model, target, _class_scores)
+    def __post_init__(self) -> None:
+        opts.set_field(self, "steps", opts.whole(self.steps, "steps", 2, "XRAI"))
+        opts.choice(self.algorithm, "algorithm", "XRAI", ALGORITHMS)
+        opts.set_field(self, "batch_size", opts.batch(self.batch_size, "batch_size", "XRAI"))
 
 
 def call_model_function(model, target: str = "logits", progress: Callable[[], None] | None = None):
@@ -91,7 +55,7 @@ def call_model_function(model, target: str = "logits", progress: Callable[[], No
     Non-finite gradients (a model whose logits overflow float32) are set to 0 before PAIR's code sees
     them, since its XRAI region selection fails on NaN gains; `call.nonfinite` counts how many were.
     """
-    gradients = gradient_function(model, target)
+    gradients = scores.input_gradient_function(model, target)
 
     def call(x_batch, call_model_args=None, expected_keys=None):
         args = call_model_args or {}
@@ -116,24 +80,7 @@ def segments(image: np.ndarray) -> list[np.ndarray]:
     """The library's Felzenszwalb segments for this image, cached by its bytes (they depend on nothing else)."""
     image = np.ascontiguousarray(image)
     key = hashlib.sha1(image.tobytes() + str((image.shape, image.dtype.str)).encode()).hexdigest()
-    with _SEGMENTS_LOCK:
-        if key in _SEGMENTS:
-            _SEGMENTS.move_to_end(key)
-            return _SEGMENTS[key]
-    segs = _get_segments_felzenszwalb(image.astype(np.float32))
-    with _SEGMENTS_LOCK:
-        _SEGMENTS[key] = segs
-        while len(_SEGMENTS) > _SEGMENT_CACHE_SIZE:
-            _SEGMENTS.popitem(last=False)
-    return segs
-
-
-def check_parameters(steps: int, algorithm: str, batch_size: int) -> None:
-    """Fail before any work is done when XRAI's settings cannot run."""
-    if algorithm not in ALGORITHMS:
-        raise ExplainerError(f"Unknown XRAI algorithm {algorithm!r}: use 'full' or 'fast'.")
-    if not (isinstance(steps, int) and steps >= 2 and isinstance(batch_size, int) and batch_size >= 1):
-        raise ExplainerError("Use an integer number of XRAI steps of at least 2 and a batch size of at least 1.")
+    return _SEGMENTS.get_or_compute(key, lambda: _get_segments_felzenszwalb(image.astype(np.float32)))
 
 
 def xrai_map(
@@ -142,24 +89,24 @@ def xrai_map(
     mask: np.ndarray,
     class_index: int,
     target: str = "logits",
-    steps: int = 100,
-    algorithm: str = "full",
-    batch_size: int = 50,
+    options: XRAIOptions | None = None,
     progress: Callable[[float], None] | None = None,
-    notes: list[str] | None = None,
+    notes: list[MapWarning] | None = None,
 ) -> np.ndarray:
     """Raw XRAI attribution (H×W) of the adapter's region score; `mask` is at the model's output size.
 
-    When the model's gradients were not finite, a sentence saying so is appended to `notes` (if given).
+    `options.batch_size` must be set (see `run`). When the model's gradients were not finite, a
+    warning saying so is appended to `notes` (if given).
     """
-    check_parameters(steps, algorithm, batch_size)
+    options = options or XRAIOptions(batch_size=DEFAULT_BATCH_SIZE)
+    batch_size = options.batch_size or DEFAULT_BATCH_SIZE
     x = np.asarray(image, dtype=np.float32)
     if float(np.ptp(x)) == 0.0:
         # Both baselines equal the image (zero IG) and Felzenszwalb's min-max scaling would divide by 0.
         if progress is not None:
             progress(1.0)
         return np.zeros(x.shape[:2], dtype=np.float32)
-    total = 2 * math.ceil(steps / batch_size) + 1  # two baselines' IG batches, then segments + selection
+    total = 2 * math.ceil(options.steps / batch_size) + 1  # two baselines' IG batches, then segments + selection
     done = [0]
 
     def tick() -> None:
@@ -168,18 +115,39 @@ def xrai_map(
             progress(min(done[0] / total, 1.0))
 
     call = call_model_function(model, target, tick)
-    params = saliency.XRAIParameters(steps=steps, algorithm=algorithm)
-    segs = segments(image)
+    params = saliency.XRAIParameters(steps=options.steps, algorithm=options.algorithm)
     result = saliency.XRAI().GetMask(
         x,
         call,
         {"mask": mask, "class_index": class_index},
-        segments=segs,
+        segments=segments(image),
         batch_size=batch_size,
         extra_parameters=params,
     )
     if call.nonfinite and notes is not None:
-        notes.append(f"{call.nonfinite} non-finite input gradient value(s) (e.g. overflowing logits) were set to 0.")
+        notes.append(nonfinite_warning(call.nonfinite))
     if progress is not None:
         progress(1.0)
     return np.asarray(result, dtype=np.float32)
+
+
+def nonfinite_warning(count: int) -> MapWarning:
+    return MapWarning(NON_FINITE_GRADIENTS,
+                      f"{count} non-finite input gradient value(s) (e.g. overflowing logits) were set to 0.")
+
+
+def run(model, inputs, layer: str | None, options: XRAIOptions, progress=None) -> RawMap:
+    """The registry's entry point: XRAI of the adapter score for validated `inputs`."""
+    options, warnings = memory.resolve(model, inputs, options, "XRAI", DEFAULT_BATCH_SIZE)
+    raw = xrai_map(model, inputs.image, inputs.grid, inputs.class_index, inputs.target, options, progress,
+                   notes=warnings)
+    text = (
+        f"XRAI attributes to input pixels (layer-free): Integrated Gradients of the adapter's region "
+        f"score (class {inputs.target}; {options.steps} steps; baselines filled with the image's min and max), "
+        f"ranked over Felzenszwalb regions ('{options.algorithm}'), rescaled to [0, 1]."
+    )
+    return RawMap(heatmap=raw, layer_map=None, options=options, description=text, warnings=warnings)
+
+
+def status(options: XRAIOptions) -> str:
+    return f"XRAI: {options.steps} steps × 2 baselines…"

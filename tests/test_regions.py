@@ -218,16 +218,21 @@ def test_dominant_class_counts_inside_the_region() -> None:
         regions.dominant_class(np.zeros(LABELS.shape, bool), LABELS)
 
 
-def test_resize_region_nearest_and_never_loses_a_region() -> None:
+def test_to_grid_nearest_and_never_loses_a_region() -> None:
     region = np.zeros((8, 8), bool)
     region[2:6, 4:8] = True
-    np.testing.assert_array_equal(regions.resize_region(region, (4, 4)), region[1::2, 1::2])
-    np.testing.assert_array_equal(regions.resize_region(region, (16, 16)), np.kron(region, np.ones((2, 2), bool)))
-    dot = np.zeros((8, 8), bool)
-    dot[0, 0] = True  # sampling at pixel centres 1, 3, 5, 7 misses it
-    small = regions.resize_region(dot, (4, 4))
-    assert small.sum() == 1 and small[0, 0]
-    assert not regions.resize_region(np.zeros((8, 8), bool), (3, 3)).any()
+    grid, rule = regions.to_grid(region, (4, 4))
+    np.testing.assert_array_equal(grid, region[1::2, 1::2])
+    assert rule == "nearest"
+    np.testing.assert_array_equal(regions.to_grid(region, (16, 16))[0], np.kron(region, np.ones((2, 2), bool)))
+    same, rule = regions.to_grid(region, (8, 8))
+    assert rule == "" and np.array_equal(same, region)
+    line = np.zeros((8, 8), bool)
+    line[0, :] = True  # sampling at pixel centres 1, 3, 5, 7 misses row 0: every touched cell is kept
+    small, rule = regions.to_grid(line, (4, 4))
+    assert rule == "touched"
+    np.testing.assert_array_equal(small, np.array([[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], bool))
+    assert not regions.to_grid(np.zeros((8, 8), bool), (3, 3))[0].any()
 
 
 def test_outline_is_the_inner_border() -> None:

@@ -1,0 +1,81 @@
+"""The library's two caches: things built once per model, and small least-recently-used stores.
+
+Why one module: compiled functions, output sizes and predictors live exactly as long as their Keras
+model (a weak key, so dropping the model frees them), and image-keyed data (XRAI's segments, the
+dashboard's slow maps) must stay small and be safe to share between the threads of several dashboard
+sessions. Both rules used to be restated by hand in each module; here they are written once.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+
+class PerModel:
+    """`get(model, key, build)`: `build()` once per (model, key), kept while the model object lives."""
+
+    def __init__(self) -> None:
+        self._store: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, model: Any, key: Hashable, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            per_model = self._store.setdefault(model, {})
+            if key in per_model:
+                return per_model[key]
+        value = build()  # outside the lock: building may take seconds (tracing), and may recurse
+        with self._lock:
+            return self._store.setdefault(model, {}).setdefault(key, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._store.clear()
+
+
+class LRU:
+    """A thread-safe store of at most `size` entries; the least recently used entry goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+        self._store: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        with self._lock:
+            if key not in self._store:
+                return default
+            self._store.move_to_end(key)
+            return self._store[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._store[key] = value
+            self._store.move_to_end(key)
+            while len(self._store) > self.size:
+                self._store.popitem(last=False)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The stored value, or `compute()` stored and returned (computed outside the lock)."""
+        missing = object()
+        hit = self.get(key, missing)
+        if hit is not missing:
+            return hit
+        value = compute()
+        self.put(key, value)
+        return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._store
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._store)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._store.clear()
