@@ -36,7 +36,7 @@ def run(quick: bool = False) -> Section:
 
         t_cam = timed(cams, 3)
         start = time.perf_counter()
-        explainers.explain(model, image, region, 1, layer, methods=("xrai",), xrai_steps=steps)
+        explainers.explain(model, image, region, 1, layer, methods=("xrai",), options={"xrai": {"steps": steps}})
         t_xrai = time.perf_counter() - start
         first = first or (size, t_cam, t_xrai)
         pixel_ratio = (size / first[0]) ** 2

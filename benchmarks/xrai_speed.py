@@ -33,7 +33,7 @@ def run(quick: bool = False) -> Section:
 
     def ours():
         return explainers.explain(
-            model, image, region, class_index, None, methods=("xrai",), xrai_steps=steps
+            model, image, region, class_index, None, methods=("xrai",), options={"xrai": {"steps": steps}}
         )
 
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 Defaults follow the region and the model: the class is the one predicted most often inside a new
 region (`regions.dominant_class`, background only when nothing else is there), the layer is
 `explainers.default_layer` when the model changes; after that the user's choices are kept.
-The method picker offers every method of the library (`explainers.ALL_METHODS`), the default four
+The method picker offers every method of the registry (`explainers.registry.ALL_METHODS`), the default four
 selected; entries say which methods are layer-free and which are slow. The slow methods' own
 settings (Score-CAM channels, IG steps, SmoothGrad samples) sit in a small expander underneath.
 """
@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-import explainers
 from dashboard import compute, state
 from dashboard.comparison import PICKER_ORDER, picker_label
-from explainers import ExplainerError, regions
+from explainers import ExplainerError, regions, registry
 
 
 def shape_text(shape: tuple[int | None, ...]) -> str:
@@ -34,7 +33,7 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
     if st.session_state.get(state.LAYER) not in shapes:
         st.session_state[state.LAYER] = default_layer
     if state.METHODS not in st.session_state:
-        st.session_state[state.METHODS] = list(explainers.METHODS)
+        st.session_state[state.METHODS] = list(registry.DEFAULT_METHODS)
     class_col, layer_col, methods_col = st.columns([1, 1, 2])
     class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
                                       help="Defaults to the class predicted most often inside the region.")
@@ -54,14 +53,15 @@ def method_settings() -> dict[str, int]:
         cap_col, steps_col, samples_col = st.columns(3)
         cap_col.number_input("Score-CAM channels", min_value=1, max_value=1024, step=16, key=state.SCORECAM_CHANNELS,
                              help="At most this many channels (largest mean activation) are scored: one forward "
-                                  "pass each. 64 is the library's default.")
+                                  f"pass each. {registry.default('scorecam', 'channels')} is the library's default.")
         steps_col.number_input("IG steps", min_value=2, max_value=500, step=10, key=state.INPUT_STEPS,
                                help="Path points of Integrated Gradients, Guided IG and Blur IG (one gradient "
-                                    "each). 50 is the library's default.")
+                                    f"each). {registry.default('integrated-gradients', 'steps')} is the library's "
+                                    "default.")
         samples_col.number_input("SmoothGrad samples", min_value=1, max_value=500, step=5,
                                  key=state.SMOOTHGRAD_SAMPLES,
-                                 help="Noisy copies averaged by SmoothGrad (one gradient each). 25 is the "
-                                      "library's default.")
+                                 help="Noisy copies averaged by SmoothGrad (one gradient each). "
+                                      f"{registry.default('smoothgrad', 'samples')} is the library's default.")
     return {"scorecam_channels": int(state.get(state.SCORECAM_CHANNELS)),
             "input_steps": int(state.get(state.INPUT_STEPS)),
             "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES))}

@@ -10,9 +10,6 @@ The maps wrap onto several rows, at most `PER_ROW` per row.
 
 from __future__ import annotations
 
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,19 +17,27 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-import explainers
 from dashboard import compute, figures, state
-from explainers import methods_input, scorecam
-from explainers.api import CAM_METHODS, LAYER_FREE_METHODS
+from explainers import registry, results
+from explainers.caching import LRU
 
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 PER_ROW = 4  # maps per row; more methods wrap onto further rows
-FAST_METHODS = tuple(m for m in explainers.ALL_METHODS if m in CAM_METHODS)  # one shared pass
-SLOW_METHODS = tuple(m for m in explainers.ALL_METHODS if m not in CAM_METHODS)  # progress bar each
+FAST_METHODS = registry.FAST_METHODS  # one shared pass
+SLOW_METHODS = registry.SLOW_METHODS  # progress bar each
 # Order of the method picker: fast layer CAMs, then Score-CAM (slow, layer), then the layer-free ones.
-PICKER_ORDER = (*FAST_METHODS, *(m for m in SLOW_METHODS if m not in LAYER_FREE_METHODS),
-                *(m for m in SLOW_METHODS if m in LAYER_FREE_METHODS))
+PICKER_ORDER = (*FAST_METHODS, *(m for m in SLOW_METHODS if not registry.get(m).layer_free),
+                *(m for m in SLOW_METHODS if registry.get(m).layer_free))
+# Which widget of the page sets which option of which method (the rest keep the registry's defaults).
+WIDGET_OPTIONS = {
+    "xrai": {"steps": "xrai_steps", "algorithm": "xrai_algorithm"},
+    "scorecam": {"channels": "scorecam_channels"},
+    "smoothgrad": {"samples": "smoothgrad_samples"},
+    "integrated-gradients": {"steps": "input_steps"},
+    "guided-ig": {"steps": "input_steps"},
+    "blur-ig": {"steps": "input_steps"},
+}
 
 
 @dataclass(frozen=True)
@@ -50,21 +55,21 @@ class Request:
     target: str
     xrai_steps: int
     xrai_algorithm: str
-    scorecam_channels: int = scorecam.DEFAULT_CHANNELS
-    input_steps: int = methods_input.DEFAULT_STEPS
-    smoothgrad_samples: int = methods_input.DEFAULT_SAMPLES
+    scorecam_channels: int = registry.default("scorecam", "channels")
+    input_steps: int = registry.default("integrated-gradients", "steps")
+    smoothgrad_samples: int = registry.default("smoothgrad", "samples")
 
 
 def label(method: str) -> str:
-    return explainers.METHOD_LABELS.get(method, method)
+    return registry.label(method)
 
 
 def is_layer_free(method: str) -> bool:
-    return method in LAYER_FREE_METHODS
+    return registry.get(method).layer_free
 
 
 def is_slow(method: str) -> bool:
-    return method in SLOW_METHODS
+    return registry.get(method).slow
 
 
 def picker_label(method: str) -> str:
@@ -74,21 +79,13 @@ def picker_label(method: str) -> str:
 
 
 def ordered(methods: Sequence[str]) -> tuple[str, ...]:
-    """The chosen methods in the page's order (the library's `ALL_METHODS` order)."""
-    return tuple(m for m in explainers.ALL_METHODS if m in methods)
+    """The chosen methods in the page's order (the registry's order)."""
+    return tuple(m for m in registry.ALL_METHODS if m in methods)
 
 
 def map_options(request: Request, method: str) -> dict[str, Any]:
-    """The `explain` keyword arguments of `method`'s own settings (empty for the gradient CAMs)."""
-    if method == "xrai":
-        return {"xrai_steps": int(request.xrai_steps), "xrai_algorithm": request.xrai_algorithm}
-    if method == "scorecam":
-        return {"scorecam_channels": int(request.scorecam_channels)}
-    if method == "smoothgrad":
-        return {"smoothgrad_samples": int(request.smoothgrad_samples)}
-    if method in LAYER_FREE_METHODS:
-        return {"input_steps": int(request.input_steps)}
-    return {}
+    """The options of `method` set by the page's widgets (a dict of its options fields; may be empty)."""
+    return {option: getattr(request, field) for option, field in WIDGET_OPTIONS.get(method, {}).items()}
 
 
 def settings_key(request: Request, method: str) -> tuple:
@@ -100,24 +97,17 @@ def settings_key(request: Request, method: str) -> tuple:
 # `region_key` memo: the digest of each recent region mask, so a rerun hashes its region once rather than once
 # per map, cache lookup and store. Keyed by the array's id and checked by identity (the memo holds the array,
 # so its id cannot be reused meanwhile); kept off `Request` so `Request(**request.__dict__)` still works.
-_REGION_KEYS: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
-_REGION_KEYS_SIZE = 8
-_REGION_KEYS_LOCK = threading.Lock()
+_REGION_KEYS = LRU(8)
 
 
 def region_key(request: Request) -> str:
     """`compute.digest(request.region)`, computed once per region array."""
     region = request.region
-    with _REGION_KEYS_LOCK:
-        hit = _REGION_KEYS.get(id(region))
-        if hit is not None and hit[0] is region:
-            _REGION_KEYS.move_to_end(id(region))
-            return hit[1]
+    hit = _REGION_KEYS.get(id(region))
+    if hit is not None and hit[0] is region:
+        return hit[1]
     key = compute.digest(region)
-    with _REGION_KEYS_LOCK:
-        _REGION_KEYS[id(region)] = (region, key)
-        while len(_REGION_KEYS) > _REGION_KEYS_SIZE:
-            _REGION_KEYS.popitem(last=False)
+    _REGION_KEYS.put(id(region), (region, key))
     return key
 
 
@@ -128,7 +118,7 @@ def slow_key(request: Request, method: str) -> tuple:
 
 def short_label(method: str) -> str:
     """The label without its citation, for narrow map titles ("Seg-Grad-CAM")."""
-    return label(method).split(" (")[0]
+    return registry.get(method).short_label if method in registry.METHODS else method
 
 
 def title(method: str, explanation: Any) -> str:
@@ -140,20 +130,18 @@ def caption(method: str, explanation: Any) -> str:
     where = (f"{short_label(method)} · {LAYER_FREE_NOTE}" if is_layer_free(method)
              else f"{label(method)} at layer `{explanation.layer}`")
     text = f"{where}; {explanation.seconds:.2f} s"
-    for sentence in _visible_notes(getattr(explanation, "note", "") or ""):
-        text += (" · ℹ️ " if sentence.startswith("The region was resized") else " · ⚠️ ") + sentence
+    for warning in getattr(explanation, "warnings", ()):
+        if warning.code in _INFO_CODES:
+            text += " · ℹ️ " + warning.message.rstrip(".")
+        elif warning.code in _WARN_CODES:
+            text += " · ⚠️ " + warning.message.rstrip(".")
     return text
 
 
-# Note sentences shown under the map itself (the rest stays in the "How each map was computed" expander):
-# an empty map, non-finite values set to 0, and a region resized to a coarser output grid.
-_VISIBLE_NOTES = ("all-zero map", "non-finite", "The region was resized")
-
-
-def _visible_notes(note: str) -> list[str]:
-    """The library's note split into sentences (not at "e.g."), keeping those in `_VISIBLE_NOTES`."""
-    sentences = re.split(r"(?<=\.)\s+(?=[A-Z0-9]|all-zero)", note.strip())
-    return [s.rstrip(".") for s in sentences if any(key in s for key in _VISIBLE_NOTES)]
+# Warnings shown under the map itself, by code (every message stays in the "How each map was computed"
+# expander): an empty map and non-finite values as warnings, a resized region or batch as information.
+_WARN_CODES = (results.ALL_ZERO, results.NON_FINITE, results.NON_FINITE_GRADIENTS)
+_INFO_CODES = (results.REGION_RESIZED, results.REGION_TOUCHED, results.BATCH_REDUCED)
 
 
 def notes(results: dict[str, Any]) -> None:
@@ -172,8 +160,8 @@ def maps_row(request: Request) -> dict[str, Any]:
     for start in range(0, len(methods), per_row):
         row = methods[start:start + per_row]
         slots.update(zip(row, st.columns(per_row)[:len(row)], strict=True))
-    cams = tuple(m for m in methods if m in CAM_METHODS)
-    slow = tuple(m for m in methods if m not in CAM_METHODS)
+    cams = tuple(m for m in methods if m in FAST_METHODS)
+    slow = tuple(m for m in methods if m in SLOW_METHODS)
     results: dict[str, Any] = {}
     if cams:
         results.update(compute.cam_maps(request.model_key, request.image_key, region_key(request),
@@ -201,13 +189,8 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
 
 
 def _status_text(request: Request, method: str) -> str:
-    if method == "xrai":
-        return f"XRAI: {request.xrai_steps} steps × 2 baselines…"
-    if method == "scorecam":
-        return f"Score-CAM: up to {request.scorecam_channels} channels…"
-    if method == "smoothgrad":
-        return f"SmoothGrad: {request.smoothgrad_samples} noisy samples…"
-    return f"{short_label(method)}: {request.input_steps} steps…"
+    record = registry.get(method)
+    return record.status(record.make_options(map_options(request, method)))
 
 
 def _slow_column(request: Request, method: str, paths: Sequence[np.ndarray], slot: Any) -> Any:

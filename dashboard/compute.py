@@ -16,8 +16,6 @@ Nothing here computes anything itself; it decides what is remembered between rer
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +25,7 @@ import streamlit as st
 import explainers
 import models
 from explainers import regions
+from explainers.caching import LRU
 from models import scenes
 
 
@@ -149,26 +148,17 @@ _SLOW_STORE_SIZE = 128
 
 
 @st.cache_resource(show_spinner=False)
-def _slow_store() -> tuple[OrderedDict, threading.Lock]:
-    return OrderedDict(), threading.Lock()
+def _slow_store() -> LRU:
+    return LRU(_SLOW_STORE_SIZE)
 
 
 def stored(key: tuple) -> Any | None:
     """The value computed earlier for `key` by `slow_map` or `faithfulness`, or None."""
-    store, lock = _slow_store()
-    with lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    return None
+    return _slow_store().get(key)
 
 
 def _keep(key: tuple, value: Any) -> None:
-    store, lock = _slow_store()
-    with lock:
-        store[key] = value
-        while len(store) > _SLOW_STORE_SIZE:
-            store.popitem(last=False)
+    _slow_store().put(key, value)
 
 
 def slow_map(
@@ -183,11 +173,11 @@ def slow_map(
     options: dict[str, Any],
     progress: Callable[..., None] | None = None,
 ) -> Any:
-    """One slow method's Explanation (`options` are `explain` keyword arguments), once per `key`."""
+    """One slow method's Explanation (`options`: a dict of its options fields), once per `key`."""
     hit = stored(key)
     if hit is not None:
         return hit
-    kwargs: dict[str, Any] = dict(methods=(method,), target=target, **options)
+    kwargs: dict[str, Any] = dict(methods=(method,), target=target, options={method: options})
     if progress is not None:
         kwargs["progress"] = progress
     result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
@@ -241,7 +231,7 @@ def class_overview(
 ) -> dict[int, Any]:
     """`method`'s map for every predicted class, its whole predicted area as the region."""
     return dict(explainers.class_overview(_model, _image, method=method, layer=layer, target=target,
-                                          **dict(options)))
+                                          options={method: dict(options)}))
 
 
 def class_region(labels: np.ndarray, class_index: int) -> np.ndarray:

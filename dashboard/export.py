@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import io
 import json
 import zipfile
@@ -24,17 +23,8 @@ import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
 from dashboard import figures
-from explainers import api, methods_input, regions, scorecam
+from explainers import records, regions, registry
 
-# The page leaves these at `explainers.explain`'s defaults, so the export reads them from the library
-# (the library's constants, or `explain`'s signature where there is no constant) and cannot drift from what ran.
-_EXPLAIN_DEFAULTS = inspect.signature(api.explain).parameters
-XRAI_BATCH_SIZE = _EXPLAIN_DEFAULTS["xrai_batch_size"].default
-XRAI_BASELINES = "two: filled with the image's minimum and with its maximum (PAIR's XRAI default)"
-SCORECAM_BATCH_SIZE = scorecam.DEFAULT_BATCH_SIZE
-INPUT_BATCH_SIZE = methods_input.DEFAULT_BATCH_SIZE
-SMOOTHGRAD_NOISE = methods_input.DEFAULT_NOISE
-SEED = _EXPLAIN_DEFAULTS["seed"].default
 TILE = 288  # pixel size of one map in the PNG
 PER_ROW = 4  # maps per row in the PNG, as on the page
 PAD = 12
@@ -76,7 +66,7 @@ def _plain(value: Any) -> Any:
 
 
 def _key(method: str) -> str:
-    return method.replace("+", "p")  # hyphens stay, as in the batch CLI's files
+    return records.array_key(method)  # the batch CLI's rule: "+" → "p", hyphens stay
 
 
 def maps_npz(maps: Mapping[str, Any], region: np.ndarray, image: np.ndarray, labels: np.ndarray,
@@ -91,11 +81,7 @@ def maps_npz(maps: Mapping[str, Any], region: np.ndarray, image: np.ndarray, lab
         "image": np.asarray(image, dtype=np.uint8),
         "labels": np.asarray(labels),
     }
-    for method, explanation in maps.items():
-        key = _key(method)
-        arrays[f"heatmap_{key}"] = np.asarray(explanation.heatmap, dtype=np.float32)
-        if getattr(explanation, "layer_map", None) is not None:
-            arrays[f"layer_map_{key}"] = np.asarray(explanation.layer_map, dtype=np.float32)
+    arrays.update(records.map_arrays(maps))
     for method, scores in (faithfulness or {}).items():
         arrays["faithfulness_fractions"] = np.asarray(scores.deletion.fractions, dtype=np.float32)
         arrays[f"deletion_{_key(method)}"] = np.asarray(scores.deletion.scores, dtype=np.float64)
@@ -173,21 +159,9 @@ class Files:
     stem: str
 
 
-def method_parameters(request: Any, method: str) -> dict[str, Any]:
-    """The settings a slow method's map was computed with (empty for the gradient CAMs)."""
-    if method == "xrai":
-        return {"steps": request.xrai_steps, "algorithm": request.xrai_algorithm, "batch_size": XRAI_BATCH_SIZE,
-                "baselines": XRAI_BASELINES}
-    if method == "scorecam":
-        return {"channels": int(getattr(request, "scorecam_channels", scorecam.DEFAULT_CHANNELS)),
-                "batch_size": SCORECAM_BATCH_SIZE}
-    if method == "smoothgrad":
-        return {"samples": int(getattr(request, "smoothgrad_samples", methods_input.DEFAULT_SAMPLES)),
-                "noise": SMOOTHGRAD_NOISE, "seed": SEED}
-    if method in ("integrated-gradients", "guided-ig", "blur-ig"):
-        return {"steps": int(getattr(request, "input_steps", methods_input.DEFAULT_STEPS)),
-                "batch_size": INPUT_BATCH_SIZE}
-    return {}
+def method_parameters(explanation: Any) -> dict[str, Any]:
+    """The library's record of one map (label, family, layer, seconds, options as run, warnings, note)."""
+    return records.method_record(explanation)
 
 
 def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Mapping[str, Any]],
@@ -227,12 +201,7 @@ def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, A
         "class": {"index": int(request.class_index), "name": class_name},
         "layer": request.layer,
         "target": request.target,
-        "methods": {
-            method: {"label": _label(method), "seconds": float(explanation.seconds),
-                     "layer": explanation.layer, "note": getattr(explanation, "note", ""),
-                     **method_parameters(request, method)}
-            for method, explanation in results.items()
-        },
+        "methods": records.method_records(results),
         "colour_scale": {"name": figures.COLORSCALE, "zmin": 0.0, "zmax": 1.0},
     }
     if faithfulness and faithfulness_record is not None:
@@ -279,9 +248,7 @@ def _rendered(content_key: str, settings: dict[str, Any], stem: str, caption: st
 
 
 def _label(method: str) -> str:
-    import explainers
-
-    return explainers.METHOD_LABELS.get(method, method)
+    return registry.label(method)
 
 
 def _slug(text: str) -> str:

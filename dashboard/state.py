@@ -24,6 +24,8 @@ from typing import Any
 
 import streamlit as st
 
+from explainers import registry
+
 # Model (sidebar)
 MODEL_CHOICE = "model_choice"  # {"kind": "default"} or {"kind": "upload", "name", "digest", "path"}
 MODEL_UPLOAD = "model_upload"  # file_uploader widget
@@ -76,7 +78,7 @@ DRAW_TOOL_LABELS = {"freedraw": "Free hand", "rect": "Rectangle", "polygon": "Po
 TARGETS = ("logits", "probabilities")
 XRAI_ALGORITHMS = ("full", "fast")
 
-DEFAULT_XRAI_STEPS = 100
+DEFAULT_XRAI_STEPS = registry.default("xrai", "steps")
 
 DEFAULTS: dict[str, Any] = {
     MODEL_CHOICE: {"kind": "default"},
@@ -85,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     IMAGE_MESSAGE: None,
     TARGET: "logits",
     XRAI_STEPS: DEFAULT_XRAI_STEPS,
-    XRAI_ALGORITHM: "full",
+    XRAI_ALGORITHM: registry.default("xrai", "algorithm"),
     REGION_MODE: "draw",
     DRAW_TOOL: "freedraw",
     STROKE_WIDTH: 18,
@@ -150,9 +152,9 @@ OVERVIEW = "overview"  # read back: {class index: Explanation}
 FAITHFULNESS_TARGETS = ("probabilities", "logits")
 
 DEFAULTS.update({
-    SCORECAM_CHANNELS: 64,
-    INPUT_STEPS: 50,
-    SMOOTHGRAD_SAMPLES: 25,
+    SCORECAM_CHANNELS: registry.default("scorecam", "channels"),
+    INPUT_STEPS: registry.default("integrated-gradients", "steps"),
+    SMOOTHGRAD_SAMPLES: registry.default("smoothgrad", "samples"),
     FAITHFULNESS_ON: False,
     FAITHFULNESS_TARGET: "probabilities",
     FAITHFULNESS: {},

@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="a .keras segmentation model file")
     parser.add_argument("--images", required=True, type=Path, help="folder of PNG/JPEG/... images")
     parser.add_argument("--method", action="append", dest="methods", metavar="METHOD",
-                        help="a method name (repeat for several); default gradcam")
+                        help="a method name from explainers.registry, e.g. gradcam, seg-xres-cam, rise (repeat for several); "
+                             "default gradcam")
     parser.add_argument("--region", default="whole", help="whole | class:<index> | class:<name> (default whole)")
     parser.add_argument("--class", dest="class_", default=None,
                         help="class to explain for --region whole (index or name; default: most frequent)")
@@ -210,7 +211,7 @@ def _file_digest(path) -> str:
 
 
 def _explain_one(model, path: Path, out: Path, name: str, args, methods, region, class_names) -> dict:
-    from explainers import api, faithfulness, regions
+    from explainers import api, faithfulness, records, regions, registry
     from explainers.images import decode_image
 
     image = api.fit_image(model, decode_image(path.read_bytes()))
@@ -231,16 +232,11 @@ def _explain_one(model, path: Path, out: Path, name: str, args, methods, region,
     if not mask.any():
         record["status"] = f"skipped: no pixel is predicted as {class_name}"
         return record
-    explanations = api.explain(
-        model, image, mask, class_index, args.layer, methods=methods, target=args.target,
-        xrai_steps=args.xrai_steps, xrai_batch_size=min(50, args.xrai_steps),
-        scorecam_channels=args.scorecam_channels,
-    )
-    arrays = {"region": mask, "labels": labels.astype(np.int16)}
-    for method, e in explanations.items():
-        arrays[f"heatmap_{method}"] = e.heatmap
-        if e.layer_map is not None:
-            arrays[f"layer_map_{method}"] = e.layer_map
+    options = {"xrai": {"steps": args.xrai_steps}, "scorecam": {"channels": args.scorecam_channels}}
+    explanations = api.explain(model, image, mask, class_index, args.layer, methods=methods, target=args.target,
+                               options={m: o for m, o in options.items() if m in methods})
+    arrays = {"region": mask, "labels": labels.astype(np.int16), **records.map_arrays(explanations)}
+    record["methods"] = records.method_records(explanations)
     scores = {}
     if args.metrics:
         results = faithfulness.evaluate_explanations(model, image, mask, class_index, explanations,
@@ -253,7 +249,7 @@ def _explain_one(model, path: Path, out: Path, name: str, args, methods, region,
         if method in scores:
             row.update({k: v for k, v in scores[method].items() if k != "method"})
         record["rows"].append(row)
-    labels_text = {m: api.METHOD_LABELS.get(m, m) for m in explanations}
+    labels_text = {m: registry.label(m) for m in explanations}
     np.savez_compressed(out / f"{name}.npz", **arrays)
     preview(image, mask, {m: e.heatmap for m, e in explanations.items()}, labels_text).save(out / f"{name}.png")
     record["status"] = "ok"
@@ -294,13 +290,13 @@ def _done(out: Path, name: str, settings: dict) -> dict | None:
 
 def run(args) -> int:
     """Run the batch described by parsed arguments; returns the exit code (UsageError → caller)."""
-    from explainers import api
+    from explainers import registry
     from explainers.errors import ExplainerError
 
     methods = tuple(dict.fromkeys(args.methods or ["gradcam"]))
-    unknown = [m for m in methods if m not in api.ALL_METHODS]
+    unknown = [m for m in methods if m not in registry.ALL_METHODS]
     if unknown:
-        raise UsageError(f"--method {', '.join(unknown)}: unknown; choose from {', '.join(api.ALL_METHODS)}.")
+        raise UsageError(f"--method {', '.join(unknown)}: unknown; choose from {', '.join(registry.ALL_METHODS)}.")
     class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
     region = parse_region(args.region, class_names)
     if args.class_ is not None:
@@ -316,7 +312,7 @@ def run(args) -> int:
     for index in wanted:
         if not 0 <= index < summary.num_classes:
             raise UsageError(f"Class {index} is out of range: the model has classes 0 to {summary.num_classes - 1}.")
-    needs_layer = any(m not in api.LAYER_FREE_METHODS for m in methods)
+    needs_layer = any(m not in registry.LAYER_FREE_METHODS for m in methods)
     if args.layer is not None and needs_layer:
         from explainers import graph
 

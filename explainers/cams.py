@@ -191,9 +191,15 @@ def _build(model, layers: tuple[str, ...], target: str, cams: tuple[CAM, ...]):
     return run
 
 
-def cam_function(model, layers: Sequence[str], target: str, cams: Sequence[CAM]):
-    """The compiled CAM function for this model, layer set, target and CAM objects (built once, reused)."""
-    key = (tuple(layers), target, tuple(cams))
+def _objects(cams: Sequence[CAM | str]) -> tuple[CAM, ...]:
+    """CAM objects (names of the option-free ones in `CLASSIC` allowed), without repeats, in a fixed order."""
+    objects = {CLASSIC[c]() if isinstance(c, str) else c for c in cams}
+    return tuple(sorted(objects, key=repr))
+
+
+def cam_function(model, layers: Sequence[str], target: str, cams: Sequence[CAM | str]):
+    """The compiled CAM function for this model, layer set, target and CAMs (built once, then reused)."""
+    key = (tuple(layers), target, _objects(cams))
     return _FUNCTIONS.get(model, key, lambda: _build(model, key[0], target, key[2]))
 
 
@@ -211,8 +217,7 @@ def compute(
     `image` is one float image H×W×C in the model's input range, `mask` the region at output resolution;
     `cams` are CAM objects (or the names of the option-free ones in `CLASSIC`).
     """
-    cams = tuple(CLASSIC[c]() if isinstance(c, str) else c for c in cams)
-    cams = tuple(dict.fromkeys(cams))
+    cams = _objects(cams)
     fn = cam_function(model, layers, target, cams)
     out = fn(
         tf.constant(image[None], tf.float32), tf.constant(mask[None], tf.float32), tf.constant(class_index, tf.int32)

@@ -89,24 +89,24 @@ def xrai_map(
     mask: np.ndarray,
     class_index: int,
     target: str = "logits",
-    options: XRAIOptions | None = None,
+    steps: int = DEFAULT_STEPS,
+    algorithm: str = "full",
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[float], None] | None = None,
     notes: list[MapWarning] | None = None,
 ) -> np.ndarray:
     """Raw XRAI attribution (H×W) of the adapter's region score; `mask` is at the model's output size.
 
-    `options.batch_size` must be set (see `run`). When the model's gradients were not finite, a
-    warning saying so is appended to `notes` (if given).
+    Settings are assumed valid (`XRAIOptions` checks them). When the model's gradients were not
+    finite, a warning saying so is appended to `notes` (if given).
     """
-    options = options or XRAIOptions(batch_size=DEFAULT_BATCH_SIZE)
-    batch_size = options.batch_size or DEFAULT_BATCH_SIZE
     x = np.asarray(image, dtype=np.float32)
     if float(np.ptp(x)) == 0.0:
         # Both baselines equal the image (zero IG) and Felzenszwalb's min-max scaling would divide by 0.
         if progress is not None:
             progress(1.0)
         return np.zeros(x.shape[:2], dtype=np.float32)
-    total = 2 * math.ceil(options.steps / batch_size) + 1  # two baselines' IG batches, then segments + selection
+    total = 2 * math.ceil(steps / batch_size) + 1  # two baselines' IG batches, then segments + selection
     done = [0]
 
     def tick() -> None:
@@ -115,7 +115,7 @@ def xrai_map(
             progress(min(done[0] / total, 1.0))
 
     call = call_model_function(model, target, tick)
-    params = saliency.XRAIParameters(steps=options.steps, algorithm=options.algorithm)
+    params = saliency.XRAIParameters(steps=steps, algorithm=algorithm)
     result = saliency.XRAI().GetMask(
         x,
         call,
@@ -139,8 +139,8 @@ def nonfinite_warning(count: int) -> MapWarning:
 def run(model, inputs, layer: str | None, options: XRAIOptions, progress=None) -> RawMap:
     """The registry's entry point: XRAI of the adapter score for validated `inputs`."""
     options, warnings = memory.resolve(model, inputs, options, "XRAI", DEFAULT_BATCH_SIZE)
-    raw = xrai_map(model, inputs.image, inputs.grid, inputs.class_index, inputs.target, options, progress,
-                   notes=warnings)
+    raw = xrai_map(model, inputs.image, inputs.grid, inputs.class_index, inputs.target, options.steps,
+                   options.algorithm, options.batch_size, progress, notes=warnings)
     text = (
         f"XRAI attributes to input pixels (layer-free): Integrated Gradients of the adapter's region "
         f"score (class {inputs.target}; {options.steps} steps; baselines filled with the image's min and max), "

@@ -97,10 +97,6 @@ def test_region_key_is_the_digest_and_is_computed_once_per_region(monkeypatch) -
     assert comparison.Request(**{**request.__dict__, "layer": "aggregation"}).layer == "aggregation"
 
 
-def test_the_unused_xrai_note_is_gone() -> None:
-    assert not hasattr(comparison, "XRAI_NOTE")
-
-
 # ---------------------------------------------------------------------------------------------
 # 2 · uploaded models on disk
 
@@ -153,24 +149,19 @@ def test_accepted_models_stay_but_only_the_newest_few(tmp_path, monkeypatch) -> 
 # 3 · the export's method parameters come from the library
 
 
-def test_export_method_parameters_are_the_library_defaults() -> None:
-    defaults = {name: p.default for name, p in inspect.signature(api.explain).parameters.items()}
-    request = _request(np.ones((8, 8), bool))
-    assert export.method_parameters(request, "scorecam") == {
-        "channels": scorecam.DEFAULT_CHANNELS, "batch_size": defaults["scorecam_batch_size"]}
-    assert export.method_parameters(request, "smoothgrad") == {
-        "samples": methods_input.DEFAULT_SAMPLES, "noise": defaults["smoothgrad_noise"], "seed": defaults["seed"]}
-    for method in ("integrated-gradients", "guided-ig", "blur-ig"):
-        assert export.method_parameters(request, method) == {
-            "steps": methods_input.DEFAULT_STEPS, "batch_size": defaults["input_batch_size"]}
-    xrai = export.method_parameters(request, "xrai")
-    assert xrai["batch_size"] == defaults["xrai_batch_size"]
-    assert "minimum" in xrai["baselines"] and "maximum" in xrai["baselines"] and "black" not in xrai["baselines"]
-    # an object without the settings falls back to the library defaults too
-    bare = type("Bare", (), {"xrai_steps": 4, "xrai_algorithm": "fast"})()
-    assert export.method_parameters(bare, "scorecam")["channels"] == scorecam.DEFAULT_CHANNELS
-    assert export.method_parameters(bare, "smoothgrad")["samples"] == methods_input.DEFAULT_SAMPLES
-    assert export.method_parameters(bare, "integrated-gradients")["steps"] == methods_input.DEFAULT_STEPS
+def test_export_records_the_options_each_map_ran_with() -> None:
+    from helpers_models import random_image, tiny_seg_model
+
+    region = np.zeros((16, 16), bool)
+    region[3:9, 4:12] = True
+    out = api.explain(tiny_seg_model(), random_image(16), region, 1, "conv2", ("scorecam", "smoothgrad", "gradcam"),
+                      options={"scorecam": {"channels": 3}})
+    record = export.method_parameters(out["scorecam"])
+    assert record["options"] == {"channels": 3, "batch_size": scorecam.DEFAULT_BATCH_SIZE}  # resolved batch size
+    assert export.method_parameters(out["smoothgrad"])["options"] == {
+        "samples": methods_input.DEFAULT_SAMPLES, "noise": methods_input.DEFAULT_NOISE, "seed": 0}
+    assert export.method_parameters(out["gradcam"])["options"] == {}
+    assert record["label"] == "Score-CAM" and record["layer"] == "conv2"
 
 
 # ---------------------------------------------------------------------------------------------

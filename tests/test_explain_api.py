@@ -18,6 +18,7 @@ from helpers_models import (
 
 import explainers
 from explainers import ExplainerError
+from explainers.results import ALL_ZERO, REGION_RESIZED, REGION_TOUCHED
 
 CAMS = ("gradcam", "gradcam++", "vinogradova")
 
@@ -44,13 +45,14 @@ def test_exports_and_method_table() -> None:
 
 def test_all_methods_return_normalised_maps(model) -> None:
     image = random_image(16, seed=1)
-    out = explainers.explain(model, image, _region(), 1, "conv2", xrai_steps=6, xrai_batch_size=6)
+    out = explainers.explain(model, image, _region(), 1, "conv2",
+                             options={"xrai": {"steps": 6, "batch_size": 6}})
     assert tuple(out) == explainers.METHODS
     for method, explanation in out.items():
         assert explanation.method == method
         assert explanation.heatmap.shape == (16, 16) and explanation.heatmap.dtype == np.float32
         assert explanation.heatmap.min() >= 0 and explanation.heatmap.max() <= 1
-        assert np.isclose(explanation.heatmap.max(), 1) or "all-zero" in explanation.note
+        assert np.isclose(explanation.heatmap.max(), 1) or explanation.has(ALL_ZERO)
         assert explanation.seconds >= 0 and explanation.note
     assert out["gradcam"].layer == "conv2" and out["gradcam"].layer_map.shape == (16, 16)
     assert out["xrai"].layer is None
@@ -91,7 +93,7 @@ def test_non_conv_layers_rejected() -> None:
 
 def test_constant_image_has_no_nan(model) -> None:
     image = np.full((16, 16, 3), 128, np.uint8)
-    out = explainers.explain(model, image, _region(), 0, "final_conv", xrai_steps=4)
+    out = explainers.explain(model, image, _region(), 0, "final_conv", options={"xrai": {"steps": 4}})
     for explanation in out.values():
         assert np.all(np.isfinite(explanation.heatmap))
     black = explainers.explain(model, np.zeros((16, 16, 3), np.uint8), _region(), 0, "conv1", methods=CAMS)
@@ -105,18 +107,18 @@ def test_all_zero_map_is_reported() -> None:
     dead.get_layer("conv1").set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
     out = explainers.explain(dead, random_image(16), _region(), 0, "conv1", methods=CAMS)
     for explanation in out.values():
-        assert np.all(explanation.heatmap == 0) and explanation.note.count("all-zero map") == 1
+        assert np.all(explanation.heatmap == 0) and explanation.codes().count(ALL_ZERO) == 1
 
 
 def test_strided_output_region_is_resized_and_noted() -> None:
     strided = strided_output_model()
     image = random_image(16, seed=2)
     out = explainers.explain(strided, image, _region(), 1, "final_conv", methods=CAMS)
-    assert "8×8 output grid" in out["gradcam"].note
+    assert out["gradcam"].codes() == (REGION_RESIZED,) and "8×8 output grid" in out["gradcam"].note
     np.testing.assert_allclose(out["gradcam"].heatmap, out["vinogradova"].heatmap, atol=1e-4)
     thin = np.zeros((16, 16), bool)
     thin[4, :] = True  # falls between nearest-neighbour sample rows: every touched cell is kept
-    assert "every cell it touches" in explainers.explain(strided, image, thin, 1, "conv1", ("gradcam",))["gradcam"].note
+    assert explainers.explain(strided, image, thin, 1, "conv1", ("gradcam",))["gradcam"].codes() == (REGION_TOUCHED,)
     prediction = explainers.predict(strided, image)
     assert prediction.labels.shape == (16, 16) and prediction.logits.shape == (16, 16, 3)
 
@@ -185,7 +187,7 @@ def test_model_randomisation_changes_every_map(model) -> None:
     randomised = keras.models.clone_model(model)  # same architecture, freshly initialised weights
     image = random_image(16, seed=9)
     region = _region()
-    kwargs = {"methods": explainers.METHODS, "xrai_steps": 8, "xrai_batch_size": 8}
+    kwargs = {"methods": explainers.METHODS, "options": {"xrai": {"steps": 8, "batch_size": 8}}}
     before = explainers.explain(model, image, region, 1, "conv2", **kwargs)
     after = explainers.explain(randomised, image, region, 1, "conv2", **kwargs)
     for method in explainers.METHODS:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from explainers import ExplainerError, api, faithfulness, xrai
+from explainers import ExplainerError, api, faithfulness, scores
 
 SIZE = 16
 PATCH = (slice(4, 9), slice(9, 14))
@@ -69,13 +69,13 @@ def test_score_function_is_compiled_once(model) -> None:
         fn = faithfulness.region_score_function(model, region, class_index, "logits")
         for n in (1, 3, 7):
             fn(rng.uniform(0, 255, (n, SIZE, SIZE, 3)))
-    assert xrai.score_function(model, "logits").experimental_get_tracing_count() == 1
+    assert scores.region_score_function(model, "logits").experimental_get_tracing_count() == 1
 
 
 def test_patch_map_and_integrated_gradients_beat_random(model, image) -> None:
     region = _patch_region()
     explanations = api.explain(model, image, region, 1, "feat", methods=("integrated-gradients", "gradcam"),
-                               input_steps=8)
+                               options={"integrated-gradients": {"steps": 8}})
     right = np.zeros((SIZE, SIZE), np.float32)
     right[PATCH] = 1.0
     maps = {**explanations, "patch": right, "inverted": 1.0 - right}

@@ -124,7 +124,7 @@ def test_concurrent_xrai_matches_a_single_caller():
         region[index * 4 : index * 4 + 6, 2:10] = True
 
     def run(region):
-        return explainers.explain(MODEL, image, region, 1, None, methods=("xrai",), xrai_steps=8)["xrai"].heatmap
+        return explainers.explain(MODEL, image, region, 1, None, methods=("xrai",), options={"xrai": {"steps": 8}})["xrai"].heatmap
 
     alone = [run(region) for region in regions]
     with ThreadPoolExecutor(max_workers=3) as pool:

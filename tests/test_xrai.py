@@ -10,7 +10,8 @@ import tensorflow as tf
 from helpers_models import tiny_seg_model
 
 import explainers
-from explainers import xrai
+from explainers import scores, xrai
+from explainers.results import ALL_ZERO
 
 
 def plain_call_model_function(model):
@@ -67,7 +68,8 @@ def test_equals_pair_reference(model, image, algorithm: str) -> None:
 def test_api_rescales_raw_map_and_reports_layer_free(model, image) -> None:
     region = _region()
     raw = xrai.xrai_map(model, image, region, 2, steps=10, batch_size=10)
-    out = explainers.explain(model, image, region, 2, None, methods=("xrai",), xrai_steps=10, xrai_batch_size=10)
+    out = explainers.explain(model, image, region, 2, None, methods=("xrai",),
+                             options={"xrai": {"steps": 10, "batch_size": 10}})
     explanation = out["xrai"]
     assert explanation.layer_map is None and explanation.layer is None
     assert "input pixels" in explanation.note
@@ -94,7 +96,7 @@ def test_progress_callback_and_compiled_gradient(model, image) -> None:
     seen = []
     xrai.xrai_map(model, image, _region(), 1, steps=10, batch_size=4, progress=seen.append)
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
-    grad = xrai.gradient_function(model)
+    grad = scores.input_gradient_function(model)
     call = xrai.call_model_function(model)
     for batch in (1, 3, 7):
         out = call(np.zeros((batch, 24, 24, 3), np.float32), call_model_args={"mask": _region(), "class_index": 0},
@@ -105,12 +107,12 @@ def test_progress_callback_and_compiled_gradient(model, image) -> None:
 
 def test_constant_image_gives_zero_map_without_nan(model) -> None:
     flat = np.full((24, 24, 3), 90, np.uint8)
-    out = explainers.explain(model, flat, _region(), 1, None, methods=("xrai",), xrai_steps=4)["xrai"]
-    assert np.all(out.heatmap == 0) and "all-zero" in out.note
+    out = explainers.explain(model, flat, _region(), 1, None, methods=("xrai",), options={"xrai": {"steps": 4}})["xrai"]
+    assert np.all(out.heatmap == 0) and out.has(ALL_ZERO)
 
 
 def test_bad_parameters(model, image) -> None:
     with pytest.raises(explainers.ExplainerError, match="algorithm"):
-        explainers.explain(model, image, _region(), 1, None, methods=("xrai",), xrai_algorithm="slow")
+        explainers.explain(model, image, _region(), 1, None, methods=("xrai",), options={"xrai": {"algorithm": "slow"}})
     with pytest.raises(explainers.ExplainerError, match="steps"):
-        explainers.explain(model, image, _region(), 1, None, methods=("xrai",), xrai_steps=1)
+        explainers.explain(model, image, _region(), 1, None, methods=("xrai",), options={"xrai": {"steps": 1}})

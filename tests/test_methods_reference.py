@@ -1,4 +1,4 @@
-"""The added methods against independent references.
+"""HiResCAM, LayerCAM, XGradCAM, contrastive Grad-CAM, Score-CAM and the input-gradient methods against references.
 
 HiResCAM, LayerCAM, XGradCAM and the contrastive Grad-CAM: NumPy formulas on activations and gradients
 from a `tf.GradientTape` written here over the user's own model. Score-CAM: the masked forward passes
@@ -16,7 +16,8 @@ import saliency.core as saliency
 import tensorflow as tf
 from helpers_models import linear_conv_model, random_image, tiny_seg_model
 
-from explainers import ExplainerError, api, cams, methods_input, scorecam
+from explainers import ExplainerError, api, cams, methods_input, registry, scorecam, scores
+from explainers.results import ALL_ZERO
 
 NEW_CAMS = ("hirescam", "layercam", "xgradcam", "contrastive-gradcam")
 
@@ -69,26 +70,21 @@ def np_gradcam(a, g):
 # ------------------------------------------------------------------------------------ method table
 
 
-def test_default_view_is_unchanged_and_every_method_has_a_label() -> None:
-    assert api.METHODS == ("gradcam", "gradcam++", "xrai", "vinogradova")
-    assert api.ALL_METHODS[:4] == api.METHODS and len(set(api.ALL_METHODS)) == len(api.ALL_METHODS)
-    assert set(api.METHOD_LABELS) == set(api.ALL_METHODS)
-    for name in (*NEW_CAMS, "scorecam", "integrated-gradients", "smoothgrad", "guided-ig", "blur-ig"):
-        assert name in api.ALL_METHODS
+CHEAP = {"xrai": {"steps": 4, "batch_size": 4}, "integrated-gradients": {"steps": 6, "batch_size": 3},
+         "guided-ig": {"steps": 6}, "blur-ig": {"steps": 6, "batch_size": 3}, "smoothgrad": {"samples": 3},
+         "scorecam": {"channels": 5}, "rise": {"masks": 8}}
 
 
 def test_every_method_through_explain(model) -> None:
     fractions = []
-    out = api.explain(
-        model, random_image(16, seed=1), _region(), 1, "conv2", methods=api.ALL_METHODS, xrai_steps=4,
-        xrai_batch_size=4, input_steps=6, input_batch_size=3, smoothgrad_samples=3, scorecam_channels=5,
-        progress=fractions.append,
-    )
-    assert tuple(out) == api.ALL_METHODS
+    out = api.explain(model, random_image(16, seed=1), _region(), 1, "conv2", methods=registry.ALL_METHODS,
+                      options=CHEAP, progress=fractions.append)
+    assert tuple(out) == registry.ALL_METHODS
     for method, e in out.items():
         assert e.method == method and e.heatmap.shape == (16, 16) and e.heatmap.dtype == np.float32
-        assert e.heatmap.min() >= 0 and (np.isclose(e.heatmap.max(), 1) or "all-zero" in e.note)
-        if method in api.LAYER_FREE_METHODS:
+        assert e.heatmap.min() >= 0 and (np.isclose(e.heatmap.max(), 1) or e.has(ALL_ZERO))
+        assert isinstance(e.options, registry.get(method).options)
+        if registry.get(method).layer_free:
             assert e.layer is None and e.layer_map is None and "layer-free" in e.note
         else:
             assert e.layer == "conv2" and e.layer_map.shape == (16, 16)
@@ -96,10 +92,26 @@ def test_every_method_through_explain(model) -> None:
     assert out["hirescam"].seconds == out["gradcam"].seconds  # one shared pass
 
 
-@pytest.mark.parametrize("bad", [{"scorecam_channels": 0}, {"input_steps": 1}, {"smoothgrad_noise": -1.0}])
-def test_bad_settings_fail_before_work(model, bad) -> None:
-    with pytest.raises(ExplainerError):
-        api.explain(model, random_image(16), _region(), 1, "conv2", methods=api.ALL_METHODS, **bad)
+@pytest.mark.parametrize(("bad", "words"), [
+    ({"scorecam": {"channels": 0}}, "Score-CAM.*channels"),
+    ({"integrated-gradients": {"steps": 1}}, "steps.*at least 2"),
+    ({"smoothgrad": {"noise": -1.0}}, "noise"),
+    ({"rise": {"p": 0.0}}, "RISE.*p"),
+    ({"seg-xres-cam": {"pool_size": 0}}, "pool_size"),
+    ({"xrai": {"stpes": 3}}, "unknown option.*stpes.*steps"),
+    ({"lime": {}}, "unknown method.*lime"),
+])
+def test_bad_settings_fail_before_work(model, bad, words, monkeypatch) -> None:
+    from explainers import inputs
+
+    monkeypatch.setattr(inputs, "prepare", lambda *a: pytest.fail("inputs checked before the options"))
+    with pytest.raises(ExplainerError, match=words):
+        api.explain(model, random_image(16), _region(), 1, "conv2", methods=registry.ALL_METHODS, options=bad)
+
+
+def test_old_keywords_are_refused_with_the_new_spelling(model) -> None:
+    with pytest.raises(ExplainerError, match=r"options=\{method"):
+        api.explain(model, random_image(16), _region(), 1, "conv2", methods=("xrai",), xrai_steps=4)
 
 
 # ------------------------------------------------------------------------------- gradient CAMs
@@ -124,7 +136,7 @@ def test_new_cams_share_the_pass_with_the_old_ones(model) -> None:
     both = api.explain(model, image, region, 2, "conv2", methods=("gradcam", *NEW_CAMS))
     alone = api.explain(model, image, region, 2, "conv2", methods=("gradcam",))
     np.testing.assert_allclose(both["gradcam"].heatmap, alone["gradcam"].heatmap, atol=1e-6)
-    assert "contrastive score" in both["contrastive-gradcam"].note
+    assert "contrastive score" in both["contrastive-gradcam"].description
 
 
 def test_closed_forms_on_linear_model() -> None:
@@ -158,10 +170,10 @@ def test_element_weights_and_channel_weights_in_the_base_class() -> None:
 
 
 def test_contrastive_score_with_one_class_is_the_class_score() -> None:
-    scores = tf.constant([[0.5], [2.0]])
-    np.testing.assert_allclose(cams.contrastive_scores(scores, tf.constant(0)).numpy(), [0.5, 2.0])
-    scores = tf.constant([[1.0, 2.0, 4.0]])
-    np.testing.assert_allclose(cams.contrastive_scores(scores, tf.constant(2)).numpy(), [4.0 - 1.5])
+    one = tf.constant([[0.5], [2.0]])
+    np.testing.assert_allclose(scores.contrastive_scores(one, tf.constant(0)).numpy(), [0.5, 2.0])
+    three = tf.constant([[1.0, 2.0, 4.0]])
+    np.testing.assert_allclose(scores.contrastive_scores(three, tf.constant(2)).numpy(), [4.0 - 1.5])
 
 
 # ---------------------------------------------------------------------------------------- Score-CAM
@@ -198,9 +210,10 @@ def test_scorecam_matches_reference(model, layer: str, channels: int) -> None:
     np.testing.assert_allclose(got.increases, increase, rtol=1e-4, atol=1e-5)
     assert got.weights.sum() == pytest.approx(1.0) and len(got.channels) == min(channels, 8)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == -(-len(keep) // 2)
-    through_api = api.explain(model, image, region, 1, layer, methods=("scorecam",), scorecam_channels=channels)
+    through_api = api.explain(model, image, region, 1, layer, methods=("scorecam",),
+                              options={"scorecam": {"channels": channels}})
     np.testing.assert_allclose(through_api["scorecam"].layer_map, got.layer_map, atol=1e-6)
-    assert "Score-CAM" in through_api["scorecam"].note
+    assert through_api["scorecam"].options.channels == channels
 
 
 def test_scorecam_batch_size_does_not_change_the_map(model) -> None:
@@ -262,8 +275,9 @@ def test_input_methods_equal_pair_reference(model, smooth_image, method: str) ->
                                      samples=samples, noise=noise, seed=seed)
     assert ours.shape == smooth_image.shape
     _close(ours, reference, 2e-4)
-    heat = api.explain(model, smooth_image, region, 2, None, methods=(method,), input_steps=steps,
-                       input_batch_size=4, smoothgrad_samples=samples, smoothgrad_noise=noise, seed=seed)[method]
+    settings = ({"samples": samples, "noise": noise, "seed": seed} if method == "smoothgrad"
+                else {"steps": steps, "batch_size": 4})
+    heat = api.explain(model, smooth_image, region, 2, None, methods=(method,), options={method: settings})[method]
     expected = np.abs(reference).sum(-1)
     _close(heat.heatmap, expected / expected.max(), 2e-4)
 
@@ -333,14 +347,14 @@ def test_class_overview_explains_each_predicted_class(model) -> None:
     for class_index, e in overview.items():
         direct = api.explain(model, image, labels == class_index, class_index, "conv2", methods=("gradcam",))
         np.testing.assert_allclose(e.heatmap, direct["gradcam"].heatmap, atol=1e-6)
-        assert f"class {class_index}" in e.note
+        assert f"class {class_index}" in e.description
 
 
 def test_class_overview_skips_classes_with_no_pixels_and_checks_the_method() -> None:
     model = linear_conv_model(size=6)
     image = np.zeros((6, 6, 3), np.uint8)
     image[..., 0], image[..., 1] = 200, 50  # logit_0 = 2R − G > logit_1 = G everywhere: only class 0
-    overview = api.class_overview(model, image, "integrated-gradients", input_steps=4)
+    overview = api.class_overview(model, image, "integrated-gradients", options={"integrated-gradients": {"steps": 4}})
     assert list(overview) == [0] and overview[0].layer is None
     with pytest.raises(ExplainerError, match="lime"):
         api.class_overview(model, image, "lime")

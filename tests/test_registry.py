@@ -1,0 +1,125 @@
+"""The method registry, options objects, warning codes, export records and the cache helper."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from helpers_models import random_image, strided_output_model, tiny_seg_model
+
+import explainers
+from explainers import ExplainerError, api, records, registry, results
+from explainers.caching import LRU, PerModel
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_seg_model()
+
+
+def _region() -> np.ndarray:
+    region = np.zeros((16, 16), bool)
+    region[4:10, 5:12] = True
+    return region
+
+
+def test_every_method_has_one_complete_record() -> None:
+    assert registry.DEFAULT_METHODS == ("gradcam", "gradcam++", "xrai", "vinogradova")
+    assert {"seg-xres-cam", "rise"} <= set(registry.ALL_METHODS)
+    for name, method in registry.METHODS.items():
+        assert method.name == name and method.label
+        assert (method.make_cam is not None) == (method.family == registry.CAM)  # CAMs: shared pass, no run
+        assert (method.run is not None) == (method.family != registry.CAM)
+        assert (method.status is not None) == method.slow
+        method.make_options()  # defaults are valid
+    assert set(registry.FAST_METHODS) == set(registry.CAM_METHODS)
+    assert registry.get("rise").layer_free and registry.get("rise").slow
+    assert not registry.get("seg-xres-cam").layer_free and not registry.get("seg-xres-cam").slow
+
+
+def test_defaults_come_from_the_options_classes() -> None:
+    assert registry.default("scorecam", "channels") == 64
+    assert registry.default("xrai", "steps") == 100
+    assert registry.default("integrated-gradients", "steps") == 50
+    assert registry.default("smoothgrad", "samples") == 25
+    assert registry.get("rise").defaults() == {"masks": 500, "cells": 8, "p": 0.5, "batch_size": None, "seed": 0}
+    assert registry.get("xrai").status(registry.get("xrai").make_options({"steps": 7})) == "XRAI: 7 steps × 2 baselines…"
+
+
+def test_options_accept_objects_dicts_and_refuse_unknown_fields() -> None:
+    from explainers.xrai import XRAIOptions
+
+    xrai = registry.get("xrai")
+    assert xrai.make_options({"steps": 8}) == XRAIOptions(steps=8)
+    given = XRAIOptions(steps=9, algorithm="fast")
+    assert xrai.make_options(given) is given
+    with pytest.raises(ExplainerError, match="unknown option.*step\\b"):
+        xrai.make_options({"step": 8})
+    with pytest.raises(ExplainerError, match="algorithm"):
+        XRAIOptions(algorithm="slow")
+    with pytest.raises(ExplainerError, match="must be a XRAIOptions"):
+        xrai.make_options(12)
+    with pytest.raises(ExplainerError, match="unknown method"):
+        registry.options_for(("gradcam",), {"grad-cam": {}})
+
+
+def test_explanations_carry_options_and_warning_codes() -> None:
+    strided = strided_output_model()
+    out = api.explain(strided, random_image(16, seed=2), _region(), 1, "final_conv", ("gradcam", "gradcam++"))
+    for e in out.values():
+        assert e.codes() == (results.REGION_RESIZED,)
+        assert e.warnings[0].message in e.note and e.description in e.note
+    assert out["gradcam++"].options.score == "adapter"
+    thin = np.zeros((16, 16), bool)
+    thin[4, :] = True
+    assert api.explain(strided, random_image(16), thin, 1, "conv1", ("gradcam",))["gradcam"].codes() == (
+        results.REGION_TOUCHED,)
+
+
+def test_records_use_one_key_rule(model) -> None:
+    out = api.explain(model, random_image(16, seed=3), _region(), 1, "conv2", ("gradcam++", "integrated-gradients"),
+                      options={"integrated-gradients": {"steps": 4}})
+    arrays = records.map_arrays(out)
+    assert set(arrays) == {"heatmap_gradcampp", "layer_map_gradcampp", "heatmap_integrated-gradients"}
+    record = records.method_record(out["integrated-gradients"])
+    assert record["options"] == {"steps": 4, "batch_size": 25}  # batch size as run
+    assert record["label"] == "Integrated Gradients" and record["family"] == registry.ATTRIBUTION
+    assert record["warnings"] == [] and record["layer"] is None
+
+
+def test_score_choice_shows_how_much_gradcampp_depends_on_the_score(model) -> None:
+    image, region = random_image(16, seed=7), _region()
+    choice = explainers.score_choice(model, image, region, 1, "conv2")
+    assert choice["adapter"].options.score == "adapter" and choice["region_sum"].options.score == "region_sum"
+    assert -1.0 <= choice["rank_correlation"] <= 1.0
+    assert "summed over the region" in choice["region_sum"].description
+
+
+def test_per_model_cache_builds_once_and_forgets_dropped_models() -> None:
+    class Thing:
+        pass
+
+    cache, built = PerModel(), []
+    owner = Thing()
+    for _ in range(3):
+        assert cache.get(owner, "k", lambda: built.append(1) or "value") == "value"
+    assert built == [1]
+    del owner
+    assert len(cache._store) == 0  # weak key: the entry went with the model
+
+
+def test_lru_evicts_the_least_recently_used_and_is_thread_safe() -> None:
+    store = LRU(2)
+    store.put("a", 1)
+    store.put("b", 2)
+    assert store.get("a") == 1  # a is now the most recent
+    store.put("c", 3)
+    assert "b" not in store and store.get("a") == 1 and store.get("c") == 3
+    big = LRU(50)
+    threads = [threading.Thread(target=lambda i=i: [big.put((i, j), j) for j in range(200)]) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(big) == 50
