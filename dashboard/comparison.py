@@ -170,6 +170,8 @@ def maps_row(request: Request) -> dict[str, Any]:
         for method in cams:
             with slots[method]:
                 _draw_map(request.image, method, results[method], paths)
+                if method == "gradcam++":
+                    _score_choice(request)
     waiting = {}
     for method in slow:  # one placeholder per slow column (even when cached: the page keeps its layout)
         with slots[method]:
@@ -186,6 +188,14 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     fig = figures.map_figure(image, explanation.heatmap, paths, title(method, explanation), label(method))
     st.plotly_chart(fig, key=f"map-{method}", config=PLOT_CONFIG)
     st.caption(caption(method, explanation))
+
+
+def _score_choice(request: Request) -> None:
+    """Under Grad-CAM++: how much its map changes when it differentiates the region sum instead."""
+    rho = compute.score_choice(request.model_key, request.image_key, region_key(request), request.class_index,
+                               request.layer, request.target, request.image, request.region, request.model)
+    st.caption(f"Grad-CAM++ depends on the score's scale: on the region sum instead of the adapter mean its map "
+               f"has rank correlation {rho:.2f} with this one.")
 
 
 def _status_text(request: Request, method: str) -> str:

@@ -128,6 +128,13 @@ def sweep(
     return explainers.layer_sweep(_model, _image, _region, class_index, target=target)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def score_choice(model_key: str, image_key: str, region_key: str, class_index: int, layer: str, target: str,
+                 _image: np.ndarray, _region: np.ndarray, _model: Any) -> float:
+    """Rank correlation of Grad-CAM++ on the adapter mean and on the region sum (how much the score matters)."""
+    return float(explainers.score_choice(_model, _image, _region, class_index, layer, target=target)["rank_correlation"])
+
+
 def agreement(maps: dict[str, np.ndarray]) -> list[dict]:
     from explainers import metrics
 

@@ -33,11 +33,12 @@ def map_arrays(explanations: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def method_record(explanation: Any) -> dict[str, Any]:
+def method_record(explanation: Any, name: str | None = None) -> dict[str, Any]:
     """Everything needed to redo one map: what ran, where, with which options, and what to know about it."""
-    method = registry.METHODS.get(explanation.method)
+    name = name or explanation.method
+    method = registry.METHODS.get(name)
     return {
-        "label": registry.label(explanation.method),
+        "label": registry.label(name),
         "family": method.family if method else None,
         "layer": explanation.layer,
         "seconds": float(explanation.seconds),
@@ -48,4 +49,4 @@ def method_record(explanation: Any) -> dict[str, Any]:
 
 
 def method_records(explanations: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {method: method_record(explanation) for method, explanation in explanations.items()}
+    return {method: method_record(explanation, method) for method, explanation in explanations.items()}

@@ -127,6 +127,19 @@ def test_gradcam_pp_depends_on_score_scale_and_follows_the_adapter_contract(mode
     ours_layer = explainers.explain(model, image, region, 1, "conv2", methods=("gradcam++",))["gradcam++"].layer_map
     np.testing.assert_allclose(_unit(ours_layer), on_average, atol=1e-4)
     assert ours.shape == (16, 16)
+    on_region_sum = explainers.explain(model, image, region, 1, "conv2", methods=("gradcam++",),
+                                       options={"gradcam++": {"score": "region_sum"}})["gradcam++"]
+    np.testing.assert_allclose(_unit(on_region_sum.layer_map), on_sum, atol=1e-4)  # the option's own reference
+    assert "summed over the region" in on_region_sum.description
+
+
+def test_score_choice_measures_gradcampp_score_dependence(model) -> None:
+    image, region = random_image(16, seed=3), _region("rectangle")
+    choice = explainers.score_choice(model, image, region, 1, "conv2")
+    acts, g_mean = reference_pass(model, "conv2", image, region, 1, "mean")
+    _, g_sum = reference_pass(model, "conv2", image, region, 1, "sum")
+    np.testing.assert_allclose(_unit(choice["region_sum"].layer_map), _unit(np_gradcam_pp(acts, g_sum)), atol=1e-4)
+    assert choice["rank_correlation"] < 0.9999  # the two scores give different maps on this model
 
 
 def test_huge_logits_do_not_overflow(model) -> None:

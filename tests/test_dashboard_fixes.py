@@ -28,6 +28,7 @@ class FakeExplanation:
     layer: str | None = "final_conv"
     note: str = ""
     layer_map: np.ndarray | None = None
+    options: object = None
 
 
 def _two_big_regions() -> tuple[np.ndarray, np.ndarray]:
@@ -168,9 +169,10 @@ def test_export_records_the_options_each_map_ran_with() -> None:
 # 5 · the export is built once per content, and never served stale
 
 
-def _files(request: comparison.Request, heat: float) -> export.Files:
+def _files(request: comparison.Request, heat: float, channels: int = scorecam.DEFAULT_CHANNELS) -> export.Files:
     results = {"gradcam": FakeExplanation(np.full((8, 8), heat, np.float32)),
-               "scorecam": FakeExplanation(np.full((8, 8), heat / 2, np.float32))}
+               "scorecam": FakeExplanation(np.full((8, 8), heat / 2, np.float32),
+                                           options=scorecam.ScoreCAMOptions(channels=channels))}
     choice = {"source": "sample", "name": "test", "digest": "img", "pixels": request.image}
     return export.files(request, results, choice, "fake", ["bg", "cap"], np.zeros((8, 8), np.int64), "drawing")
 
@@ -197,9 +199,9 @@ def test_export_is_cached_but_follows_the_maps_and_settings(monkeypatch) -> None
     assert len(built) == 2
     arrays, settings = _npz_and_json(other_maps)
     assert float(arrays["heatmap_gradcam"][0, 0]) == pytest.approx(0.75)
-    assert settings["methods"]["scorecam"]["channels"] == scorecam.DEFAULT_CHANNELS
-    more_channels = _files(comparison.Request(**{**request.__dict__, "scorecam_channels": 8}), 0.75)
-    assert len(built) == 3 and _npz_and_json(more_channels)[1]["methods"]["scorecam"]["channels"] == 8
+    assert settings["methods"]["scorecam"]["options"]["channels"] == scorecam.DEFAULT_CHANNELS
+    more_channels = _files(request, 0.75, channels=8)  # same maps, other options: rebuilt
+    assert len(built) == 3 and _npz_and_json(more_channels)[1]["methods"]["scorecam"]["options"]["channels"] == 8
 
 
 def test_lookup_table_is_computed_once_and_read_only() -> None:
