@@ -88,7 +88,7 @@ def test_map_settings_are_part_of_the_slow_maps_keys() -> None:
     assert comparison.slow_key(request, ig) == comparison.slow_key(other_layer, ig)  # layer-free
     assert comparison.slow_key(request, ig) != comparison.slow_key(more_steps, ig)
     assert comparison.slow_key(request, "scorecam") != comparison.slow_key(other_layer, "scorecam")
-    assert comparison.map_options(request, ig) == {"input_steps": 7}
+    assert comparison.map_options(request, ig) == {"steps": 7}
 
 
 def test_method_settings_default_to_the_library_defaults() -> None:
@@ -285,8 +285,8 @@ def test_export_zip_holds_the_extra_maps_and_the_faithfulness_numbers() -> None:
     for method in (*methods, "random"):
         assert arrays[f"deletion_{method}"].shape == arrays[f"insertion_{method}"].shape == (21,)
     assert arrays["faithfulness_fractions"][[0, -1]].tolist() == [0.0, 1.0]
-    assert settings["methods"]["integrated-gradients"]["steps"] == 4
-    assert settings["methods"]["smoothgrad"]["samples"] == 3
+    assert settings["methods"]["integrated-gradients"]["options"]["steps"] == 4
+    assert settings["methods"]["smoothgrad"]["options"]["samples"] == 3
     record = settings["faithfulness"]
     assert record["target"] == "probabilities" and record["steps"] == 20
     assert [row["method"] for row in record["ranking"]] == [row["method"] for row in ranking]

@@ -123,3 +123,29 @@ def test_lru_evicts_the_least_recently_used_and_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert len(big) == 50
+
+
+def test_batch_cli_runs_the_new_methods_and_writes_the_shared_record(tmp_path) -> None:
+    import json
+
+    from PIL import Image
+
+    from explainers import batch
+
+    model_path = tmp_path / "tiny.keras"
+    tiny_seg_model(size=16).save(model_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(random_image(16, seed=1)).save(images / "one.png")
+    out = tmp_path / "out"
+    argv = ["--model", str(model_path), "--images", str(images), "--out", str(out), "--region", "whole",
+            "--layer", "conv2", "--method", "gradcam++", "--method", "seg-xres-cam", "--method", "rise"]
+    assert batch.main(argv) == 0
+    with np.load(out / "one.npz") as saved:
+        assert {"heatmap_gradcampp", "layer_map_gradcampp", "heatmap_seg-xres-cam", "layer_map_seg-xres-cam",
+                "heatmap_rise"} <= set(saved.files)
+        assert "layer_map_rise" not in saved.files
+    record = json.loads((out / "one.json").read_text())
+    assert record["methods"]["rise"]["options"]["masks"] == registry.default("rise", "masks")
+    assert set(record["methods"]["seg-xres-cam"]) == {"label", "family", "layer", "seconds", "options", "warnings",
+                                                      "note"}
