@@ -68,7 +68,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
             "The image holds 32-bit floating-point pixels: save it as an 8- or 16-bit PNG or as a JPEG."
         )
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
-        return _over_white(np.asarray(image if mode == "RGBA" else image.convert("RGBA")))
+        return _over_white(image if mode == "RGBA" else image.convert("RGBA"))
     try:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except ValueError:
@@ -84,15 +84,18 @@ def _row_blocks(shape: tuple[int, ...], pixels: int = 1 << 20):
         yield slice(start, start + step)
 
 
-def _over_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite uint8 RGBA over white in integer arithmetic, block by block (no float64 image:
-    a 40 MP RGBA in float64 would take 1.3 GB). round(c·a/255 + 255·(255-a)/255) exactly."""
-    out = np.empty((*rgba.shape[:2], 3), np.uint8)
-    for rows in _row_blocks(rgba.shape):
-        block = rgba[rows].astype(np.uint16)
+def _over_white(rgba: Image.Image) -> np.ndarray:
+    """Composite an RGBA image over white in integer arithmetic, one band of rows at a time (no float64
+    image, no full-size copy: a 40 MP RGBA in float64 would take 1.3 GB).
+    round(c·a/255 + 255·(255-a)/255) exactly."""
+    width, height = rgba.size
+    out = np.empty((height, width, 3), np.uint8)
+    for rows in _row_blocks((height, width)):
+        top, bottom = rows.start, min(rows.stop, height)
+        block = np.asarray(rgba.crop((0, top, width, bottom))).astype(np.uint16)
         alpha = block[..., 3:]
         # c·a + 255·(255 − a) ≤ 65025, + 127 for rounding: fits in uint16
-        out[rows] = (block[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+        out[top:bottom] = (block[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
     return out
 
 

@@ -38,7 +38,9 @@ from explainers.graph import inspect_model
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CONFIG_NAME = "config.json"
+METADATA_NAME = "metadata.json"
 WEIGHTS_NAME = "model.weights.h5"
+ASSETS_PREFIX = "assets/"
 # Layer classes whose config carries Python code (Keras 3 `Lambda`, its serialised lambdas, and the
 # tf.keras-era op wrappers); refused outright whatever Keras' safe mode would do.
 CODE_CARRIERS = frozenset({"Lambda", "__lambda__", "TFOpLambda", "SlicingOpLambda"})
@@ -68,6 +70,7 @@ class Limits:
     archive_bytes: int = 1_000_000_000  # uncompressed size of all members, or of an .h5 file's datasets
     config_bytes: int = 16_000_000  # config.json / the .h5 `model_config` attribute
     parameters: int = 150_000_000  # declared weights, counted from the architecture before allocation
+    asset_bytes: int = 64_000_000  # archive members besides config and weights (Keras extracts them to disk)
     input_pixels: int = 1024 * 2048  # height × width of the model's (or a dynamic model's) input
     activation_elements: int = 64 * 2**20  # per-image elements of the largest layer output (256 MB float32)
 
@@ -94,6 +97,7 @@ ENV = {
     "archive_members": "SEGEXPLAIN_MAX_ARCHIVE_MEMBERS",
     "archive_bytes": "SEGEXPLAIN_MAX_ARCHIVE_BYTES",
     "config_bytes": "SEGEXPLAIN_MAX_CONFIG_BYTES",
+    "asset_bytes": "SEGEXPLAIN_MAX_ASSET_BYTES",
     "parameters": "SEGEXPLAIN_MAX_PARAMETERS",
     "input_pixels": "SEGEXPLAIN_MAX_INPUT_PIXELS",
     "activation_elements": "SEGEXPLAIN_MAX_ACTIVATION_ELEMENTS",
@@ -167,9 +171,10 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
         config = read_h5_config(path, name, limits)
     scan_config(config, name)
     _import_model_libraries(config)
-    largest = dry_build(config, name, limits, legacy=suffix != ".keras")
+    built = dry_build(config, name, limits, legacy=suffix != ".keras")
+    largest = built[0] if built else None
     if suffix == ".keras":
-        check_archive_weights(path, name, limits, largest)
+        check_archive_weights(path, name, built)
     else:
         with _h5_file(path, name) as handle:
             check_h5_datasets(handle, name, limits, largest)
@@ -271,6 +276,17 @@ def read_keras_archive(path: Path, name: str, limits: Limits) -> object:
             if total > limits.archive_bytes:
                 raise _limit_error(name, f"unpacks to {_bytes(total)}", f"{_bytes(limits.archive_bytes)} archive",
                                    "archive_bytes")
+            strays = [n for n in names if n not in (CONFIG_NAME, METADATA_NAME, WEIGHTS_NAME)
+                      and not n.startswith(ASSETS_PREFIX)]
+            if strays:
+                raise ModelFileError(
+                    f"'{name}' holds files a Keras model archive never has (such as {strays[0]!r}), so it is "
+                    "refused: save the model again with `model.save('model.keras')`."
+                )
+            extra = sum(info.file_size for info in members if info.filename not in (CONFIG_NAME, WEIGHTS_NAME))
+            if extra > limits.asset_bytes:
+                raise _limit_error(name, f"holds {_bytes(extra)} of metadata and assets",
+                                   f"{_bytes(limits.asset_bytes)} asset", "asset_bytes")
             config_info = archive.getinfo(CONFIG_NAME)
             if config_info.file_size > limits.config_bytes:
                 raise _limit_error(name, f"has a {_bytes(config_info.file_size)} config",
@@ -307,15 +323,23 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, keep: bool) ->
     return b"".join(parts)
 
 
-def check_archive_weights(path: Path, name: str, limits: Limits, largest: int | None) -> None:
-    """The weights member of a `.keras` file: its size against the architecture, then its HDF5 headers."""
-    del limits  # the archive's total size was checked with the headers
+def check_archive_weights(path: Path, name: str, built: tuple[int, int] | None) -> None:
+    """The weights member of a `.keras` file: its size against the architecture (`built` = largest
+    variable and total parameters of the dry build), then its HDF5 headers. Keras reads the whole
+    member into memory, so a member far larger than the weights it must hold is refused."""
     import h5py
 
+    largest = built[0] if built else None
     try:
         with zipfile.ZipFile(path) as archive:
             if WEIGHTS_NAME not in archive.namelist():
                 return  # Keras itself says which weights file is missing
+            size = archive.getinfo(WEIGHTS_NAME).file_size
+            if built is not None and size > 8 * built[1] + 16_000_000:  # float64 weights + HDF5 overhead
+                raise ModelFileError(
+                    f"'{name}' has a {_bytes(size)} weights file for {_mega(built[1])} parameters: the file "
+                    "is damaged or padded, save the model again."
+                )
             with archive.open(WEIGHTS_NAME) as stream, h5py.File(stream, "r") as handle:
                 check_h5_datasets(handle, name, None, largest)
     except ModelFileError:
@@ -515,11 +539,11 @@ def _deserialize(config: object, legacy: bool):
         return saving_utils.model_from_config(fresh)
 
 
-def dry_build(config: object, name: str, limits: Limits, legacy: bool = False) -> int | None:
+def dry_build(config: object, name: str, limits: Limits, legacy: bool = False) -> tuple[int, int] | None:
     """Build the architecture without allocating any weight (a `keras.StatelessScope` defers every
     variable's value) and check parameters, input size and layer output sizes against `limits`.
 
-    Returns the element count of the largest variable, or None when the dry build was not possible
+    Returns (elements of the largest variable, total parameters), or None when the dry build was not possible
     (some layers create non-deferrable variables): then Keras' own load is the only check left."""
     from keras.src.backend.common import global_state
 
@@ -550,7 +574,7 @@ def dry_build(config: object, name: str, limits: Limits, legacy: bool = False) -
         raise _limit_error(
             name, f"has a layer output of {_mega(largest_output[0])} values per image ({largest_output[1]!r})",
             f"{_mega(limits.activation_elements)}-value layer output", "activation_elements")
-    return max(sizes, default=0)
+    return max(sizes, default=0), total
 
 
 def _largest_output(model) -> tuple[int, str]:
