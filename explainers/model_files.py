@@ -380,6 +380,12 @@ def read_h5_config(path: Path, name: str, limits: Limits) -> object:
                     raise _limit_error(name, f"has a {_bytes(size)} config", f"{_bytes(limits.config_bytes)} config",
                                        "config_bytes")
                 raw = handle.attrs.get("model_config")
+                # variable-length strings (what Keras writes) live in a heap the header does not size;
+                # the file's own size bounds them, so the check after reading is still cheap
+                length = len(raw) if isinstance(raw, bytes | str) else 0
+                if length > limits.config_bytes:
+                    raise _limit_error(name, f"has a {_bytes(length)} config", f"{_bytes(limits.config_bytes)} config",
+                                       "config_bytes")
         except ModelFileError:
             raise
         except (OSError, ValueError, KeyError, TypeError):
