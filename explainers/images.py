@@ -152,8 +152,8 @@ def decode_with(
         except Image.DecompressionBombError:
             hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or max_pixels)
             raise ExplainerError(
-                f"The image declares more pixels than the {min(max_pixels, hard_limit) / 1e6:g} MP limit: "
-                "downscale it before uploading."
+                f"The image declares more pixels than the {min(max_pixels, hard_limit) / 1e6:g} MP limit "
+                f"(set {MAX_PIXELS_ENV} to change it): downscale it before uploading."
             ) from None
         except UnidentifiedImageError:
             raise ExplainerError(
