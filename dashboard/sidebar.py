@@ -316,7 +316,7 @@ def _fit_dynamic_limit(choice: dict[str, Any]) -> dict[str, Any]:
     new_h, new_w = max(1, int(height * scale)), max(1, int(width * scale))
     pixels = np.asarray(Image.fromarray(choice["pixels"]).resize((new_w, new_h), Image.Resampling.BILINEAR))
     st.caption(f"⚠️ This model takes any size, and {width}×{height} px is above the "
-               f"{limits.input_pixels / 1e6:.1f} MP input limit, so it runs on a {new_w}×{new_h} px copy.")
+               f"{limits.input_pixels / 1e6:.3g} MP input limit, so it runs on a {new_w}×{new_h} px copy.")
     return {**choice, "pixels": pixels, "digest": compute.digest(pixels), "truth": None}
 
 

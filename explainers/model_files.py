@@ -136,8 +136,8 @@ def check_image_size(height: int, width: int, limits: Limits | None = None) -> N
     limits = limits or Limits.from_env()
     if height * width > limits.input_pixels:
         raise ModelFileError(
-            f"The model would run on {width}×{height} pixels ({height * width / 1e6:.1f} MP), above the "
-            f"{limits.input_pixels / 1e6:.1f} MP input limit (set {ENV['input_pixels']} to change it)."
+            f"The model would run on {width}×{height} pixels ({height * width / 1e6:.3g} MP), above the "
+            f"{limits.input_pixels / 1e6:.3g} MP input limit (set {ENV['input_pixels']} to change it)."
         )
 
 
@@ -573,8 +573,8 @@ def dry_build(config: object, name: str, limits: Limits, legacy: bool = False) -
         shape = tuple(tensor.shape)
         if len(shape) == 4 and shape[1] and shape[2] and shape[1] * shape[2] > limits.input_pixels:
             raise _limit_error(
-                name, f"takes {shape[2]}×{shape[1]} pixel inputs ({shape[1] * shape[2] / 1e6:.1f} MP)",
-                f"{limits.input_pixels / 1e6:.1f} MP input", "input_pixels")
+                name, f"takes {shape[2]}×{shape[1]} pixel inputs ({shape[1] * shape[2] / 1e6:.3g} MP)",
+                f"{limits.input_pixels / 1e6:.3g} MP input", "input_pixels")
     largest_output = _largest_output(model)
     if largest_output[0] > limits.activation_elements:
         raise _limit_error(

@@ -310,3 +310,29 @@ def test_guard_shows_one_line_logs_and_lets_stop_through(caplog) -> None:
 def test_no_tracebacks_reach_the_page() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] in ("type", "none")
+
+
+def test_a_dynamic_size_model_runs_on_a_copy_within_the_input_limit(upload_base, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SEGEXPLAIN_MAX_INPUT_PIXELS", "10000")
+    at = _app()
+    at.run()
+    _upload_model(at, "dynamic.keras", hf.keras_bytes(hm.dynamic_size_model(), tmp_path, "dynamic.keras"))
+    _upload_image(at, "big.png", _png(200, 150))
+    _clean(at)
+    captions = [c.value for c in at.sidebar.caption]
+    assert any("200×150 px is above the 0.01 MP input limit, so it runs on a 115×86 px copy" in c
+               for c in captions), captions
+    results = at.session_state[state.RESULTS]
+    assert results and all(e.heatmap.shape == (86, 115) for e in results.values())
+
+
+def test_folders_of_ended_sessions_are_purged_and_the_own_one_kept(tmp_path, monkeypatch) -> None:
+    base = tmp_path / "base"
+    own = uploads.store(base, "abc", ".keras", b"mine")
+    root = uploads.process_root(base)
+    other = root / "someone-else"
+    other.mkdir()
+    (other / "x").write_bytes(b"theirs")
+    monkeypatch.setattr(uploads, "_active_checker", lambda: (lambda session: False))
+    uploads.purge_ended_sessions(base)
+    assert own.is_file() and not other.exists()
