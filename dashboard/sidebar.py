@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import choices, compute, state, uploads
+from dashboard import choices, compute, guard, state, uploads
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from explainers.model_files import Limits, check_image_size
@@ -188,6 +188,7 @@ def handle_image_upload(uploaded: Any) -> None:
 
 
 def _use_default_model() -> None:
+    uploads.drop_model()  # the session's upload no longer holds memory
     state.put(state.MODEL_CHOICE, {"kind": "default"})
     state.put(state.MODEL_MESSAGE, None)
     state.put(state.IMAGE_MESSAGE, None)
@@ -234,7 +235,7 @@ def model_section() -> tuple[Any, str, str] | None:
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
         st.caption(f"Active: {name}")
-    with st.expander("Architecture: explainable layers", expanded=False):
+    with st.expander("Architecture: explainable layers", expanded=False), guard.section("The architecture table"):
         layers, default = compute.layer_table(key, model)
         kinds = {info.kind for info in layers}
         rows = [{"layer": info.name, "output": choices.shape_text(info.output_shape),

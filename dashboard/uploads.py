@@ -6,8 +6,9 @@ prune a session's model behind its back, and expose files to every user of the m
 - bytes go to `<base>/segexplain-uploads-<random>/<session id>/<digest>/model<suffix>`; the process
   folder is made by `tempfile.mkdtemp` (mode 0700), session folders are 0700, files 0600; the file is
   stored under a lower-case suffix whatever the user called it (Keras reads the suffix);
-- the loaded model is kept in the session's own `st.session_state` (one per session), so no other
-  session can evict it; if it is missing it is reloaded from the session's own bytes;
+- loaded models are held per (session, digest), at most `MAX_LOADED` server-wide; one evicted by
+  other sessions' uploads is reloaded from the session's own bytes on its next run, so no session's
+  model is ever replaced or dropped behind its back;
 - folders of sessions that have ended are deleted whenever a session stores an upload, and the
   whole process folder at exit.
 
@@ -24,20 +25,23 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-MODEL_OBJECT = "uploaded_model_object"  # session state: (digest, keras.Model) of the session's upload
+MAX_LOADED = 4  # uploaded models held in memory by the whole server (see `keep_model`)
+MAX_LOADED_ENV = "SEGEXPLAIN_MAX_LOADED_MODELS"
 PENDING_MODEL = "pending_model_upload"  # session state: {"file", "name"} of an upload whose load started
 DONE_MODEL = "done_model_upload"  # session state: id of the last model upload handled to the end
 DONE_IMAGE = "done_image_upload"  # session state: id of the last image upload handled
 SESSION_KEY = "upload_session_id"  # fallback session id when there is no script-run context
 STALE_SECONDS = 24 * 3600  # folders of unknown sessions older than this are deleted (no runtime to ask)
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _roots: dict[Path, Path] = {}
+_loaded: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (session id, digest) → keras.Model
 
 
 def session_id() -> str:
@@ -148,6 +152,9 @@ def purge_ended_sessions(base: Path) -> None:
             continue
         if ended:
             shutil.rmtree(folder, ignore_errors=True)
+            with _lock:
+                for key in [k for k in _loaded if _safe(k[0]) == folder.name]:
+                    del _loaded[key]
 
 
 def _active_checker():
@@ -166,13 +173,46 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text) or "session"
 
 
+def _max_loaded() -> int:
+    try:
+        return max(1, int(os.environ.get(MAX_LOADED_ENV, "") or MAX_LOADED))
+    except ValueError:
+        return MAX_LOADED
+
+
 def keep_model(digest: str, model: Any) -> None:
-    """The session's model, in the session's own state (replacing its previous upload)."""
-    st.session_state[MODEL_OBJECT] = (digest, model)
+    """Hold the session's loaded model (replacing the session's previous upload). At most
+    `MAX_LOADED` uploaded models stay in memory server-wide, least recently used evicted first;
+    an evicted session reloads its model from its own bytes (`session_file`) on its next run."""
+    sid = session_id()
+    with _lock:
+        for key in [k for k in _loaded if k[0] == sid and k[1] != digest]:
+            del _loaded[key]
+        _loaded[(sid, digest)] = model
+        _loaded.move_to_end((sid, digest))
+        while len(_loaded) > _max_loaded():
+            _loaded.popitem(last=False)
 
 
 def kept_model(digest: str) -> Any | None:
-    held = st.session_state.get(MODEL_OBJECT)
-    if held and held[0] == digest:
-        return held[1]
-    return None
+    """The session's model if it is still in memory (None after an eviction: reload it)."""
+    key = (session_id(), digest)
+    with _lock:
+        model = _loaded.get(key)
+        if model is not None:
+            _loaded.move_to_end(key)
+        return model
+
+
+def drop_model() -> None:
+    """Forget the session's loaded model (e.g. when it switches back to the shipped one)."""
+    sid = session_id()
+    with _lock:
+        for key in [k for k in _loaded if k[0] == sid]:
+            del _loaded[key]
+
+
+def loaded_sessions() -> list[str]:
+    """Sessions whose uploaded model is in memory now (for tests and diagnostics)."""
+    with _lock:
+        return [key[0] for key in _loaded]

@@ -474,6 +474,11 @@ def scan_config(config: object, name: str) -> None:
     """Refuse configs that carry code, name non-Keras modules, or are malformed, before Keras reads them."""
     if not isinstance(config, dict):
         raise _malformed(name, "the top level is not an object")
+    if "class_name" not in config:
+        raise ModelFileError(
+            f"'{name}' could not be read as a Keras model (its config describes no model): save it again "
+            "with Keras 3 as `model.save('model.keras')`."
+        )
     try:
         entries = list(_walk(config))
     except (ValueError, RecursionError):

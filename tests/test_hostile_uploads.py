@@ -45,6 +45,11 @@ def _png(width: int, height: int, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def _evict_all() -> None:
+    with uploads._lock:
+        uploads._loaded.clear()
+
+
 def _upload_model(at: AppTest, name: str, data: bytes) -> AppTest:
     return at.file_uploader(key=state.MODEL_UPLOAD).set_value((name, data, "application/octet-stream")).run()
 
@@ -172,7 +177,9 @@ def test_a_model_removed_while_its_load_was_interrupted_says_so(model_files, upl
     assert at.session_state[state.MODEL_CHOICE] == {"kind": "default"}
 
 
-def test_other_sessions_uploads_never_replace_a_sessions_model(upload_base, tmp_path) -> None:
+def test_other_sessions_uploads_never_replace_a_sessions_model(upload_base, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(uploads.MAX_LOADED_ENV, "1")  # one model in memory server-wide: B's uploads evict A's
+    _evict_all()
     a = _app()
     a.run()
     mine = hf.keras_bytes(hm.tiny_seg_model(seed=1), tmp_path, "a.keras")
@@ -183,8 +190,12 @@ def test_other_sessions_uploads_never_replace_a_sessions_model(upload_base, tmp_
     for seed in range(2, 8):  # six uploads by another session
         _upload_model(b, f"b{seed}.keras", hf.keras_bytes(hm.tiny_seg_model(seed=seed), tmp_path, f"b{seed}.keras"))
         _clean(b)
+    held_by_b = uploads.loaded_sessions()
+    assert len(held_by_b) == 1  # memory stays bounded: A's model was evicted
     a.run()
     _clean(a)
+    held_now = uploads.loaded_sessions()
+    assert len(held_now) == 1 and held_now != held_by_b  # A reloaded its own model from its own bytes
     assert a.session_state[state.MODEL_CHOICE]["digest"] == digest
     assert not a.sidebar.error, [e.value for e in a.sidebar.error]
     assert any("Active: uploaded **a.keras**" in c.value for c in a.sidebar.caption)
@@ -195,13 +206,13 @@ def test_a_lost_model_is_reloaded_from_the_sessions_own_bytes_or_said_at_once(mo
     at.run()
     _upload_model(at, "mine.keras", model_files["tiny"])
     digest = at.session_state[state.MODEL_CHOICE]["digest"]
-    del at.session_state[uploads.MODEL_OBJECT]  # the in-memory model is gone
+    _evict_all()  # the in-memory model is gone (evicted)
     at.run()
     _clean(at)
     assert at.session_state[state.MODEL_CHOICE]["digest"] == digest and not at.sidebar.error
     for path in upload_base.rglob("model.keras"):
         path.unlink()  # and now its bytes too
-    del at.session_state[uploads.MODEL_OBJECT]
+    _evict_all()
     at.run()
     _clean(at)
     errors = [e.value for e in at.sidebar.error]
