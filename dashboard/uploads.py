@@ -36,7 +36,7 @@ MAX_LOADED_ENV = "SEGEXPLAIN_MAX_LOADED_MODELS"
 PENDING_MODEL = "pending_model_upload"  # session state: {"file", "name"} of an upload whose load started
 DONE_MODEL = "done_model_upload"  # session state: id of the last model upload handled to the end
 DONE_IMAGE = "done_image_upload"  # session state: id of the last image upload handled
-SESSION_KEY = "upload_session_id"  # fallback session id when there is no script-run context
+SESSION_KEY = "upload_session_token"  # session state: random part of the session's identity
 STALE_SECONDS = 24 * 3600  # folders of unknown sessions older than this are deleted (no runtime to ask)
 
 _lock = threading.RLock()
@@ -45,18 +45,21 @@ _loaded: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (session id, diges
 
 
 def session_id() -> str:
-    """The Streamlit session's id (a random one kept in session state outside a running app)."""
+    """This session's identity: Streamlit's session id (asked of the runtime when purging) joined
+    with a random token kept in the session's state (unique even where ids repeat, as in AppTest)."""
+    if SESSION_KEY not in st.session_state:
+        st.session_state[SESSION_KEY] = uuid.uuid4().hex
+    token = st.session_state[SESSION_KEY]
+    runtime_id = "local"
     try:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         ctx = get_script_run_ctx()
         if ctx is not None and ctx.session_id:
-            return str(ctx.session_id)
+            runtime_id = _safe(str(ctx.session_id))
     except ImportError:
         pass
-    if SESSION_KEY not in st.session_state:
-        st.session_state[SESSION_KEY] = uuid.uuid4().hex
-    return st.session_state[SESSION_KEY]
+    return f"{runtime_id}__{token}"
 
 
 def process_root(base: Path) -> Path:
@@ -147,7 +150,8 @@ def purge_ended_sessions(base: Path) -> None:
         return
     for folder in folders:
         try:
-            ended = not active(folder.name) if active else time.time() - folder.stat().st_mtime > STALE_SECONDS
+            runtime_id = folder.name.split("__", 1)[0]
+            ended = not active(runtime_id) if active else time.time() - folder.stat().st_mtime > STALE_SECONDS
         except OSError:
             continue
         if ended:
