@@ -174,7 +174,7 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
     built = dry_build(config, name, limits, legacy=suffix != ".keras")
     largest = built[0] if built else None
     if suffix == ".keras":
-        check_archive_weights(path, name, built)
+        check_archive_weights(path, name, built, limits)
     else:
         with _h5_file(path, name) as handle:
             check_h5_datasets(handle, name, limits, largest)
@@ -323,7 +323,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, keep: bool) ->
     return b"".join(parts)
 
 
-def check_archive_weights(path: Path, name: str, built: tuple[int, int] | None) -> None:
+def check_archive_weights(path: Path, name: str, built: tuple[int, int] | None, limits: Limits | None = None) -> None:
     """The weights member of a `.keras` file: its size against the architecture (`built` = largest
     variable and total parameters of the dry build), then its HDF5 headers. Keras reads the whole
     member into memory, so a member far larger than the weights it must hold is refused."""
@@ -341,7 +341,7 @@ def check_archive_weights(path: Path, name: str, built: tuple[int, int] | None) 
                     "is damaged or padded, save the model again."
                 )
             with archive.open(WEIGHTS_NAME) as stream, h5py.File(stream, "r") as handle:
-                check_h5_datasets(handle, name, None, largest)
+                check_h5_datasets(handle, name, limits, largest, check_total=False)
     except ModelFileError:
         raise
     except Exception:  # h5py raises OSError, KeyError, ValueError... on a damaged weights file
@@ -402,7 +402,8 @@ def read_h5_config(path: Path, name: str, limits: Limits) -> object:
         raise ModelFileError(f"'{name}' has an unreadable model config: save the model again.") from None
 
 
-def check_h5_datasets(handle, name: str, limits: Limits | None, largest: int | None) -> None:
+def check_h5_datasets(handle, name: str, limits: Limits | None, largest: int | None,
+                      check_total: bool = True) -> None:
     """HDF5 headers only: no external links, external or virtual storage, and no dataset bigger than the
     largest variable of the architecture (`largest` elements) or all together above the size limit."""
     import h5py
@@ -410,37 +411,48 @@ def check_h5_datasets(handle, name: str, limits: Limits | None, largest: int | N
     problems: list[str] = []
     total = 0
     biggest = (0, "")
+    seen = 0
+    most = (limits or Limits.from_env()).archive_members * 100  # a 100-layer model has ~1,000 objects
 
-    def visit(path: str, link) -> None:
-        nonlocal total, biggest
+    def visit(path: str, link) -> object:
+        nonlocal total, biggest, seen
+        seen += 1
+        if seen > most:
+            return True  # stops the walk: reported below
         if problems:
-            return
+            return True
         if isinstance(link, h5py.ExternalLink):
             problems.append("external link")
-            return
+            return True
         if isinstance(link, h5py.SoftLink):
-            return
+            return None
         obj = handle.get(path)
         if isinstance(obj, h5py.Dataset):
             if obj.is_virtual:
                 problems.append("virtual dataset")
-                return
+                return True
             if obj.id.get_create_plist().get_external_count() > 0:
                 problems.append("external storage")
-                return
+                return True
             count = math.prod(obj.shape) if obj.shape else 1
             total += count * obj.dtype.itemsize
             if count > biggest[0]:
                 biggest = (count, path)
+        return None
 
     handle.visititems_links(visit)
+    if seen > most:
+        raise ModelFileError(
+            f"'{name}' holds more than {most:,} HDF5 objects, above the limit of 100 per archive member "
+            f"(set {ENV['archive_members']} to change it)."
+        )
     if problems:
         kind = problems[0]
         raise ModelFileError(
             f"'{name}' stores weights in another file on disk (HDF5 {kind}), which segexplain never reads: "
             "save the model again with all weights inside the file."
         )
-    if limits is not None and total > limits.archive_bytes:
+    if check_total and limits is not None and total > limits.archive_bytes:
         raise _limit_error(name, f"declares {_bytes(total)} of weights", f"{_bytes(limits.archive_bytes)} size",
                            "archive_bytes")
     if largest is not None and biggest[0] > max(largest, 1):

@@ -381,3 +381,15 @@ def test_scan_config_finds_code_anywhere_and_is_a_module_function() -> None:
         "kernel_initializer": {"class_name": "Lambda", "config": {}}}}]}}
     with pytest.raises(ModelFileError, match="Lambda layer"):
         model_files.scan_config(config, "x.keras")
+
+
+def test_an_h5_with_too_many_objects_is_refused_before_its_walk_ends(tmp_path) -> None:
+    path = tmp_path / "crowded.h5"
+    hm.tiny_seg_model().save(path)
+    with h5py.File(path, "a") as handle:
+        for index in range(1_500):
+            handle.create_group(f"crowd/{index}")
+    with pytest.raises(ModelFileError, match=r"more than 1,000 HDF5 objects.*SEGEXPLAIN_MAX_ARCHIVE_MEMBERS") as info:
+        load_model_file(path, limits=Limits(archive_members=10))
+    assert_one_sentence(str(info.value))
+    assert isinstance(load_model_file(path), keras.Model)  # the default limit lets a normal count through
