@@ -32,6 +32,7 @@ from models.loader import MODEL_SUFFIXES, load_user_model, model_suffix
 # Base folder of the private per-process upload folders (see `uploads`); tests point it elsewhere.
 MODEL_DIR = Path(tempfile.gettempdir())
 MODEL_INPUT = "model_input_size"  # session state: (height, width) of the active model's input (None: any)
+WORKING_PIXELS = 2048 * 2048  # uploads above this are reduced once, in uint8, right after decoding
 RETRY_MODEL = "retry_model_upload"  # session state: a failed or interrupted upload can be retried
 LOG = logging.getLogger("segexplain.dashboard")
 
@@ -41,14 +42,24 @@ LOG = logging.getLogger("segexplain.dashboard")
 
 
 def image_from_upload(name: str, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """Decode an uploaded file into an image choice, or say in one line why it cannot be used."""
+    """Decode an uploaded file into an image choice, or say in one line why it cannot be used.
+
+    Images above `WORKING_PIXELS` are reduced here, in uint8 (a box filter), so no later step makes a
+    float copy of a 40 MP photo; the choice records the original size under "original_size"."""
     try:
         pixels = decode_image(data)
     except (ExplainerError, ValueError) as error:
         return None, f"“{name}” was not used: {error}"
     except MemoryError:
         return None, f"“{name}” was not used: the server ran out of memory decoding it, downscale it first."
-    return {"source": "upload", "name": name, "digest": compute.digest(pixels), "pixels": pixels}, None
+    height, width = pixels.shape[:2]
+    choice = {"source": "upload", "name": name}
+    if height * width > WORKING_PIXELS:
+        scale = (WORKING_PIXELS / (height * width)) ** 0.5
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+        choice["original_size"] = (width, height)
+    return {**choice, "digest": compute.digest(pixels), "pixels": pixels}, None
 
 
 def image_from_sample(name: str) -> dict[str, Any]:
@@ -279,7 +290,9 @@ def image_section() -> dict[str, Any]:
     height, width = choice["pixels"].shape[:2]
     origin = {"sample": "sample", "scene": "browser:"}.get(choice["source"], "upload")
     truth = " · with ground truth" if choice.get("truth") is not None or choice["source"] == "sample" else ""
-    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px){truth}")
+    original = choice.get("original_size")
+    used = f", reduced from {original[0]}×{original[1]} px" if original else ""
+    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px{used}){truth}")
     note = resize_note(height, width, st.session_state.get(MODEL_INPUT))
     if note:
         st.caption(note)

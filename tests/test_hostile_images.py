@@ -150,3 +150,15 @@ def test_a_very_wide_image_is_accepted_and_the_page_says_it_is_stretched() -> No
     assert sidebar.resize_note(300, 300, (144, 144)) == "Resized to the model's 144×144 px input (same proportions)."
     assert sidebar.resize_note(144, 144, (144, 144)) is None
     assert sidebar.resize_note(30, 40, (None, None)) is None
+
+
+def test_a_large_upload_is_reduced_once_in_uint8_and_says_its_original_size() -> None:
+    data = encode(Image.new("RGB", (4000, 2500), (30, 60, 90)))  # 10 MP, a few KB on disk
+    choice, message = sidebar.image_from_upload("big.png", data)
+    assert message is None
+    height, width = choice["pixels"].shape[:2]
+    assert height * width <= sidebar.WORKING_PIXELS and abs(width / height - 1.6) < 0.01
+    assert choice["pixels"].dtype == np.uint8 and (choice["pixels"] == [30, 60, 90]).all()
+    assert choice["original_size"] == (4000, 2500)
+    small, _ = sidebar.image_from_upload("small.png", encode(Image.new("RGB", (300, 200))))
+    assert "original_size" not in small and small["pixels"].shape == (200, 300, 3)
