@@ -1,31 +1,40 @@
 """The sidebar: which model, which image, advanced settings.
 
-The current model and image live in session state (`state.MODEL_CHOICE`, `state.IMAGE_CHOICE`);
-the widgets here only propose changes through callbacks. A proposal that fails (a file that is not
-an image, a model Keras or the explainers refuse) leaves the current choice untouched and puts a
-one-line reason on screen. The handlers `image_from_upload` and `model_from_upload` are plain
+The current model and image live in session state (`state.MODEL_CHOICE`, `state.IMAGE_CHOICE`).
+Uploads are handled in the script body, keyed by the upload's file id, not in an `on_change`
+callback: a callback that loads a model for seconds is lost when the user clicks another widget
+meanwhile. The body marks a model load as pending before it starts, so a rerun that interrupted it
+resumes it (or says it was interrupted); the result is written to session state before the next
+Streamlit call. A refused proposal leaves the current choice untouched and puts one line on screen;
+the other section's stale message is cleared. The session's model and its bytes are private to the
+session (see `uploads`). The handlers `image_from_upload` and `model_from_upload` are plain
 functions so tests can call them with bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
-from dashboard import choices, compute, state
+from dashboard import choices, compute, guard, state, uploads
 from explainers import ExplainerError, images
 from explainers.images import decode_image
+from explainers.model_files import Limits, check_image_size
 from models import ModelLoadError, scenes
-from models.loader import MODEL_SUFFIXES
+from models.loader import MODEL_SUFFIXES, load_user_model, model_suffix
 
-MODEL_DIR = Path(tempfile.gettempdir()) / "segexplain-uploaded-models"
-KEPT_MODELS = 5  # uploaded model folders kept on disk (newest first); the older ones are deleted
+# Base folder of the private per-process upload folders (see `uploads`); tests point it elsewhere.
+MODEL_DIR = Path(tempfile.gettempdir())
+MODEL_INPUT = "model_input_size"  # session state: (height, width) of the active model's input (None: any)
+WORKING_PIXELS = 2048 * 2048  # uploads above this are reduced once, in uint8, right after decoding
+RETRY_MODEL = "retry_model_upload"  # session state: a failed or interrupted upload can be retried
+LOG = logging.getLogger("segexplain.dashboard")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -33,12 +42,24 @@ KEPT_MODELS = 5  # uploaded model folders kept on disk (newest first); the older
 
 
 def image_from_upload(name: str, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """Decode an uploaded file into an image choice, or say in one line why it cannot be used."""
+    """Decode an uploaded file into an image choice, or say in one line why it cannot be used.
+
+    Images above `WORKING_PIXELS` are reduced here, in uint8 (a box filter), so no later step makes a
+    float copy of a 40 MP photo; the choice records the original size under "original_size"."""
     try:
         pixels = decode_image(data)
     except (ExplainerError, ValueError) as error:
         return None, f"“{name}” was not used: {error}"
-    return {"source": "upload", "name": name, "digest": compute.digest(pixels), "pixels": pixels}, None
+    except MemoryError:
+        return None, f"“{name}” was not used: the server ran out of memory decoding it, downscale it first."
+    height, width = pixels.shape[:2]
+    choice = {"source": "upload", "name": name}
+    if height * width > WORKING_PIXELS:
+        scale = (WORKING_PIXELS / (height * width)) ** 0.5
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+        choice["original_size"] = (width, height)
+    return {**choice, "digest": compute.digest(pixels), "pixels": pixels}, None
 
 
 def image_from_sample(name: str) -> dict[str, Any]:
@@ -47,52 +68,36 @@ def image_from_sample(name: str) -> dict[str, Any]:
 
 
 def model_from_upload(name: str, data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """Store an uploaded model file, load and validate it; a refusal keeps the previous model.
+    """Store an uploaded model file in the session's private folder, load and validate it.
 
-    A refused file is deleted; an accepted one stays (the cached model may need it), but only the
-    newest `KEPT_MODELS` uploads stay on disk."""
+    The accepted choice carries the loaded model under "model" (the caller keeps it in the session's
+    state); a refused file is deleted and the previous model stays."""
     file_digest = compute.digest(data)
-    safe_name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name).lstrip(".") or "model"
-    folder = MODEL_DIR / file_digest  # one folder per content, the user's file name inside (for messages)
-    path = folder / safe_name
-    written = False
+    suffix = model_suffix(name) or ""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            written = True
-            path.write_bytes(data)
-        os.utime(folder)  # the newest upload is the last one pruned
+        path = uploads.store(MODEL_DIR, file_digest, suffix, data)
     except OSError as error:  # e.g. a full disk: nothing half-written stays behind
-        if written:
-            _forget(path)
-        return None, f"“{name}” could not be stored, the previous model stays active: {_one_line(error)}"
-    choice = {"kind": "upload", "name": name, "digest": file_digest, "path": str(path), "key": f"upload:{file_digest}"}
+        return None, f"“{name}” could not be stored, the previous model stays active: {_reason(error)}"
     try:
-        compute.uploaded_model(choice["key"], str(path))
-    except (ModelLoadError, ExplainerError, OSError) as error:
-        _forget(path)
+        model = load_user_model(path, display_name=name)
+    except (ModelLoadError, ExplainerError) as error:
+        uploads.forget(path, MODEL_DIR)
         return None, f"“{name}” was not loaded, the previous model stays active: {_one_line(error)}"
-    _prune_uploads(keep=folder)
+    except MemoryError:
+        uploads.forget(path, MODEL_DIR)
+        return None, f"“{name}” was not loaded, the previous model stays active: the server ran out of memory."
+    except Exception as error:  # an unexpected failure inside Keras: logged, one line, the file kept for a retry
+        LOG.exception("loading an uploaded model failed")
+        return None, (f"“{name}” was not loaded, the previous model stays active: loading failed unexpectedly "
+                      f"({type(error).__name__}), retry or save the model again.")
+    uploads.keep_only(MODEL_DIR, file_digest)
+    choice = {"kind": "upload", "name": name, "digest": file_digest, "key": f"upload:{file_digest}", "model": model}
     return choice, None
 
 
-def _forget(path: Path) -> None:
-    """Delete a refused or half-written model file, and its folder once empty; errors are ignored."""
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()  # only when empty: an earlier upload of the same bytes may live there
-
-
-def _prune_uploads(keep: Path) -> None:
-    """Delete all but the newest `KEPT_MODELS` upload folders (never `keep`, the one just accepted)."""
-    try:
-        folders = [f for f in MODEL_DIR.iterdir() if f.is_dir() and f != keep]
-        folders.sort(key=lambda f: f.stat().st_mtime, reverse=True)
-    except OSError:
-        return
-    for old in folders[max(KEPT_MODELS - 1, 0):]:
-        shutil.rmtree(old, ignore_errors=True)
+def _reason(error: OSError) -> str:
+    """An OS error without the server path it names."""
+    return error.strerror or type(error).__name__
 
 
 def _one_line(error: Exception) -> str:
@@ -101,14 +106,30 @@ def _one_line(error: Exception) -> str:
 
 
 def active_model() -> tuple[Any, str, str] | None:
-    """(model, cache key, display name) of the current choice, or None with an error on screen."""
+    """(model, cache key, display name) of the current choice, or None with an error on screen.
+
+    The uploaded model comes from the session's own state; if it is not there it is reloaded from the
+    session's own bytes; if those are gone too the session is told at once, in this run."""
     choice = state.get(state.MODEL_CHOICE)
     if choice.get("kind") == "upload":
-        try:
-            return compute.uploaded_model(choice["key"], choice["path"]), choice["key"], choice["name"]
-        except (ModelLoadError, ExplainerError, OSError) as error:
-            state.put(state.MODEL_CHOICE, {"kind": "default"})
-            state.put(state.MODEL_MESSAGE, f"The uploaded model is no longer available: {_one_line(error)}")
+        model = uploads.kept_model(choice["digest"])
+        problem = None
+        if model is None:
+            path = uploads.session_file(MODEL_DIR, choice["digest"])
+            if path is None:
+                problem = "its file is no longer stored for this session"
+            else:
+                try:
+                    with st.spinner(f"Reloading “{choice['name']}”…"):
+                        model = load_user_model(path, display_name=choice["name"])
+                    uploads.keep_model(choice["digest"], model)
+                except (ModelLoadError, ExplainerError, OSError, MemoryError) as error:
+                    problem = _one_line(error)
+        if model is not None:
+            return model, choice["key"], choice["name"]
+        state.put(state.MODEL_CHOICE, {"kind": "default"})
+        state.put(state.MODEL_MESSAGE, f"The uploaded model “{choice['name']}” is no longer available ({problem}), "
+                                       "so the shipped model is active again: upload it again to use it.")
     key = compute.default_model_key()
     try:
         return compute.default_model(key), key, "shipped PSPNet (mushroom scenes)"
@@ -126,33 +147,62 @@ def active_image() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Callbacks
+# Uploads, handled in the script body
 
 
-def _on_upload(widget: str, handler, message_key: str, choice_key: str) -> None:
-    """Run an upload handler; a refused file only sets the message, so the previous choice stays."""
-    uploaded = st.session_state.get(widget)
+def handle_model_upload(uploaded: Any) -> None:
+    """Load a new model upload once (keyed by its file id); resume a load a rerun interrupted."""
+    pending = st.session_state.get(uploads.PENDING_MODEL)
+    if uploaded is None:
+        if pending:  # the file left the uploader while its load was running
+            st.session_state[uploads.PENDING_MODEL] = None
+            state.put(state.MODEL_MESSAGE, f"Loading “{pending['name']}” was interrupted, the previous model stays "
+                                           "active: upload it again.")
+        return
+    file_id = uploads.upload_id(uploaded)
+    if st.session_state.get(uploads.DONE_MODEL) == file_id:
+        return
+    resumed = bool(pending) and pending.get("file") == file_id
+    st.session_state[uploads.PENDING_MODEL] = {"file": file_id, "name": uploaded.name}
+    verb = "Resuming the interrupted load of" if resumed else "Loading"
+    with st.spinner(f"{verb} “{uploaded.name}”…"):
+        choice, message = model_from_upload(uploaded.name, uploaded.getvalue())
+        # written before any further Streamlit call, so a rerun requested meanwhile cannot lose it
+        if choice is not None:
+            uploads.keep_model(choice["digest"], choice.pop("model"))
+            state.put(state.MODEL_CHOICE, choice)
+        state.put(state.MODEL_MESSAGE, message)
+        state.put(state.IMAGE_MESSAGE, None)
+        st.session_state[RETRY_MODEL] = bool(message and "unexpectedly" in message)
+        st.session_state[uploads.DONE_MODEL] = file_id
+        st.session_state[uploads.PENDING_MODEL] = None
+
+
+def _retry_model() -> None:
+    st.session_state[uploads.DONE_MODEL] = None
+    st.session_state[RETRY_MODEL] = False
+
+
+def handle_image_upload(uploaded: Any) -> None:
+    """Decode a new image upload once (keyed by its file id)."""
     if uploaded is None:
         return
-    choice, message = handler(uploaded.name, uploaded.getvalue())
-    state.put(message_key, message)
+    file_id = uploads.upload_id(uploaded)
+    if st.session_state.get(uploads.DONE_IMAGE) == file_id:
+        return
+    choice, message = image_from_upload(uploaded.name, uploaded.getvalue())
     if choice is not None:
-        state.put(choice_key, choice)
-
-
-def _uploader(label: str, types: list[str], widget: str, handler, message_key: str, choice_key: str,
-              help_text: str) -> None:
-    """An upload widget whose handler runs on change, and the one-line reason of its last refusal."""
-    st.file_uploader(label, type=types, key=widget, on_change=_on_upload,
-                     args=(widget, handler, message_key, choice_key), help=help_text)
-    message = state.get(message_key)
-    if message:
-        st.error(message)
+        state.put(state.IMAGE_CHOICE, choice)
+    state.put(state.IMAGE_MESSAGE, message)
+    state.put(state.MODEL_MESSAGE, None)
+    st.session_state[uploads.DONE_IMAGE] = file_id
 
 
 def _use_default_model() -> None:
+    uploads.drop_model()  # the session's upload no longer holds memory
     state.put(state.MODEL_CHOICE, {"kind": "default"})
     state.put(state.MODEL_MESSAGE, None)
+    state.put(state.IMAGE_MESSAGE, None)
 
 
 def choose_sample(name: str | None = None) -> None:
@@ -163,6 +213,7 @@ def choose_sample(name: str | None = None) -> None:
         st.session_state[state.SAMPLE] = name
     state.put(state.IMAGE_CHOICE, image_from_sample(name))
     state.put(state.IMAGE_MESSAGE, None)
+    state.put(state.MODEL_MESSAGE, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,20 +222,31 @@ def choose_sample(name: str | None = None) -> None:
 
 def model_section() -> tuple[Any, str, str] | None:
     st.header("Model")
-    _uploader("Upload a Keras model (.keras)", [suffix.lstrip(".") for suffix in MODEL_SUFFIXES],
-              state.MODEL_UPLOAD, model_from_upload, state.MODEL_MESSAGE, state.MODEL_CHOICE,
-              "Loaded in Keras safe mode. One image input, a per-pixel class output "
-              "[H, W, classes] and at least one 2-D convolution are required.")
+    uploaded = st.file_uploader(
+        "Upload a Keras model (.keras)", type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES],
+        key=state.MODEL_UPLOAD,
+        help="Loaded in Keras safe mode. One image input, a per-pixel class output [H, W, classes] and at "
+             "least one 2-D convolution are required.")
+    handle_model_upload(uploaded)
+    message = state.get(state.MODEL_MESSAGE)
+    if message:
+        st.error(message)
+        if st.session_state.get(RETRY_MODEL) and uploaded is not None:
+            st.button(f"Retry loading “{uploaded.name}”", on_click=_retry_model)
     loaded = active_model()
     if loaded is None:
         return None
     model, key, name = loaded
+    message_now = state.get(state.MODEL_MESSAGE)
+    if message_now and message_now != message:  # the session's model went away during this run
+        st.error(message_now)
+    st.session_state[MODEL_INPUT] = _input_size(model)
     if key.startswith("upload:"):
         st.caption(f"Active: uploaded **{name}**")
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
         st.caption(f"Active: {name}")
-    with st.expander("Architecture: explainable layers", expanded=False):
+    with st.expander("Architecture: explainable layers", expanded=False), guard.section("The architecture table"):
         layers, default = compute.layer_table(key, model)
         kinds = {info.kind for info in layers}
         rows = [{"layer": info.name, "output": choices.shape_text(info.output_shape),
@@ -194,23 +256,82 @@ def model_section() -> tuple[Any, str, str] | None:
     return loaded
 
 
+def _input_size(model: Any) -> tuple[int | None, int | None] | None:
+    try:
+        shape = tuple(model.inputs[0].shape)
+        return (shape[1], shape[2]) if len(shape) == 4 else None
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
 def image_section() -> dict[str, Any]:
     st.header("Image")
     names = scenes.sample_names()
     if state.SAMPLE not in st.session_state:
         st.session_state[state.SAMPLE] = names[0]
-    current = st.selectbox("Sample scene", names, key=state.SAMPLE, on_change=choose_sample)
-    st.caption(scenes.sample_description(current))
-    _uploader("…or upload an image (PNG, JPEG, …)", list(images.EXTENSIONS),
-              state.IMAGE_UPLOAD, image_from_upload, state.IMAGE_MESSAGE, state.IMAGE_CHOICE,
-              "Any size: it is resized to the model's input size. The previous image stays "
-              "if the file cannot be read.")
+    top = st.container()  # the sample picker or the note on the active upload, drawn after the upload is handled
+    uploaded = st.file_uploader(
+        "…or upload an image (PNG, JPEG, …)", type=list(images.EXTENSIONS), key=state.IMAGE_UPLOAD,
+        help="Any size: it is resized to the model's input size. The previous image stays if the file "
+             "cannot be read.")
+    handle_image_upload(uploaded)
+    message = state.get(state.IMAGE_MESSAGE)
+    if message:
+        st.error(message)
     choice = active_image()
+    with top:
+        if choice["source"] == "sample":
+            current = st.selectbox("Sample scene", names, key=state.SAMPLE, on_change=choose_sample)
+            st.caption(scenes.sample_description(current))
+        else:
+            st.caption("The sample scenes are not in use while this image is active.")
+            st.button("Use the sample scenes again", on_click=choose_sample, key="back_to_samples")
+    choice = _fit_dynamic_limit(choice)
     height, width = choice["pixels"].shape[:2]
     origin = {"sample": "sample", "scene": "browser:"}.get(choice["source"], "upload")
     truth = " · with ground truth" if choice.get("truth") is not None or choice["source"] == "sample" else ""
-    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px){truth}")
+    original = choice.get("original_size")
+    used = f", reduced from {original[0]}×{original[1]} px" if original else ""
+    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px{used}){truth}")
+    note = resize_note(height, width, st.session_state.get(MODEL_INPUT))
+    if note:
+        st.caption(note)
     return choice
+
+
+def resize_note(height: int, width: int, model_input: tuple[int | None, int | None] | None) -> str | None:
+    """What happens to an image of `height × width` on a model taking `model_input` (None: any size)."""
+    if not model_input or not model_input[0] or not model_input[1]:
+        return None
+    model_h, model_w = model_input
+    if (height, width) == (model_h, model_w):
+        return None
+    if abs(width / height - model_w / model_h) <= 0.01 * (model_w / model_h):
+        return f"Resized to the model's {model_w}×{model_h} px input (same proportions)."
+    return (f"⚠️ Stretched to the model's {model_w}×{model_h} px input, so its proportions change "
+            f"({width}×{height} → {model_w}×{model_h}): crop it to a {model_w}:{model_h} shape first "
+            "to keep shapes undistorted.")
+
+
+def _fit_dynamic_limit(choice: dict[str, Any]) -> dict[str, Any]:
+    """A model that takes any size runs on the image itself: above the input-pixel limit it gets a
+    proportionally downscaled copy instead (said on screen), never a 40 MP forward pass."""
+    size = st.session_state.get(MODEL_INPUT)
+    if size is None or (size[0] and size[1]):
+        return choice
+    height, width = choice["pixels"].shape[:2]
+    limits = Limits.from_env()
+    try:
+        check_image_size(height, width, limits)
+        return choice
+    except ExplainerError:
+        pass
+    scale = (limits.input_pixels / (height * width)) ** 0.5
+    new_h, new_w = max(1, int(height * scale)), max(1, int(width * scale))
+    pixels = np.asarray(Image.fromarray(choice["pixels"]).resize((new_w, new_h), Image.Resampling.BILINEAR))
+    st.caption(f"⚠️ This model takes any size, and {width}×{height} px is above the "
+               f"{limits.input_pixels / 1e6:.3g} MP input limit, so it runs on a {new_w}×{new_h} px copy.")
+    return {**choice, "pixels": pixels, "digest": compute.digest(pixels), "truth": None}
 
 
 def advanced_section() -> dict[str, Any]:

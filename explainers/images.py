@@ -9,6 +9,7 @@ own limit, `MAX_PIXELS`, is lower and enforced first; Pillow's hard limit still 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from explainers.errors import ExplainerError
 
 MAX_PIXELS = 40_000_000  # width × height of the largest accepted image (40 MP, ~ a 7300×5500 photo)
+MAX_PIXELS_ENV = "SEGEXPLAIN_MAX_IMAGE_PIXELS"  # overrides MAX_PIXELS for `decode_image`'s default
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")  # Pillow's JPEG reader also opens MPO phone photos
 # File-name extensions of those formats, for upload widgets.
 EXTENSIONS = ("png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp")
@@ -29,8 +31,18 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 def _too_large(width: int, height: int, max_pixels: int) -> ExplainerError:
     return ExplainerError(
         f"The image is {width}×{height} pixels ({width * height / 1e6:.1f} MP), above the "
-        f"{max_pixels / 1e6:g} MP limit: downscale it before uploading."
+        f"{max_pixels / 1e6:g} MP limit (set {MAX_PIXELS_ENV} to change it): downscale it before uploading."
     )
+
+
+def max_pixels_from_env() -> int:
+    """`MAX_PIXELS`, or the positive integer in the environment variable `MAX_PIXELS_ENV`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    try:
+        value = int(float(text)) if text else MAX_PIXELS
+    except ValueError:
+        value = MAX_PIXELS
+    return value if value > 0 else MAX_PIXELS
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -44,23 +56,47 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     """
     mode = image.mode
     if mode in _SIXTEEN_BIT_MODES:
-        gray = np.clip(np.asarray(image).astype(np.float64), 0, 65535) / 257.0
-        gray = np.round(gray).astype(np.uint8)
+        # round(v / 257) in integers: v / 257 is never exactly k + 0.5, so (v + 128) // 257 is the same
+        raw = np.asarray(image)
+        gray = np.empty(raw.shape, np.uint8)
+        for rows in _row_blocks(raw.shape):
+            block = np.clip(raw[rows], 0, 65535).astype(np.uint32)
+            gray[rows] = (block + 128) // 257
         return np.repeat(gray[..., None], 3, axis=2)
     if mode == "F":
         raise ExplainerError(
             "The image holds 32-bit floating-point pixels: save it as an 8- or 16-bit PNG or as a JPEG."
         )
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
-        rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
-        alpha = rgba[..., 3:] / 255.0
-        return np.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        return _over_white(image if mode == "RGBA" else image.convert("RGBA"))
     try:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except ValueError:
         raise ExplainerError(
             f"Images in colour mode {mode} cannot be converted to RGB: save it as an RGB PNG or JPEG."
         ) from None
+
+
+def _row_blocks(shape: tuple[int, ...], pixels: int = 1 << 20):
+    """Slices of about `pixels` pixels each, so conversions never hold a float copy of a large image."""
+    step = max(1, pixels // max(1, shape[1]))
+    for start in range(0, shape[0], step):
+        yield slice(start, start + step)
+
+
+def _over_white(rgba: Image.Image) -> np.ndarray:
+    """Composite an RGBA image over white in integer arithmetic, one band of rows at a time (no float64
+    image, no full-size copy: a 40 MP RGBA in float64 would take 1.3 GB).
+    round(c·a/255 + 255·(255-a)/255) exactly."""
+    width, height = rgba.size
+    out = np.empty((height, width, 3), np.uint8)
+    for rows in _row_blocks((height, width)):
+        top, bottom = rows.start, min(rows.stop, height)
+        block = np.asarray(rgba.crop((0, top, width, bottom))).astype(np.uint16)
+        alpha = block[..., 3:]
+        # c·a + 255·(255 − a) ≤ 65025, + 127 for rounding: fits in uint16
+        out[top:bottom] = (block[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+    return out
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -71,18 +107,19 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode an uploaded PNG/JPEG/GIF/BMP/TIFF/WebP to a C-contiguous uint8 H×W×3 RGB array.
 
     Images above `max_pixels` (width × height from the header) are refused before decoding; animated
     images give their first frame; EXIF orientation is applied so phone photos stand upright; see
     `_to_rgb` for the colour conversions. Every failure is an `ExplainerError` with one sentence.
+    `max_pixels` defaults to `max_pixels_from_env()`.
     """
     return decode_with(data, lambda image: _to_rgb(_upright(image)), max_pixels)
 
 
 def decode_with(
-    data: bytes, convert: Callable[[Image.Image], np.ndarray], max_pixels: int = MAX_PIXELS
+    data: bytes, convert: Callable[[Image.Image], np.ndarray], max_pixels: int | None = None
 ) -> np.ndarray:
     """Open uploaded bytes with every safety check of `decode_image`, then `convert` the first frame.
 
@@ -94,6 +131,8 @@ def decode_with(
         raise ExplainerError(f"decode_image expects the file's bytes, got {type(data).__name__}.")
     if len(data) == 0:
         raise ExplainerError("The file is empty: upload a PNG or JPEG image.")
+    if max_pixels is None:
+        max_pixels = max_pixels_from_env()
     if max_pixels <= 0:
         raise ExplainerError(f"max_pixels must be positive, got {max_pixels}.")
     with warnings.catch_warnings():
@@ -113,8 +152,8 @@ def decode_with(
         except Image.DecompressionBombError:
             hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or max_pixels)
             raise ExplainerError(
-                f"The image declares more pixels than the {min(max_pixels, hard_limit) / 1e6:g} MP limit: "
-                "downscale it before uploading."
+                f"The image declares more pixels than the {min(max_pixels, hard_limit) / 1e6:g} MP limit "
+                f"(set {MAX_PIXELS_ENV} to change it): downscale it before uploading."
             ) from None
         except UnidentifiedImageError:
             raise ExplainerError(

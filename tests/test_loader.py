@@ -16,8 +16,9 @@ import pytest
 from keras import layers
 from PIL import Image
 
+from explainers import model_files
 from explainers.graph import inspect_model
-from models import loader, pspnet
+from models import pspnet
 from models.loader import ModelLoadError, describe_model, load_default, load_user_model
 
 MARKER_ENV = "SEGEXPLAIN_TEST_LAMBDA_MARKER"
@@ -341,7 +342,7 @@ def test_keras_safe_mode_alone_also_refuses_the_lambda(suffix, lambda_files, tmp
     """With our own config scan switched off, Keras' safe mode is still a second guard."""
     marker = tmp_path / "marker"
     monkeypatch.setenv(MARKER_ENV, str(marker))
-    monkeypatch.setattr(loader, "_refuse_code", lambda config, name: None)
+    monkeypatch.setattr(model_files, "scan_config", lambda config, name: None)
     with pytest.raises(ModelLoadError, match="Lambda layer"):
         load_user_model(lambda_files[suffix])
     assert not marker.exists()
