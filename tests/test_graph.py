@@ -72,7 +72,7 @@ def test_sequential_model_is_rebuilt_and_tappable(reload: bool, tmp_path) -> Non
 def test_nested_vgg16_backbone_inner_layers_are_tappable() -> None:
     model = nested_backbone_model()
     names = [info.name for info in graph.explainable_layers(model)]
-    assert names[:3] == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    assert names[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert names.index("block3_conv3") < names.index("block5_conv3") < names.index("final_conv")
     with pytest.raises(ValueError):
         model.get_layer("block3_conv3")  # unreachable in the user's graph: why the rebuild exists
@@ -101,15 +101,38 @@ def test_fused_softmax_unet_logits_recovered_without_touching_the_model() -> Non
         np.testing.assert_array_equal(before, after)
 
 
-def test_non_conv_layers_are_not_explainable() -> None:
+def test_every_spatial_feature_map_is_explainable_but_preprocessing_and_probabilities_are_not() -> None:
     unet = small_unet_fused_softmax()
-    assert "concat" not in [info.name for info in graph.explainable_layers(unet)]
-    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
-        graph.check_layer(unet, "concat")
-    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
-        graph.check_layer(dense_head_model(), "dense")
+    infos = {info.name: info for info in graph.explainable_layers(unet)}
+    assert "concat" in infos and infos["concat"].kind == "merge (Concatenate)"
+    assert graph.check_layer(unet, "concat") == "concat"
+    assert graph.check_layer(dense_head_model(), "dense") == "dense"  # a per-pixel Dense map
+    model = tiny_seg_model()
+    with pytest.raises(ExplainerError, match="only preprocesses the image"):
+        graph.check_layer(model, "rescale")
+    with pytest.raises(ExplainerError, match="after the class logits"):
+        graph.check_layer(model, "softmax")
     with pytest.raises(ExplainerError, match="no layer named"):
         graph.check_layer(unet, "nope")
+    flat_model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", name="c"),
+                                   keras.layers.Flatten(name="flat"), keras.layers.Reshape((8, 8, 4)),
+                                   keras.layers.Conv2D(2, 1, name="logits")])
+    with pytest.raises(ExplainerError, match="does not output a feature map"):
+        graph.check_layer(flat_model, "flat")
+
+
+def test_concat_map_cam_equals_a_tape_on_that_tensor() -> None:
+    """A non-convolution layer is tapped at its own tensor: the tapped activations and gradients match."""
+    unet = small_unet_fused_softmax()
+    x = _x(16)
+    tapped = graph.tap_model(unet, ["concat"])
+    with tf.GradientTape() as tape:
+        logits, concat = tapped(x, training=False)
+        score = tf.reduce_sum(logits[..., 1])
+    grad = tape.gradient(score, concat)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+    inner = keras.Model(unet.input, unet.get_layer("concat").output)
+    np.testing.assert_allclose(concat, inner(x), atol=1e-5)
 
 
 def test_output_resolution_may_differ_from_input() -> None:
