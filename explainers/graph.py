@@ -110,11 +110,11 @@ class FlatGraph:
     token_grids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     convolutions: list[str] = field(default_factory=list)
     default: str | None = None
-    reshaped: dict[tuple, object] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)
 
 
 _FLAT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_USER_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _conv_kind(layer) -> str | None:
@@ -156,7 +156,9 @@ def _tensors(args, kwargs) -> list:
 class _Rebuilder:
     """Re-applies the layers of a (possibly nested) model to new symbolic tensors, recording each output."""
 
-    def __init__(self, image) -> None:
+    def __init__(self, image, grids: dict[str, tuple[int, int, int]] | None = None) -> None:
+        self.grids = dict(grids or {})
+        self.aliases: dict[int, str] = {}  # token tensors routed through a grid → the grid's tap name
         self.taps: dict[str, object] = {}
         self.kinds: dict[str, str] = {}
         self.convolutions: set[str] = set()
@@ -184,17 +186,35 @@ class _Rebuilder:
             self.raw.update(id(t) for t in flat)
         self.names.add(layer.name)
         if len(flat) != 1 or len(flat[0].shape) not in (3, 4):
-            return
+            return outputs
         name = layer.name
         if name in self.owners and self.owners[name] != id(layer):
             name = f"{scope}/{layer.name}" if scope else name
         if name in self.owners:  # shared layer called twice: keep its first use
-            return
+            return outputs
         self.owners[name] = id(layer)
         self.taps[name] = flat[0]
         self.kinds[name] = _kind(layer)
         if _conv_kind(layer) is not None:
             self.convolutions.add(name)
+        if name in self.grids and len(flat[0].shape) == 3:
+            outputs = self._through_grid(name, flat[0], (layer, args, kwargs))
+        return outputs
+
+    def _through_grid(self, name: str, tokens, producer):
+        """Route a token map through its (batch, h, w, channels) form, so gradients reach the tapped grid."""
+        h, w, skip = self.grids[name]
+        channels = tokens.shape[-1]
+        grid = keras.ops.reshape(tokens[:, skip:, :] if skip else tokens, (-1, h, w, channels))
+        back = keras.ops.reshape(grid, (-1, h * w, channels))
+        if skip:
+            back = keras.ops.concatenate([tokens[:, :skip, :], back], axis=1)
+        self.taps[name] = grid
+        self.aliases[id(back)] = name
+        self.producers[id(grid)] = self.producers[id(back)] = producer
+        if id(tokens) in self.raw:
+            self.raw.update((id(grid), id(back)))
+        return back
 
     def apply(self, op, args: tuple, kwargs: dict, scope: str):
         if isinstance(op, keras.Model):
@@ -208,7 +228,7 @@ class _Rebuilder:
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         outputs = op(*args, **kwargs)
         if isinstance(op, keras.layers.Layer):
-            self._record(op, outputs, args, kwargs, scope)
+            outputs = self._record(op, outputs, args, kwargs, scope)
         return outputs
 
     def run(self, model, inputs, scope: str = ""):
@@ -348,10 +368,24 @@ def _default_layer(flat: FlatGraph, producers: dict, output, names_by_tensor: di
 
 
 def flatten(model) -> FlatGraph:
-    """The flat graph of `model`, built once and cached for as long as the model object lives."""
+    """The flat graph of `model`, built once and cached for as long as the model object lives.
+
+    Token layers whose grid is known are routed through their grid form; a first rebuild finds the
+    grids, a second one (only for models with such layers) puts the reshapes into the graph.
+    """
     cached = _FLAT_CACHE.get(model)
     if cached is not None:
         return cached
+    grids = dict(_USER_GRIDS.get(model, {}))
+    flat = _rebuild(model, grids)
+    found = {**flat.token_grids, **grids}
+    if found != grids:
+        flat = _rebuild(model, found)
+    _FLAT_CACHE[model] = flat
+    return flat
+
+
+def _rebuild(model, grids: dict[str, tuple[int, int, int]]) -> FlatGraph:
     shape = _input_spec(model)
     _check_output(model)
     if not _is_graph_model(model):
@@ -360,7 +394,7 @@ def flatten(model) -> FlatGraph:
             "rebuild it with the functional API or as a Sequential model."
         )
     fresh = keras.Input(shape=shape[1:], name="segexplain_image")
-    rebuilder = _Rebuilder(fresh)
+    rebuilder = _Rebuilder(fresh, grids)
     rebuilder.rank_layers(model)
     output = keras.tree.flatten(rebuilder.run(model, fresh))[0]
 
@@ -396,6 +430,9 @@ def flatten(model) -> FlatGraph:
                                  "logits reaches it"
         elif id(tensor) in rebuilder.raw:
             flat.refused[name] = "only preprocesses the image (nothing learned before it)"
+        elif name in grids and len(tensor.shape) == 4:  # a token layer already routed through its grid
+            flat.token_grids[name] = grids[name]
+            flat.explainable.append(name)
         elif len(tensor.shape) == 3:
             grid = _token_grid(tensor.shape[1], spatial, (shape[1], shape[2]))
             if grid is None:
@@ -408,10 +445,9 @@ def flatten(model) -> FlatGraph:
             flat.explainable.append(name)
         else:
             flat.explainable.append(name)
-    names_by_tensor = {id(tensor): name for name, tensor in reversed(taps.items())}
+    names_by_tensor = {**rebuilder.aliases, **{id(tensor): name for name, tensor in reversed(taps.items())}}
     flat.default = _default_layer(flat, rebuilder.producers, output, names_by_tensor)
     flat.names = rebuilder.names
-    _FLAT_CACHE[model] = flat
     return flat
 
 
@@ -422,19 +458,21 @@ def set_token_grid(model, layer: str, grid: tuple[int, int], skip: int = 0) -> N
     """
     flat = flatten(model)
     tensor = flat.taps.get(layer)
-    if tensor is None or len(tensor.shape) != 3:
+    if layer in flat.token_grids:
+        gh, gw, gskip = flat.token_grids[layer]
+        tokens = gh * gw + gskip
+    elif tensor is not None and len(tensor.shape) == 3:
+        tokens = tensor.shape[1]
+    else:
         raise ExplainerError(f"Layer {layer!r} is not a token layer (batch, tokens, channels) of this model.")
     h, w = (int(v) for v in grid)
-    tokens = tensor.shape[1]
     if h < 1 or w < 1 or (tokens is not None and h * w + skip != tokens):
         raise ExplainerError(
             f"A {h}×{w} grid (+{skip} skipped) does not fit the {tokens} tokens of layer {layer!r}: "
             "give h and w with h·w + skip = tokens."
         )
-    flat.token_grids[layer] = (h, w, int(skip))
-    flat.refused.pop(layer, None)
-    if layer not in flat.explainable:
-        flat.explainable = [name for name in flat.taps if name in flat.explainable or name == layer]
+    _USER_GRIDS.setdefault(model, {})[layer] = (h, w, int(skip))
+    _FLAT_CACHE.pop(model, None)  # rebuilt with the grid on the next use
 
 
 def _shape(flat: FlatGraph, name: str) -> tuple[int | None, ...]:
@@ -541,27 +579,14 @@ def check_layer(model, layer: str) -> str:
     raise ExplainerError(f"The model has no layer named {layer!r}: pick one of its feature maps, e.g. {examples}.")
 
 
-def _tapped_tensor(flat: FlatGraph, name: str):
-    """The layer's output as (batch, h, w, channels): token maps are reshaped onto their grid."""
-    tensor = flat.taps[name]
-    if name not in flat.token_grids:
-        return tensor
-    h, w, skip = flat.token_grids[name]
-    key = (name, h, w, skip)
-    if key not in flat.reshaped:
-        tokens = tensor[:, skip:, :] if skip else tensor
-        flat.reshaped[key] = keras.ops.reshape(tokens, (-1, h, w, tensor.shape[-1]))
-    return flat.reshaped[key]
-
-
 def tap_model(model, layer_names=(), target: str = "logits") -> keras.Model:
     """A model returning `[scores_map (B,h,w,C), *activations]`; scores are logits or probabilities.
 
-    Token layers come out reshaped to (B, h, w, channels) on their patch grid.
+    Token layers come out as (B, h, w, channels) on their patch grid (the graph is routed through that form).
     """
     if target not in ("logits", "probabilities"):
         raise ExplainerError(f"Unknown target {target!r}: use 'logits' or 'probabilities'.")
     flat = flatten(model)
     names = [check_layer(model, name) for name in layer_names]
     scores = flat.logits if target == "logits" else flat.probabilities
-    return keras.Model(flat.input, [scores, *[_tapped_tensor(flat, name) for name in names]])
+    return keras.Model(flat.input, [scores, *[flat.taps[name] for name in names]])

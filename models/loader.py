@@ -82,6 +82,7 @@ def load_user_model(path: str | Path) -> keras.Model:
         )
     config = _read_keras_config(path) if suffix == ".keras" else _read_h5_config(path)
     _refuse_code(config, path.name)
+    _import_keras_hub_if_needed(config, path.name)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, KeyError, OSError, ... here
@@ -190,6 +191,23 @@ def _refuse_code(config: object, name: str) -> None:
     for entry in _walk(config):
         if entry.get("class_name") in _CODE_CARRIERS:
             raise _lambda_error(name)
+
+
+def _import_keras_hub_if_needed(config: object, name: str) -> None:
+    """keras-hub models (DeepLabV3, SegFormer, ...) load only once `keras_hub` has registered its classes."""
+    uses_hub = any(
+        str(entry.get("module", "")).startswith("keras_hub") or str(entry.get("registered_name", "")).startswith("keras_hub>")
+        for entry in _walk(config)
+    )
+    if not uses_hub:
+        return
+    try:
+        import keras_hub  # noqa: F401  (registers the keras-hub layers and models with Keras)
+    except ImportError:
+        raise ModelLoadError(
+            f"'{name}' is a keras-hub model: install the optional package keras-hub "
+            "(`pip install keras-hub`) to load it."
+        ) from None
 
 
 def _lambda_error(name: str) -> ModelLoadError:
