@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import choices, compute, state
+from dashboard import choices, class_names_input, compute, state
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from models import ModelLoadError, scenes
@@ -179,6 +179,7 @@ def model_section() -> tuple[Any, str, str] | None:
     if loaded is None:
         return None
     model, key, name = loaded
+    class_names_input.show(model, key)
     if key.startswith("upload:"):
         st.caption(f"Active: uploaded **{name}**")
         st.button("Use the shipped model instead", on_click=_use_default_model)
