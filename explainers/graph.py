@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass, field
 
 import keras
+import tensorflow as tf
 
 from explainers.errors import ExplainerError
 
@@ -149,6 +150,34 @@ def _is_graph_model(obj) -> bool:
     )
 
 
+class _SizeFreeUpSampling(keras.layers.Layer):
+    """Stand-in (in our copy only) for a non-nearest `UpSampling2D` on a map of unknown size.
+
+    Keras' own layer fails when traced with unknown height and width (it tests the new size as a
+    Python bool); resizing to `tf.shape(x) × factor` here computes the same thing (`tf.image.resize`).
+    """
+
+    def __init__(self, original: keras.layers.UpSampling2D) -> None:
+        super().__init__(name=f"{original.name}_size_free")
+        self.factors = tuple(int(v) for v in original.size)
+        self.method = original.interpolation
+        self.channels_first = original.data_format == "channels_first"
+
+    def call(self, x):
+        if self.channels_first:
+            x = tf.transpose(x, [0, 2, 3, 1])
+        size = tf.shape(x)[1:3] * tf.constant(self.factors, tf.int32)
+        x = tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
+        return tf.transpose(x, [0, 3, 1, 2]) if self.channels_first else x
+
+    def compute_output_shape(self, shape):
+        axes = (2, 3) if self.channels_first else (1, 2)
+        out = list(shape)
+        for axis, factor in zip(axes, self.factors, strict=True):
+            out[axis] = None if out[axis] is None else out[axis] * factor
+        return tuple(out)
+
+
 def _tensors(args, kwargs) -> list:
     return [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
 
@@ -226,7 +255,12 @@ class _Rebuilder:
             inner = args[0] if args else next(iter(kwargs.values()))
             return self.run(op, inner, scope=op.name)
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
-        outputs = op(*args, **kwargs)
+        runner = op
+        if isinstance(op, keras.layers.UpSampling2D) and op.interpolation != "nearest":
+            inputs = _tensors(args, kwargs)
+            if inputs and None in tuple(inputs[0].shape[1:3]):
+                runner = _SizeFreeUpSampling(op)
+        outputs = runner(*args, **kwargs)
         if isinstance(op, keras.layers.Layer):
             outputs = self._record(op, outputs, args, kwargs, scope)
         return outputs

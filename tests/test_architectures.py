@@ -167,9 +167,9 @@ def test_token_map_is_reshaped_onto_the_patch_grid() -> None:
 @pytest.mark.parametrize(
     ("backbone", "layers"),
     [
-        ("ResNet50", ["conv4_block6_out", "conv3_block4_2_relu", "head_relu"]),
-        ("MobileNetV2", ["block_13_expand_relu", "block_6_project_BN", "out_relu"]),
-        ("EfficientNetB0", ["block6a_expand_activation", "block4a_project_bn", "top_activation"]),
+        ("ResNet50", ["conv4_block6_out", "conv3_block4_2_relu"]),
+        ("MobileNetV2", ["block_13_expand_relu", "block_6_project_BN"]),
+        ("EfficientNetB0", ["block6a_expand_activation", "top_activation"]),
     ],
 )
 def test_nested_applications_backbones(backbone: str, layers: list[str], tmp_path) -> None:
