@@ -89,11 +89,12 @@ def parse_labels(data: bytes | str, filename: str = "labels.txt") -> list[str]:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ClassNamesError("The labels file is not UTF-8 text: save it as plain text or JSON.") from None
+    data = data.lstrip("\ufeff")
     if Path(filename).suffix.lower() == ".json":
         try:
             value = json.loads(data)
         except ValueError:
-            raise ClassNamesError("The labels file is not valid JSON: give a list of names, e.g. [\"background\", \"cat\"].") from None
+            raise ClassNamesError("The labels file is not valid JSON: give a list of names such as [\"background\", \"cat\"].") from None
         names = _from_json_value(value)
         if names is None:
             raise ClassNamesError("The JSON holds no list of names: give a list of strings or an {index: name} object.")
