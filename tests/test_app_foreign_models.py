@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_models import coarse_output_model, conv_bn_relu_unet
+from helpers_models import binary_sigmoid_model, coarse_output_model, conv_bn_relu_unet
 from streamlit.testing.v1 import AppTest
 
 from dashboard import class_names_input, state
@@ -57,8 +57,9 @@ def test_image_browser_with_a_four_class_model_says_why_instead_of_crashing(tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("build", "classes"),
-    [(lambda: conv_bn_relu_unet(SIZE, 4), 4), (lambda: coarse_output_model(SIZE, 21, 4), 21)],
-    ids=["unet-4-classes", "coarse-21-classes"],
+    [(lambda: conv_bn_relu_unet(SIZE, 4), 4), (lambda: coarse_output_model(SIZE, 21, 4), 21),
+     (lambda: binary_sigmoid_model(SIZE), 2)],
+    ids=["unet-4-classes", "coarse-21-classes", "binary-sigmoid"],
 )
 def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path) -> None:
     choice = _upload(build(), tmp_path, f"model{classes}.keras")

@@ -174,7 +174,7 @@ def test_token_map_is_reshaped_onto_the_patch_grid() -> None:
 )
 def test_nested_applications_backbones(backbone: str, layers: list[str], tmp_path) -> None:
     model = applications_seg_model(backbone, 64, 5)
-    if backbone != "ResNet50":  # ~95 MB of random weights: the loader is exercised on the smaller two
+    if backbone == "MobileNetV2":  # the safe loader on one of them (ResNet50's file alone is ~95 MB)
         model.save(tmp_path / "net.keras")
         model = load_user_model(tmp_path / "net.keras")
     names = [info.name for info in explainers.explainable_layers(model)]
