@@ -82,3 +82,25 @@ def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path) 
     _clean(at)
     assert at.session_state[class_names_input.CURRENT]["names"][-1] == f"thing{classes - 1}"
     assert at.selectbox(key=state.CLASS).format_func(1) == "thing1"
+
+
+@pytest.mark.slow
+def test_nested_mobilenetv2_shows_maps_and_the_stage_picker(tmp_path) -> None:
+    from helpers_models import applications_seg_model
+
+    from dashboard import layer_picker
+
+    choice = _upload(applications_seg_model("MobileNetV2", SIZE, 5), tmp_path, "mobilenet.keras")
+    at = _app(choice, **{state.METHODS: ["gradcam", "gradcam++"]})
+    at.run()
+    _clean(at)
+    assert at.selectbox(key=state.LAYER).value == "head_relu"  # the default rule
+    stages = at.selectbox(key=layer_picker.STAGE).options
+    assert stages[0] == layer_picker.ALL and len(stages) >= 5
+    at.selectbox(key=layer_picker.STAGE).set_value(stages[3]).run()  # pick a stage: its deepest layer
+    _clean(at)
+    layer = at.selectbox(key=state.LAYER).value
+    shown = at.selectbox(key=state.LAYER).options  # formatted: "name  (shape · kind)"
+    assert layer != "head_relu" and shown[-1].startswith(f"{layer} ")
+    results = at.session_state[state.RESULTS]
+    assert results["gradcam"].layer == layer and results["gradcam"].heatmap.shape == (SIZE, SIZE)

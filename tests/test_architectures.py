@@ -247,8 +247,10 @@ def test_keras_hub_segformer_mit(tmp_path) -> None:
     assert "hierarchical_encoder_0_0" in tokens and "hierarchical_encoder_1_0" in tokens
     assert infos["hierarchical_encoder_1_0"].output_shape == (None, 8, 8, 32)
     head = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)][0]
-    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    assert explainers.default_layer(model) == backbone.layers[-1].name  # what the classifier reads, past dropout
+    last = next(layer for layer in model.layers if isinstance(layer, keras.Model))  # the backbone
+    while isinstance(last, keras.Model):  # its last layer, inside nested models
+        last = last.layers[-1]
+    assert explainers.default_layer(model) == last.name  # what the classifier reads, past dropout
     check_against_reference(
         model, ["hierarchical_encoder_0_0", "hierarchical_encoder_1_0", "output_level_1", head], 64, 64,
         token_grids={"hierarchical_encoder_0_0": (16, 16), "hierarchical_encoder_1_0": (8, 8)},
