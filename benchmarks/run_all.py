@@ -10,10 +10,10 @@ import argparse
 import datetime as dt
 import time
 
-from benchmarks import cam_speed, latency, layer_sweep, memory, new_methods, scaling, xrai_speed
+from benchmarks import big_model, cam_speed, latency, layer_sweep, memory, new_methods, scaling, xrai_speed
 from benchmarks.common import RESULTS_PATH, machine_description
 
-MODULES = (xrai_speed, cam_speed, layer_sweep, latency, memory, scaling, new_methods)
+MODULES = (xrai_speed, cam_speed, layer_sweep, latency, memory, scaling, new_methods, big_model)
 
 
 def main() -> None:

@@ -43,6 +43,8 @@ def ranked(model_key: str, seed: int, count: int, _model: Any) -> dict[str, Any]
     size = scene_size(_model)
     images, truths = scene_batch(seed, count, size)
     num_classes = explainers.inspect_model(_model).num_classes
+    if num_classes != len(CLASS_NAMES):  # the ground truth has the mushroom classes: no confusion matrix else
+        raise ExplainerError(f"the model predicts {num_classes} classes, the scenes' ground truth has {len(CLASS_NAMES)}.")
     predictions, grids = [], []
     for image, truth in zip(images, truths, strict=True):
         labels = explainers.predict(_model, explainers.fit_image(_model, image)).labels
@@ -51,6 +53,25 @@ def ranked(model_key: str, seed: int, count: int, _model: Any) -> dict[str, Any]
     predictions, grids = np.stack(predictions), np.stack(grids)
     rows = quality.rank_by_iou(grids, predictions, num_classes)
     return {"size": size, "num_classes": num_classes, "rows": rows, "predictions": predictions, "truths": grids}
+
+
+def unavailable_reason(model: Any) -> str | None:
+    """Why the browser cannot rank scenes for this model (None when it can).
+
+    The scenes' ground truth uses the six mushroom classes, so IoU only means something for a model
+    whose classes are those: the shipped network, or an upload the user named with the same names.
+    """
+    try:
+        num_classes = explainers.inspect_model(model).num_classes
+    except ExplainerError as error:
+        return f"The scenes cannot be segmented by this model: {error}"
+    names = figures.class_names(num_classes)
+    if list(names) != list(CLASS_NAMES):
+        return (f"The generated scenes are labelled with the {len(CLASS_NAMES)} mushroom classes "
+                f"({', '.join(CLASS_NAMES)}), but this model's {num_classes} classes are "
+                f"{', '.join(names[:4])}{' …' if num_classes > 4 else ''}: their IoU would mean nothing, so the "
+                "browser is only available for mushroom models. Upload an image (and its label PNG) instead.")
+    return None
 
 
 def scene_choice(seed: int, count: int, size: int, index: int) -> dict[str, Any]:
@@ -86,14 +107,14 @@ def show(model: Any, model_key: str) -> None:
         st.caption("Generated scenes come with their ground truth: the table ranks them by mean IoU, worst "
                    "first, so the failures are easy to find. Turn the switch on to build it.")
         return
+    reason = unavailable_reason(model)
+    if reason is not None:
+        st.info(reason)
+        return
     try:
         data = ranked(model_key, seed, count, model)
     except ExplainerError as error:
         st.error(f"The scenes cannot be segmented by this model: {error}")
-        return
-    if data["num_classes"] != len(CLASS_NAMES):
-        st.info(f"The generated scenes are labelled with the {len(CLASS_NAMES)} mushroom classes, but this model "
-                f"predicts {data['num_classes']} classes: their IoU would mean nothing.")
         return
     size, rows = data["size"], data["rows"]
     order = [row["index"] for row in rows]

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import compute, state
+import explainers
+from dashboard import compute, layer_picker, state
 from dashboard.comparison import PICKER_ORDER, picker_label
 from explainers import ExplainerError, regions, registry
 
@@ -37,9 +38,7 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
     class_col, layer_col, methods_col = st.columns([1, 1, 2])
     class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
                                       help="Defaults to the class predicted most often inside the region.")
-    layer = layer_col.selectbox("Layer", list(shapes), key=state.LAYER,
-                                format_func=lambda name: f"{name}  ({shapes[name]})",
-                                help=f"Convolution layer the CAMs explain; default `{default_layer}`.")
+    layer = layer_picker.show(layer_col, model, model_key, default_layer)
     methods = methods_col.multiselect(
         "Methods", list(PICKER_ORDER), key=state.METHODS, format_func=picker_label,
         help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "

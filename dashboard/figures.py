@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from models import CLASS_COLORS, CLASS_NAMES
+from models import CLASS_COLORS
 
 COLORSCALE = "Turbo"  # one colour scale for every map, always over [0, 1]
 HEAT_OPACITY = 0.55  # maps are drawn over the image with this opacity
@@ -32,17 +32,19 @@ MAP_HEIGHT = 300
 
 
 def class_names(num_classes: int) -> list[str]:
-    """The default network's class names when the class count matches, else "class k"."""
-    if num_classes == len(CLASS_NAMES):
-        return list(CLASS_NAMES)
-    return [f"class {k}" for k in range(num_classes)]
+    """The names of the model on screen (see `class_names_input`): mushroom names for the shipped network only."""
+    from dashboard import class_names_input
+
+    return class_names_input.current_names(num_classes)
 
 
 def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
-    if num_classes == len(CLASS_COLORS):
+    """The shipped network's colours for it; else colours well apart for up to 150+ classes (`palette`)."""
+    from dashboard import class_names_input, palette
+
+    if num_classes == len(CLASS_COLORS) and class_names_input.is_shipped_model():
         return [tuple(c) for c in CLASS_COLORS]
-    extra = [plotly.colors.hex_to_rgb(c) for c in plotly.colors.qualitative.Dark24]
-    return [tuple(extra[k % len(extra)]) for k in range(num_classes)]
+    return palette.distinct_colors(num_classes)
 
 
 def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], shares: Sequence[float]) -> str:

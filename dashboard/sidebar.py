@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import choices, compute, guard, state, uploads
+from dashboard import choices, class_names_input, compute, guard, state, uploads
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from explainers.model_files import Limits, check_image_size
@@ -241,6 +241,7 @@ def model_section() -> tuple[Any, str, str] | None:
     if message_now and message_now != message:  # the session's model went away during this run
         st.error(message_now)
     st.session_state[MODEL_INPUT] = _input_size(model)
+    class_names_input.show(model, key)
     if key.startswith("upload:"):
         st.caption(f"Active: uploaded **{name}**")
         st.button("Use the shipped model instead", on_click=_use_default_model)

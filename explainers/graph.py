@@ -7,6 +7,14 @@ fused softmax. So every model is rebuilt once, by re-applying its (shared, unmod
 fresh `keras.Input`, recursing into nested models; every layer output becomes a tensor we can ask
 for. The user's model object is never changed: a fused head is replaced in our copy by a linear
 clone whose weights are copied from the original.
+
+Which layers a CAM can explain: every layer whose output is a spatial feature map (batch, h, w,
+channels), whatever the layer does (convolution, activation, normalisation, Add / Concatenate,
+pooling, resizing, per-pixel Dense), at any depth of nested models; and transformer token maps
+(batch, tokens, channels) whose tokens form the model's h×w patch grid, read through a reshape to
+(batch, h, w, channels) (as pytorch-grad-cam's `reshape_transform` is used for ViT / SegFormer).
+Left out: layers that only preprocess the image (nothing learned before them, e.g. `Rescaling`) and
+the probabilities after the logits (the CAMs differentiate the logits, so nothing flows back there).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import weakref
 from dataclasses import dataclass, field
 
 import keras
+import tensorflow as tf
 
 from explainers.errors import ExplainerError
 
@@ -24,16 +33,49 @@ _CONV_KINDS: tuple[tuple[type, str], ...] = (
     (keras.layers.Conv2DTranspose, "transposed conv"),
     (keras.layers.Conv2D, "conv"),
 )
+# Layer families by class name, for the picker's "kind" column (first match wins).
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("Normalization", "normalisation"),
+    ("Pool", "pooling"),
+    ("UpSampling", "resizing"),
+    ("Resizing", "resizing"),
+    ("Add", "merge"),
+    ("Concatenate", "merge"),
+    ("Multiply", "merge"),
+    ("Subtract", "merge"),
+    ("Average", "merge"),
+    ("Maximum", "merge"),
+    ("Minimum", "merge"),
+    ("ReLU", "activation"),
+    ("Activation", "activation"),
+    ("Softmax", "activation"),
+    ("Dropout", "dropout"),
+)
+# Going back from the classifier to the default layer, these only resample or regularise the map.
+_PASS_THROUGH = ("UpSampling2D", "Resizing", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise")
 _SQUASHERS = ("softmax", "sigmoid")
+_MAX_STRIDE = 64  # largest patch stride tried when inferring a token grid from the input size
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One explainable layer: its name (as inside its own sub-model), output shape and kind of layer."""
+    """One explainable layer: its name (as inside its own sub-model), output shape and kind of layer.
+
+    For a token layer `output_shape` is the (batch, h, w, channels) shape CAMs see after the reshape.
+    """
 
     name: str
     output_shape: tuple[int | None, ...]
     kind: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Explainable layers sharing one output resolution, in forward order: one group of the layer picker."""
+
+    label: str
+    size: tuple[int | None, int | None]
+    layers: list[LayerInfo]
 
 
 @dataclass(frozen=True)
@@ -50,7 +92,13 @@ class ModelSummary:
 
 @dataclass
 class FlatGraph:
-    """The rebuilt graph: one input, per-pixel logits and probabilities, and every layer's output."""
+    """The rebuilt graph: one input, per-pixel logits and probabilities, and every layer's output.
+
+    `taps` holds every 4-D (spatial) and 3-D (token) layer output in forward order; `kinds` the kind
+    of each; `explainable` the names CAMs may use (with why the others may not in `refused`);
+    `token_grids` the (h, w, skipped leading tokens) of the token layers whose grid is known;
+    `convolutions` the names of the 2-D convolution layers; `default` the default layer.
+    """
 
     input: object
     logits: object
@@ -58,9 +106,16 @@ class FlatGraph:
     head: str
     taps: dict[str, object] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    explainable: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    token_grids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    convolutions: list[str] = field(default_factory=list)
+    default: str | None = None
+    names: set[str] = field(default_factory=set)
 
 
 _FLAT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_USER_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _conv_kind(layer) -> str | None:
@@ -68,6 +123,17 @@ def _conv_kind(layer) -> str | None:
         if isinstance(layer, cls):
             return kind
     return None
+
+
+def _kind(layer) -> str:
+    conv = _conv_kind(layer)
+    if conv is not None:
+        return conv
+    name = type(layer).__name__
+    for part, family in _FAMILIES:
+        if part in name:
+            return f"{family} ({name})"
+    return name
 
 
 def _activation_name(layer) -> str:
@@ -84,15 +150,52 @@ def _is_graph_model(obj) -> bool:
     )
 
 
+class _SizeFreeUpSampling(keras.layers.Layer):
+    """Stand-in (in our copy only) for a non-nearest `UpSampling2D` on a map of unknown size.
+
+    Keras' own layer fails when traced with unknown height and width (it tests the new size as a
+    Python bool); resizing to `tf.shape(x) × factor` here computes the same thing (`tf.image.resize`).
+    """
+
+    def __init__(self, original: keras.layers.UpSampling2D) -> None:
+        super().__init__(name=f"{original.name}_size_free")
+        self.factors = tuple(int(v) for v in original.size)
+        self.method = original.interpolation
+        self.channels_first = original.data_format == "channels_first"
+
+    def call(self, x):
+        if self.channels_first:
+            x = tf.transpose(x, [0, 2, 3, 1])
+        size = tf.shape(x)[1:3] * tf.constant(self.factors, tf.int32)
+        x = tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
+        return tf.transpose(x, [0, 3, 1, 2]) if self.channels_first else x
+
+    def compute_output_shape(self, shape):
+        axes = (2, 3) if self.channels_first else (1, 2)
+        out = list(shape)
+        for axis, factor in zip(axes, self.factors, strict=True):
+            out[axis] = None if out[axis] is None else out[axis] * factor
+        return tuple(out)
+
+
+def _tensors(args, kwargs) -> list:
+    return [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+
+
 class _Rebuilder:
     """Re-applies the layers of a (possibly nested) model to new symbolic tensors, recording each output."""
 
-    def __init__(self) -> None:
+    def __init__(self, image, grids: dict[str, tuple[int, int, int]] | None = None) -> None:
+        self.grids = dict(grids or {})
+        self.aliases: dict[int, str] = {}  # token tensors routed through a grid → the grid's tap name
         self.taps: dict[str, object] = {}
         self.kinds: dict[str, str] = {}
+        self.convolutions: set[str] = set()
         self.producers: dict[int, tuple[object, tuple, dict]] = {}
         self.owners: dict[str, int] = {}
         self.rank: dict[int, int] = {}
+        self.names: set[str] = set()
+        self.raw: set[int] = {id(image)}  # tensors that are the image, only rescaled / padded / cropped
 
     def rank_layers(self, model) -> None:
         """Remember the declared layer order (nested models expanded): the forward order users expect."""
@@ -106,18 +209,41 @@ class _Rebuilder:
         flat = keras.tree.flatten(outputs)
         for tensor in flat:
             self.producers[id(tensor)] = (layer, args, kwargs)
-        if len(flat) != 1 or len(flat[0].shape) != 4:
-            return
+        inputs = _tensors(args, kwargs)
+        learned = bool(layer.weights) and not isinstance(layer, keras.layers.Normalization)
+        if not learned and inputs and all(id(t) in self.raw for t in inputs):
+            self.raw.update(id(t) for t in flat)
+        self.names.add(layer.name)
+        if len(flat) != 1 or len(flat[0].shape) not in (3, 4):
+            return outputs
         name = layer.name
         if name in self.owners and self.owners[name] != id(layer):
             name = f"{scope}/{layer.name}" if scope else name
         if name in self.owners:  # shared layer called twice: keep its first use
-            return
+            return outputs
         self.owners[name] = id(layer)
         self.taps[name] = flat[0]
-        kind = _conv_kind(layer)
-        if kind is not None:
-            self.kinds[name] = kind
+        self.kinds[name] = _kind(layer)
+        if _conv_kind(layer) is not None:
+            self.convolutions.add(name)
+        if name in self.grids and len(flat[0].shape) == 3:
+            outputs = self._through_grid(name, flat[0], (layer, args, kwargs))
+        return outputs
+
+    def _through_grid(self, name: str, tokens, producer):
+        """Route a token map through its (batch, h, w, channels) form, so gradients reach the tapped grid."""
+        h, w, skip = self.grids[name]
+        channels = tokens.shape[-1]
+        grid = keras.ops.reshape(tokens[:, skip:, :] if skip else tokens, (-1, h, w, channels))
+        back = keras.ops.reshape(grid, (-1, h * w, channels))
+        if skip:
+            back = keras.ops.concatenate([tokens[:, :skip, :], back], axis=1)
+        self.taps[name] = grid
+        self.aliases[id(back)] = name
+        self.producers[id(grid)] = self.producers[id(back)] = producer
+        if id(tokens) in self.raw:
+            self.raw.update((id(grid), id(back)))
+        return back
 
     def apply(self, op, args: tuple, kwargs: dict, scope: str):
         if isinstance(op, keras.Model):
@@ -129,9 +255,14 @@ class _Rebuilder:
             inner = args[0] if args else next(iter(kwargs.values()))
             return self.run(op, inner, scope=op.name)
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
-        outputs = op(*args, **kwargs)
+        runner = op
+        if isinstance(op, keras.layers.UpSampling2D) and op.interpolation != "nearest":
+            inputs = _tensors(args, kwargs)
+            if inputs and None in tuple(inputs[0].shape[1:3]):
+                runner = _SizeFreeUpSampling(op)
+        outputs = runner(*args, **kwargs)
         if isinstance(op, keras.layers.Layer):
-            self._record(op, outputs, args, kwargs, scope)
+            outputs = self._record(op, outputs, args, kwargs, scope)
         return outputs
 
     def run(self, model, inputs, scope: str = ""):
@@ -208,11 +339,87 @@ def _as_two_classes(logit, head: str):
     return logits, probs, f"{head}; one output channel read as two classes (0 = background, 1 = foreground)"
 
 
+def _token_grid(tokens: int | None, spatial: list[tuple[int, int]], image: tuple) -> tuple[int, int, int] | None:
+    """(h, w, skipped leading tokens) of a token map, inferred, or None.
+
+    Tried in order: a spatial map of the same model with h·w = tokens (the patch grid itself); the
+    input size divided by a stride s (⌈H/s⌉·⌈W/s⌉ = tokens); a square grid when the input is square
+    or of unknown size. Each is tried on all tokens, then without a leading class token (tokens - 1).
+    """
+    if tokens is None:
+        return None
+    height, width = image
+    for skip in (0, 1):
+        count = tokens - skip
+        if count < 1:
+            continue
+        grids = {(h, w) for h, w in spatial if h * w == count}
+        if len(grids) == 1:
+            return (*grids.pop(), skip)
+        if height is not None and width is not None:
+            for stride in range(1, _MAX_STRIDE + 1):
+                h, w = -(-height // stride), -(-width // stride)
+                if h * w == count:
+                    return h, w, skip
+        root = int(round(count**0.5))
+        if root * root == count and (height is None or width is None or height == width):
+            return root, root, skip
+    return None
+
+
+def _default_layer(flat: FlatGraph, producers: dict, output, names_by_tensor: dict[int, str]) -> str | None:
+    """`final_conv` if present, else the feature map the classifier reads (see `default_layer`)."""
+    if "final_conv" in flat.explainable:
+        return "final_conv"
+    classes = output.shape[-1]
+    tensor, seen = output, 0
+    while seen < 64:
+        seen += 1
+        producer = producers.get(id(tensor))
+        if producer is None:
+            break
+        layer, args, kwargs = producer
+        inputs = [t for t in _tensors(args, kwargs) if len(t.shape) in (3, 4)]
+        if len(inputs) != 1:
+            break
+        tensor = inputs[0]
+        if tensor.shape[-1] == classes:
+            continue  # still class scores (the classifier's output, resized or squashed)
+        while True:  # the classifier's input: step back over resizing and dropout
+            back = producers.get(id(tensor))
+            if back is None or type(back[0]).__name__ not in _PASS_THROUGH:
+                break
+            before = [t for t in _tensors(back[1], back[2]) if len(t.shape) in (3, 4)]
+            if len(before) != 1 or names_by_tensor.get(id(before[0])) not in flat.explainable:
+                break
+            tensor = before[0]
+        name = names_by_tensor.get(id(tensor))
+        if name in flat.explainable:
+            return name
+        break
+    features = [n for n in flat.explainable if flat.taps[n].shape[-1] != classes]
+    return (features or flat.explainable or [None])[-1]
+
+
 def flatten(model) -> FlatGraph:
-    """The flat graph of `model`, built once and cached for as long as the model object lives."""
+    """The flat graph of `model`, built once and cached for as long as the model object lives.
+
+    Token layers whose grid is known are routed through their grid form; a first rebuild finds the
+    grids, a second one (only for models with such layers) puts the reshapes into the graph.
+    """
     cached = _FLAT_CACHE.get(model)
     if cached is not None:
         return cached
+    grids = dict(_USER_GRIDS.get(model, {}))
+    flat = _rebuild(model, grids)
+    found = {**flat.token_grids, **grids}
+    if found != grids:
+        flat = _rebuild(model, found)
+    _FLAT_CACHE[model] = flat
+    return flat
+
+
+def _rebuild(model, grids: dict[str, tuple[int, int, int]]) -> FlatGraph:
     shape = _input_spec(model)
     _check_output(model)
     if not _is_graph_model(model):
@@ -221,15 +428,17 @@ def flatten(model) -> FlatGraph:
             "rebuild it with the functional API or as a Sequential model."
         )
     fresh = keras.Input(shape=shape[1:], name="segexplain_image")
-    rebuilder = _Rebuilder()
+    rebuilder = _Rebuilder(fresh, grids)
     rebuilder.rank_layers(model)
     output = keras.tree.flatten(rebuilder.run(model, fresh))[0]
 
     producer = rebuilder.producers.get(id(output))
     layer, args, kwargs = producer if producer else (None, (), {})
     squash = _activation_name(layer) if layer is not None else ""
+    after_logits: set[int] = set()
     if layer is not None and squash in _SQUASHERS and isinstance(layer, keras.layers.Activation | keras.layers.Softmax):
         logits, probs, head = args[0], output, f"{squash} layer"
+        after_logits.add(id(output))
     elif layer is not None and squash in _SQUASHERS:
         logits = _linear_clone(layer, args, kwargs)
         probs = keras.layers.Activation(squash, name="segexplain_probabilities")(logits)
@@ -247,26 +456,122 @@ def flatten(model) -> FlatGraph:
     order = sorted(rebuilder.taps, key=lambda name: rebuilder.rank.get(rebuilder.owners[name], len(rebuilder.rank)))
     taps = {name: rebuilder.taps[name] for name in order}
     flat = FlatGraph(input=fresh, logits=logits, probabilities=probs, head=head, taps=taps, kinds=rebuilder.kinds)
-    _FLAT_CACHE[model] = flat
+    flat.convolutions = [name for name in taps if name in rebuilder.convolutions]
+    spatial = [(t.shape[1], t.shape[2]) for t in taps.values() if len(t.shape) == 4 and None not in t.shape[1:3]]
+    for name, tensor in taps.items():
+        if id(tensor) in after_logits:
+            flat.refused[name] = "comes after the class logits (it holds probabilities), so no gradient of the " \
+                                 "logits reaches it"
+        elif id(tensor) in rebuilder.raw:
+            flat.refused[name] = "only preprocesses the image (nothing learned before it)"
+        elif name in grids and len(tensor.shape) == 4:  # a token layer already routed through its grid
+            flat.token_grids[name] = grids[name]
+            flat.explainable.append(name)
+        elif len(tensor.shape) == 3:
+            grid = _token_grid(tensor.shape[1], spatial, (shape[1], shape[2]))
+            if grid is None:
+                flat.refused[name] = (
+                    f"outputs {tensor.shape[1] or 'a variable number of'} tokens that do not form an h×w grid of "
+                    "this model's input"
+                )
+                continue
+            flat.token_grids[name] = grid
+            flat.explainable.append(name)
+        else:
+            flat.explainable.append(name)
+    names_by_tensor = {**rebuilder.aliases, **{id(tensor): name for name, tensor in reversed(taps.items())}}
+    flat.default = _default_layer(flat, rebuilder.producers, output, names_by_tensor)
+    flat.names = rebuilder.names
     return flat
 
 
-def explainable_layers(model) -> list[LayerInfo]:
-    """2-D convolution layers (nested ones included) in forward order: the layers a CAM can explain."""
+def set_token_grid(model, layer: str, grid: tuple[int, int], skip: int = 0) -> None:
+    """Give the h×w patch grid of token layer `layer` where it cannot be inferred (call before explaining).
+
+    `skip` leading tokens (e.g. 1 for a ViT class token) are dropped before the reshape.
+    """
     flat = flatten(model)
-    return [
-        LayerInfo(name=name, output_shape=tuple(flat.taps[name].shape), kind=flat.kinds[name])
-        for name in flat.taps
-        if name in flat.kinds
-    ]
+    tensor = flat.taps.get(layer)
+    if layer in flat.token_grids:
+        gh, gw, gskip = flat.token_grids[layer]
+        tokens = gh * gw + gskip
+    elif tensor is not None and len(tensor.shape) == 3:
+        tokens = tensor.shape[1]
+    else:
+        raise ExplainerError(f"Layer {layer!r} is not a token layer (batch, tokens, channels) of this model.")
+    h, w = (int(v) for v in grid)
+    if h < 1 or w < 1 or (tokens is not None and h * w + skip != tokens):
+        raise ExplainerError(
+            f"A {h}×{w} grid (+{skip} skipped) does not fit the {tokens} tokens of layer {layer!r}: "
+            "give h and w with h·w + skip = tokens."
+        )
+    _USER_GRIDS.setdefault(model, {})[layer] = (h, w, int(skip))
+    _FLAT_CACHE.pop(model, None)  # rebuilt with the grid on the next use
+
+
+def _shape(flat: FlatGraph, name: str) -> tuple[int | None, ...]:
+    tensor = flat.taps[name]
+    if name in flat.token_grids:
+        h, w, _skip = flat.token_grids[name]
+        return (tensor.shape[0], h, w, tensor.shape[-1])
+    return tuple(tensor.shape)
+
+
+def _info(flat: FlatGraph, name: str) -> LayerInfo:
+    kind = flat.kinds[name]
+    if name in flat.token_grids:
+        h, w, skip = flat.token_grids[name]
+        kind = f"tokens of {kind} as {h}×{w}" + (f" (first {skip} token dropped)" if skip else "")
+    return LayerInfo(name=name, output_shape=_shape(flat, name), kind=kind)
+
+
+def explainable_layers(model) -> list[LayerInfo]:
+    """Every layer whose output is a spatial feature map or a token map on the patch grid, in forward order.
+
+    Nested models are expanded; preprocessing layers and the probabilities after the logits are left
+    out (see the module docstring).
+    """
+    flat = flatten(model)
+    return [_info(flat, name) for name in flat.explainable]
+
+
+def layer_stages(model) -> list[Stage]:
+    """The explainable layers grouped by output resolution, stages in order of first appearance.
+
+    Each stage is labelled with its grid and, where the input size is known, its stride, e.g.
+    "stage 3 · 16×16 (1/8 of the input)"; a 300-layer backbone becomes a handful of groups.
+    """
+    flat = flatten(model)
+    height, width = tuple(flat.input.shape[1:3])
+    groups: dict[tuple, list[LayerInfo]] = {}
+    for name in flat.explainable:
+        info = _info(flat, name)
+        groups.setdefault(tuple(info.output_shape[1:3]), []).append(info)
+    stages = []
+    for number, (size, members) in enumerate(groups.items(), start=1):
+        h, w = size
+        text = f"{'?' if h is None else h}×{'?' if w is None else w}"
+        if h and height and w and width and height % h == 0 and width % w == 0 and height // h == width // w:
+            stride = height // h
+            text += " (input size)" if stride == 1 else f" (1/{stride} of the input)"
+        label = f"stage {number} · {text} · {len(members)} layer{'s' if len(members) != 1 else ''}"
+        stages.append(Stage(label=label, size=size, layers=members))
+    return stages
 
 
 def default_layer(model) -> str:
-    """`final_conv` when the model has it (the paper's choice), else the last convolution layer."""
-    names = [info.name for info in explainable_layers(model)]
-    if not names:
-        raise ExplainerError("The model has no 2-D convolution layer: use a convolutional segmentation network.")
-    return "final_conv" if "final_conv" in names else names[-1]
+    """The layer CAMs explain when none is given.
+
+    Rule: `final_conv` when the model has it (the shipped network's and the paper's choice); else the
+    feature map the classifier reads: walking back from the output over the layers that still carry
+    one score per class (softmax, resizing, the classifier itself), the first layer with another
+    channel count, stepping back over resizing and dropout layers; if that walk fails (e.g. the head
+    merges several branches of class scores), the last explainable layer whose channels are not the classes.
+    """
+    flat = flatten(model)
+    if flat.default is None:
+        raise ExplainerError("The model has no explainable feature map: use a convolutional segmentation network.")
+    return flat.default
 
 
 def inspect_model(model) -> ModelSummary:
@@ -275,15 +580,15 @@ def inspect_model(model) -> ModelSummary:
         raise ExplainerError(f"Expected a Keras model, got {type(model).__name__}: load the model with Keras 3.")
     in_shape = _input_spec(model)
     out_shape = _check_output(model)
-    layers = explainable_layers(model)
-    if not layers:
+    flat = flatten(model)
+    if not flat.convolutions or not flat.explainable:
         raise ExplainerError("The model has no 2-D convolution layer: use a convolutional segmentation network.")
     return ModelSummary(
         input_size=(in_shape[1], in_shape[2]),
-        num_classes=int(flatten(model).logits.shape[-1]),
+        num_classes=int(flat.logits.shape[-1]),
         output_size=(out_shape[1], out_shape[2]),
-        layers=layers,
-        head=flatten(model).head,
+        layers=explainable_layers(model),
+        head=flat.head,
         channels=int(in_shape[-1]),
     )
 
@@ -291,19 +596,28 @@ def inspect_model(model) -> ModelSummary:
 def check_layer(model, layer: str) -> str:
     """Return `layer` if CAMs can use it, else raise an ExplainerError naming valid choices."""
     flat = flatten(model)
-    valid = [info.name for info in explainable_layers(model)]
-    if layer in flat.kinds:
+    if layer in flat.explainable:
         return layer
-    examples = ", ".join(valid[-4:])
-    if layer in flat.taps:
-        raise ExplainerError(
-            f"Layer {layer!r} is not a 2-D convolution layer: pick a convolution layer such as {examples}."
+    examples = ", ".join(flat.explainable[-4:])
+    if layer in flat.refused:
+        extra = (
+            f" (or give its grid with explainers.graph.set_token_grid(model, {layer!r}, (h, w)))"
+            if len(flat.taps[layer].shape) == 3 else ""
         )
-    raise ExplainerError(f"The model has no layer named {layer!r}: pick one of its convolution layers, e.g. {examples}.")
+        raise ExplainerError(f"Layer {layer!r} {flat.refused[layer]}: pick a feature map such as {examples}{extra}.")
+    if layer in flat.names:
+        raise ExplainerError(
+            f"Layer {layer!r} does not output a feature map (batch, h, w, channels) or a token map "
+            f"(batch, tokens, channels): pick a feature map such as {examples}."
+        )
+    raise ExplainerError(f"The model has no layer named {layer!r}: pick one of its feature maps, e.g. {examples}.")
 
 
 def tap_model(model, layer_names=(), target: str = "logits") -> keras.Model:
-    """A model returning `[scores_map (B,h,w,C), *activations]`; scores are logits or probabilities."""
+    """A model returning `[scores_map (B,h,w,C), *activations]`; scores are logits or probabilities.
+
+    Token layers come out as (B, h, w, channels) on their patch grid (the graph is routed through that form).
+    """
     if target not in ("logits", "probabilities"):
         raise ExplainerError(f"Unknown target {target!r}: use 'logits' or 'probabilities'.")
     flat = flatten(model)

@@ -170,7 +170,7 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
     else:
         config = read_h5_config(path, name, limits)
     scan_config(config, name)
-    _import_model_libraries(config)
+    _import_model_libraries(config, name)
     built = dry_build(config, name, limits, legacy=suffix != ".keras")
     largest = built[0] if built else None
     if suffix == ".keras":
@@ -533,13 +533,24 @@ def scan_config(config: object, name: str) -> None:
                 )
 
 
-def _import_model_libraries(config: object) -> None:
-    """Register keras_hub's serialisable classes when the config names them (safe mode still applies)."""
+def _import_model_libraries(config: object, name: str) -> None:
+    """Register keras_hub's serialisable classes when the config names them (safe mode still applies).
+
+    keras-hub is an optional extra: without it such a file gets a message naming the package.
+    """
     for entry in _walk(config):
         module = entry.get("module")
-        if isinstance(module, str) and module.split(".", 1)[0] == "keras_hub":
-            with contextlib.suppress(ImportError):
+        registered = entry.get("registered_name")
+        if (isinstance(module, str) and module.split(".", 1)[0] == "keras_hub") or (
+            isinstance(registered, str) and registered.startswith("keras_hub>")
+        ):
+            try:
                 import keras_hub  # noqa: F401
+            except ImportError:
+                raise ModelFileError(
+                    f"'{name}' is a keras-hub model: install the optional package keras-hub "
+                    "(`pip install keras-hub`) to load it."
+                ) from None
             return
 
 

@@ -148,3 +148,75 @@ def binary_sigmoid_model(size: int = 16, seed: int = 0) -> keras.Model:
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
     out = layers.Conv2D(1, 1, activation="sigmoid", name="mask")(x)
     return keras.Model(inputs, out, name="binary_sigmoid")
+
+
+# --------------------------------------------------------------------------- real architectures
+
+
+def applications_seg_model(backbone: str, size: int = 64, num_classes: int = 5, seed: int = 0) -> keras.Model:
+    """A segmentation head around a nested `keras.applications` backbone (weights=None, no top).
+
+    head_conv → head_bn → head_relu → classifier → upsample (bilinear, to the input size) → softmax.
+    """
+    _seed(seed)
+    net = getattr(keras.applications, backbone)(weights=None, include_top=False, input_shape=(size, size, 3))
+    inputs = keras.Input((size, size, 3), name="image")
+    x = net(inputs)
+    x = layers.Conv2D(16, 1, name="head_conv")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
+    x = layers.UpSampling2D(size // x.shape[1], interpolation="bilinear", name="upsample")(x)
+    return keras.Model(inputs, layers.Softmax(name="softmax")(x), name=f"{backbone.lower()}_seg")
+
+
+def _conv_bn_relu(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def conv_bn_relu_unet(size: int = 32, num_classes: int = 4, seed: int = 0) -> keras.Model:
+    """A three-level U-Net of Conv-BN-ReLU blocks with skip concatenations and a separate softmax."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    e1 = _conv_bn_relu(x, 8, "enc1")
+    e2 = _conv_bn_relu(layers.MaxPooling2D(2, name="pool1")(e1), 16, "enc2")
+    b = _conv_bn_relu(layers.MaxPooling2D(2, name="pool2")(e2), 32, "bottom")
+    d2 = layers.Concatenate(name="skip2")([layers.UpSampling2D(2, name="up2")(b), e2])
+    d2 = _conv_bn_relu(d2, 16, "dec2")
+    d1 = layers.Concatenate(name="skip1")([layers.UpSampling2D(2, name="up1")(d2), e1])
+    d1 = _conv_bn_relu(d1, 8, "dec1")
+    logits = layers.Conv2D(num_classes, 1, name="logits")(d1)
+    return keras.Model(inputs, layers.Softmax(name="softmax")(logits), name="unet_bn")
+
+
+def coarse_output_model(size: int = 32, num_classes: int = 3, stride: int = 4, seed: int = 0) -> keras.Model:
+    """A net whose output grid is 1/`stride` of the input (no upsampling), linear logits."""
+    _seed(seed)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    level = 1
+    while level < stride:
+        x = _conv_bn_relu(x, 8 * level, f"down{level}")
+        x = layers.MaxPooling2D(2, name=f"pool{level}")(x)
+        level *= 2
+    x = _conv_bn_relu(x, 16, "features")
+    return keras.Model(inputs, layers.Conv2D(num_classes, 1, name="logits")(x), name=f"coarse_{stride}")
+
+
+def token_seg_model(size: int = 32, patch: int = 4, num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """A ViT-like encoder: patch embedding → tokens (batch, h·w, channels) → Dense mixer → back to a grid."""
+    _seed(seed)
+    grid = size // patch
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = layers.Conv2D(16, patch, strides=patch, name="patch_embed")(x)
+    tokens = layers.Reshape((grid * grid, 16), name="to_tokens")(x)
+    tokens = layers.LayerNormalization(name="token_norm")(tokens)
+    tokens = layers.Dense(16, activation="gelu", name="token_mlp")(tokens)
+    x = layers.Reshape((grid, grid, 16), name="to_grid")(tokens)
+    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
+    x = layers.UpSampling2D(patch, interpolation="bilinear", name="upsample")(x)
+    return keras.Model(inputs, x, name="token_seg")

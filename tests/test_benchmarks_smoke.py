@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import cam_speed, latency, layer_sweep, memory, new_methods, scaling, xrai_speed
+from benchmarks import big_model, cam_speed, latency, layer_sweep, memory, new_methods, scaling, xrai_speed
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("module", [xrai_speed, cam_speed, layer_sweep, latency, memory, scaling, new_methods])
+@pytest.mark.parametrize(
+    "module", [xrai_speed, cam_speed, layer_sweep, latency, memory, scaling, new_methods, big_model]
+)
 def test_quick_benchmark_produces_measurements(module) -> None:
     section = module.run(quick=True)
     assert section.rows, "a benchmark must print what it measured"

@@ -83,10 +83,12 @@ def test_bad_input_messages(model, change: dict, words: str) -> None:
 
 def test_non_conv_layers_rejected() -> None:
     unet = small_unet_fused_softmax()
-    with pytest.raises(ExplainerError, match="not a 2-D convolution.*up1"):
-        explainers.explain(unet, random_image(16), _region(), 0, "concat", methods=("gradcam",))
-    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
-        explainers.explain(dense_head_model(), random_image(16), _region(), 0, "dense", methods=("gradcam",))
+    with pytest.raises(ExplainerError, match="only preprocesses the image.*final_conv"):  # other feature maps are allowed
+        explainers.explain(tiny_seg_model(), random_image(16), _region(), 0, "rescale", methods=("gradcam",))
+    assert explainers.explain(unet, random_image(16), _region(), 0, "concat", methods=("gradcam",))
+    with pytest.raises(ExplainerError, match="after the class logits"):
+        explainers.explain(tiny_seg_model(), random_image(16), _region(), 0, "softmax", methods=("gradcam",))
+    assert explainers.explain(dense_head_model(), random_image(16), _region(), 0, "dense", methods=("gradcam",))
     with pytest.raises(ExplainerError, match="classifier"):
         explainers.explain(classifier_model(), random_image(16), _region(), 0, None)
 
@@ -156,7 +158,7 @@ def test_dynamic_size_model_uses_the_image_size() -> None:
     region = np.zeros((12, 20), bool)
     region[3:8, 4:15] = True
     out = explainers.explain(dynamic, image, region, 2, None, methods=CAMS)
-    assert out["gradcam"].heatmap.shape == (12, 20) and out["gradcam"].layer == "logits"  # last conv
+    assert out["gradcam"].heatmap.shape == (12, 20) and out["gradcam"].layer == "conv1"  # the classifier reads it
 
 
 def test_layer_sweep_equals_single_layer_calls(model) -> None:

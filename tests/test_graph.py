@@ -72,7 +72,7 @@ def test_sequential_model_is_rebuilt_and_tappable(reload: bool, tmp_path) -> Non
 def test_nested_vgg16_backbone_inner_layers_are_tappable() -> None:
     model = nested_backbone_model()
     names = [info.name for info in graph.explainable_layers(model)]
-    assert names[:3] == ["block1_conv1", "block1_conv2", "block2_conv1"]
+    assert names[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert names.index("block3_conv3") < names.index("block5_conv3") < names.index("final_conv")
     with pytest.raises(ValueError):
         model.get_layer("block3_conv3")  # unreachable in the user's graph: why the rebuild exists
@@ -101,15 +101,38 @@ def test_fused_softmax_unet_logits_recovered_without_touching_the_model() -> Non
         np.testing.assert_array_equal(before, after)
 
 
-def test_non_conv_layers_are_not_explainable() -> None:
+def test_every_spatial_feature_map_is_explainable_but_preprocessing_and_probabilities_are_not() -> None:
     unet = small_unet_fused_softmax()
-    assert "concat" not in [info.name for info in graph.explainable_layers(unet)]
-    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
-        graph.check_layer(unet, "concat")
-    with pytest.raises(ExplainerError, match="not a 2-D convolution"):
-        graph.check_layer(dense_head_model(), "dense")
+    infos = {info.name: info for info in graph.explainable_layers(unet)}
+    assert "concat" in infos and infos["concat"].kind == "merge (Concatenate)"
+    assert graph.check_layer(unet, "concat") == "concat"
+    assert graph.check_layer(dense_head_model(), "dense") == "dense"  # a per-pixel Dense map
+    model = tiny_seg_model()
+    with pytest.raises(ExplainerError, match="only preprocesses the image"):
+        graph.check_layer(model, "rescale")
+    with pytest.raises(ExplainerError, match="after the class logits"):
+        graph.check_layer(model, "softmax")
     with pytest.raises(ExplainerError, match="no layer named"):
         graph.check_layer(unet, "nope")
+    flat_model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", name="c"),
+                                   keras.layers.Flatten(name="flat"), keras.layers.Reshape((8, 8, 4)),
+                                   keras.layers.Conv2D(2, 1, name="logits")])
+    with pytest.raises(ExplainerError, match="does not output a feature map"):
+        graph.check_layer(flat_model, "flat")
+
+
+def test_concat_map_cam_equals_a_tape_on_that_tensor() -> None:
+    """A non-convolution layer is tapped at its own tensor: the tapped activations and gradients match."""
+    unet = small_unet_fused_softmax()
+    x = _x(16)
+    tapped = graph.tap_model(unet, ["concat"])
+    with tf.GradientTape() as tape:
+        logits, concat = tapped(x, training=False)
+        score = tf.reduce_sum(logits[..., 1])
+    grad = tape.gradient(score, concat)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+    inner = keras.Model(unet.input, unet.get_layer("concat").output)
+    np.testing.assert_allclose(concat, inner(x), atol=1e-5)
 
 
 def test_output_resolution_may_differ_from_input() -> None:
@@ -175,3 +198,58 @@ def test_single_sigmoid_output_is_read_as_background_and_foreground() -> None:
     maps = explainers.explain(model, image, region, 1, "conv1", methods=("gradcam", "vinogradova"))
     assert maps["gradcam"].heatmap.max() == pytest.approx(1.0)
     np.testing.assert_allclose(maps["gradcam"].heatmap, maps["vinogradova"].heatmap, atol=1e-5)
+
+
+def test_dynamic_size_model_with_bilinear_upsampling_explains() -> None:
+    """Keras' bilinear UpSampling2D cannot be traced with unknown height and width; our copy can."""
+    import explainers
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="features")(inputs)
+    x = keras.layers.Conv2D(3, 1, name="classifier")(x)
+    model = keras.Model(inputs, keras.layers.UpSampling2D(2, interpolation="bilinear", name="up")(x))
+    image = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    np.testing.assert_allclose(explainers.predict(model, image).logits, model(image[None].astype("float32"))[0],
+                               atol=1e-4)
+    region = np.zeros((12, 16), bool)
+    region[2:8, 4:12] = True
+    maps = explainers.explain(model, image, region, 1, None, methods=("gradcam", "vinogradova"))
+    assert maps["gradcam"].layer == "features" and maps["gradcam"].heatmap.shape == (12, 16)
+    np.testing.assert_allclose(maps["gradcam"].heatmap, maps["vinogradova"].heatmap, atol=1e-5)
+
+
+def test_token_layer_without_an_inferable_grid_says_so_and_takes_a_given_grid() -> None:
+    """7 tokens fit no h×w grid of a 32×32 input: refused with the way out, then usable once given."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 4, strides=4, name="embed")(inputs)  # 8×8×4
+    t = keras.layers.Reshape((64, 4))(x)
+    t = keras.layers.Permute((2, 1))(t)  # (4, 64)
+    t = keras.layers.Dense(7, name="mix_in")(t)  # (4, 7)
+    odd = keras.layers.Permute((2, 1), name="odd_tokens")(t)  # (7, 4): 7 tokens
+    t = keras.layers.Permute((2, 1))(odd)
+    t = keras.layers.Dense(64, name="mix_out")(t)
+    x = keras.layers.Reshape((8, 8, 4))(keras.layers.Permute((2, 1))(t))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1, name="logits")(x))
+    with pytest.raises(ExplainerError, match="7 tokens.*set_token_grid"):
+        graph.check_layer(model, "odd_tokens")
+    with pytest.raises(ExplainerError, match="does not fit"):
+        graph.set_token_grid(model, "odd_tokens", (2, 3))
+    graph.set_token_grid(model, "odd_tokens", (7, 1))
+    assert graph.check_layer(model, "odd_tokens") == "odd_tokens"
+    info = {i.name: i for i in graph.explainable_layers(model)}["odd_tokens"]
+    assert info.output_shape == (None, 7, 1, 4)
+    _grads_not_none(graph.tap_model(model, ["odd_tokens"]), _x(32))
+
+
+def test_layer_stages_group_by_resolution_in_forward_order() -> None:
+    model = nested_backbone_model()
+    stages = graph.layer_stages(model)
+    sizes = [stage.size for stage in stages]
+    assert sizes[:3] == [(32, 32), (16, 16), (8, 8)] and len(set(sizes)) == len(sizes)
+    assert "1/2 of the input" in stages[1].label
+    flat_names = [info.name for stage in stages for info in stage.layers]
+    assert sorted(flat_names) == sorted(info.name for info in graph.explainable_layers(model))
+    for stage in stages:
+        assert all(tuple(info.output_shape[1:3]) == stage.size for info in stage.layers)

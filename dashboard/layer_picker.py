@@ -1,0 +1,65 @@
+"""The layer picker: a stage (output resolution) selector above the layer selector.
+
+Why: a ResNet50 or EfficientNet backbone has hundreds of explainable feature maps (every
+convolution, normalisation, activation, Add / Concatenate, pooling and resizing output). Grouping
+them by resolution (`explainers.graph.layer_stages`) lets the user pick "1/16 of the input" first and
+then a layer inside it. "All stages" (the default) lists every layer, so a layer chosen elsewhere
+(state, tests, the sweep) is always selectable; picking a stage jumps to its deepest layer, or to the
+default layer when it lies in that stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import state
+from explainers import graph
+
+STAGE = "layer_stage"  # selectbox of the stage filter
+ALL = "all stages"
+
+DEFAULT_RULE = ("Default: `final_conv` when the model has it, else the feature map the classifier reads "
+                "(walking back from the output over softmax, resizing and the classifier itself).")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stages(model_key: str, _model: Any) -> list[graph.Stage]:
+    """The explainable layers grouped by output resolution (cached per model)."""
+    return graph.layer_stages(_model)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "×".join("?" if d is None else str(d) for d in shape[1:])
+
+
+def _on_stage(groups: dict[str, list[str]], default_layer: str) -> None:
+    """A stage was picked: select its default layer if it holds it, else its deepest layer."""
+    names = groups.get(st.session_state.get(STAGE))
+    if names:
+        st.session_state[state.LAYER] = default_layer if default_layer in names else names[-1]
+
+
+def show(container: Any, model: Any, model_key: str, default_layer: str) -> str:
+    """Stage and layer selectors in `container`; returns the chosen layer (session key `state.LAYER`)."""
+    groups_list = stages(model_key, model)
+    groups = {stage.label: [info.name for info in stage.layers] for stage in groups_list}
+    infos = {info.name: info for stage in groups_list for info in stage.layers}
+    if st.session_state.get(state.LAYER) not in infos:
+        st.session_state[state.LAYER] = default_layer
+    current = st.session_state[state.LAYER]
+    if st.session_state.get(STAGE) not in (ALL, *groups):
+        st.session_state[STAGE] = ALL
+    if st.session_state[STAGE] != ALL and current not in groups[st.session_state[STAGE]]:
+        st.session_state[STAGE] = next((label for label, names in groups.items() if current in names), ALL)
+    stage = container.selectbox(
+        "Stage", [ALL, *groups], key=STAGE, on_change=_on_stage, args=(groups, default_layer),
+        help="Layers grouped by output resolution (1/8 of the input = stride 8), in forward order. "
+             f"{len(infos)} explainable layers in {len(groups)} stages.")
+    options = list(infos) if stage == ALL else groups[stage]
+    return container.selectbox(
+        "Layer", options, key=state.LAYER,
+        format_func=lambda name: f"{name}  ({_shape_text(infos[name].output_shape)} · {infos[name].kind})",
+        help=f"Feature map the CAMs explain: any layer with a spatial (h×w×channels) output, or a token map "
+             f"on the patch grid. {DEFAULT_RULE} Here: `{default_layer}`.")
