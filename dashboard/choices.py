@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-import explainers
 from dashboard import compute, layer_picker, state
 from dashboard.comparison import PICKER_ORDER, picker_label
 from explainers import ExplainerError, regions, registry
