@@ -9,8 +9,9 @@ Nothing here computes anything itself; it decides what is remembered between rer
   hash-excluded `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras
   model, and never hashes a large array either (it hashes arrays of 500,000 elements or more from a
   random sample of their elements, so two regions a few pixels apart could share a cache entry).
-- XRAI: a small store of its own (see `xrai`), because it reports progress to the page while it runs,
-  and Streamlit replays the page elements touched inside an `st.cache_data` function on later hits.
+- the slow maps (XRAI, Score-CAM, the Integrated-Gradients family): background jobs (`slow_job`) in
+  one worker thread, started once per key and never restarted by a rerun; the page polls their
+  progress. Their results live in a small store of their own (`stored`), not `st.cache_data`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -193,6 +196,95 @@ def slow_map(
     result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
     _keep(key, result)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow maps as background jobs: started once per key, never restarted or cancelled by a rerun. A
+# new stroke, class or layer only starts the jobs whose inputs changed; the others keep running (or
+# are already stored) and the page polls them. One worker thread: slow maps queue behind each other
+# and leave the second core to the fast maps of the next stroke.
+
+
+@dataclass
+class Job:
+    """A slow map being computed: `progress` in [0, 1], then `result` (an Explanation) or `error`."""
+
+    key: tuple
+    label: str
+    progress: float = 0.0
+    started: bool = False
+    result: Any = None
+    error: str | None = None
+    future: Future | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+
+_JOBS_SIZE = 64
+
+
+@st.cache_resource(show_spinner=False)
+def _job_store() -> tuple[OrderedDict, threading.Lock, ThreadPoolExecutor]:
+    return OrderedDict(), threading.Lock(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="slow-maps")
+
+
+def _run_job(job: Job, model: Any, image: np.ndarray, region: np.ndarray, class_index: int, layer: str | None,
+             method: str, target: str, options: dict[str, Any]) -> None:
+    job.started = True
+
+    def report(fraction: float, *_args: Any, **_kwargs: Any) -> None:
+        job.progress = float(min(max(fraction, 0.0), 1.0))
+
+    try:
+        job.result = slow_map(job.key, model, image, region, class_index, layer, method, target, options,
+                              progress=report)
+        job.progress = 1.0
+    except explainers.ExplainerError as error:
+        job.error = str(error)
+    except Exception as error:  # a crash in a worker must reach the page as a message, not vanish
+        job.error = f"{label_of(method)} failed: {type(error).__name__}: {error}"
+
+
+def label_of(method: str) -> str:
+    return explainers.METHOD_LABELS.get(method, method)
+
+
+def slow_job(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    layer: str | None,
+    method: str,
+    target: str,
+    options: dict[str, Any],
+) -> Job:
+    """The job computing `method`'s map for `key`: the stored one, the running or queued one, or a new one.
+
+    Calling it again with the same key (any later rerun) returns the same job: nothing restarts."""
+    jobs, lock, pool = _job_store()
+    with lock:
+        job = jobs.get(key)
+        if job is not None and job.error is None:
+            jobs.move_to_end(key)
+            return job
+        hit = stored(key)
+        job = Job(key=key, label=label_of(method))
+        if hit is not None:
+            job.result, job.progress, job.started = hit, 1.0, True
+        jobs[key] = job
+        while len(jobs) > _JOBS_SIZE:
+            oldest_key, oldest = next(iter(jobs.items()))
+            if not oldest.done:
+                break  # never drop a job that is still to run
+            jobs.pop(oldest_key)
+    if hit is None:
+        job.future = pool.submit(_run_job, job, model, np.array(image), np.array(region), int(class_index), layer,
+                                 method, target, dict(options))
+    return job
 
 
 def faithfulness(

@@ -199,3 +199,21 @@ DEFAULTS.update({
 })
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, ERROR_VIEW, ERROR_KIND, ERROR_CLASS, ERROR_TRUE, ERROR_PRED,
                      BROWSER_ON, BROWSER_SEED, BROWSER_COUNT, BROWSER_PICK)
+
+
+# ---- The loop view: display of the maps, the request on screen, export on demand -------------
+# Read back after a run: `REQUEST` is the `comparison.Request` of the maps on screen (None when
+# none); `EXPORT_FOR` is the request key the prepared downloads belong to (None until asked).
+
+OPACITY = "map_opacity"  # heat opacity over the image, 0 … 1
+MAP_SCALE = "map_scale"  # "own" (each map ÷ its own maximum) | "common" (one scale for maps sharing units)
+REQUEST = "request"
+EXPORT_FOR = "export_for"
+
+DEFAULTS.update({
+    OPACITY: 0.55,
+    MAP_SCALE: "own",
+    REQUEST: None,
+    EXPORT_FOR: None,
+})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, OPACITY, MAP_SCALE)
