@@ -56,8 +56,8 @@ def show(ctx: Context) -> None:
         if request is None:
             return
         state.put(state.REQUEST, request)
-        st.markdown(f"**{ctx.names[class_index]}** ({ctx.settings['target']}) · {marked.how} "
-                    f"({int(request.region.sum())} px) · layer `{layer}`")
+        st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
+                   f"({int(request.region.sum())} px) at layer `{layer}`; the white line is the region's outline.")
         try:
             results = comparison.show_grid(request, view)
         except ExplainerError as error:

@@ -209,11 +209,13 @@ OPACITY = "map_opacity"  # heat opacity over the image, 0 … 1
 MAP_SCALE = "map_scale"  # "own" (each map ÷ its own maximum) | "common" (one scale for maps sharing units)
 REQUEST = "request"
 EXPORT_FOR = "export_for"
+WAIT_FOR_SLOW = "wait_for_slow"  # test hook: True makes a run wait for its slow maps (AppTest has no polling)
 
 DEFAULTS.update({
     OPACITY: 0.55,
     MAP_SCALE: "own",
     REQUEST: None,
     EXPORT_FOR: None,
+    WAIT_FOR_SLOW: False,
 })
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, OPACITY, MAP_SCALE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ CHEAP = {state.XRAI_STEPS: 4, state.XRAI_ALGORITHM: "fast", state.INPUT_STEPS: 4
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.WAIT_FOR_SLOW] = True  # no polling in AppTest: each run waits for its slow maps
     for key, value in {**CHEAP, **session}.items():
         at.session_state[key] = value
     if region is not None:
@@ -50,7 +52,9 @@ def _title(spec: dict) -> str:
 
 
 def _map_titles(at: AppTest) -> list[str]:
-    return [_title(s) for s in _charts(at) if {"heatmap", "image"} <= {t.get("type") for t in s["data"]}]
+    """Captions of the map pictures of the loop view ("Grad-CAM · 0.02 s"), in the order shown."""
+    return [img.caption for element in at.get("image") for img in element.proto.imgs
+            if re.match(r"^[^·]+ · [0-9.]+ s", img.caption)]
 
 
 def _clean(at: AppTest) -> None:
@@ -160,12 +164,11 @@ def test_many_methods_wrap_into_rows_and_the_default_stays_four() -> None:
                                                       "scorecam")
     assert len(_map_titles(at)) == 6
     assert "8 channel(s)" in at.session_state[state.RESULTS]["scorecam"].note
-    # rows of four equal columns: six maps fill one row and part of the next
-    map_columns = [col for col in at.columns if any(_title(json.loads(c.proto.spec)).startswith(("Grad-CAM ·",
-                   "Grad-CAM++ ·", "Seg-Grad-CAM ·", "HiResCAM ·", "LayerCAM ·", "Score-CAM ·"))
-                   for c in col.get("plotly_chart"))]
+    # rows of two equal columns: six maps fill three rows (each map wide enough to read)
+    map_columns = [col for col in at.columns if any(re.match(r"^[^·]+ · [0-9.]+ s", img.caption)
+                   for element in col.get("image") for img in element.proto.imgs)]
     assert len(map_columns) == 6
-    assert {round(col.proto.weight, 3) for col in map_columns} == {0.25}
+    assert {round(col.proto.weight, 3) for col in map_columns} == {0.5}
 
     fresh = _app(_box())
     fresh.run()
@@ -263,6 +266,8 @@ def test_export_zip_holds_the_extra_maps_and_the_faithfulness_numbers() -> None:
     _clean(at)
     results = at.session_state[state.RESULTS]
     scores = at.session_state[state.FAITHFULNESS]
+    assert not any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))  # on request only
+    at.button(key="export-prepare").click().run()
     assert any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))
 
     image = at.session_state[state.IMAGE_CHOICE]["pixels"]
