@@ -9,7 +9,6 @@ The label-PNG upload is tested through its handler, since AppTest cannot upload 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
