@@ -93,14 +93,18 @@ def choose_layer(page, layer: str) -> None:
 
 
 def in_viewport(page, methods) -> dict[str, bool]:
-    """Whether the canvas and each map's picture lie wholly inside the window (no scrolling)."""
-    return page.evaluate("""(keys) => {
-      const w = window.innerWidth, h = window.innerHeight;
-      const inside = el => { if (!el) return false; const r = el.getBoundingClientRect();
-        return r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= w && r.bottom <= h; };
-      const out = {canvas: inside(document.querySelector('canvas.upper-canvas'))};
-      for (const k of keys) out[k] = inside(document.querySelector('.st-key-map-' + k + ' img'));
-      return out; }""", [key(m) for m in methods])
+    """Whether the canvas and each map's picture lie wholly inside the window (no scrolling).
+
+    Playwright's locators reach into the canvas component's shadow DOM, `document.querySelector` does not."""
+    size = page.viewport_size
+    targets = {"canvas": page.locator("canvas.upper-canvas").first}
+    targets.update({m: page.locator(f".st-key-map-{key(m)} img").first for m in methods})
+    out = {}
+    for name, locator in targets.items():
+        box = locator.bounding_box() if locator.count() else None
+        out[name] = bool(box and box["width"] > 0 and box["x"] >= 0 and box["y"] >= 0
+                         and box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"])
+    return out
 
 
 def summary(samples: list[float]) -> str:
@@ -131,11 +135,15 @@ def run(strokes: int = 8) -> dict[str, list[float]]:
             start = time.perf_counter()
             wait_changed(page, before, methods=("xrai",), timeout_ms=600_000)
             out["xrai"].append(out["stroke"][-1] + time.perf_counter() - start)
+            print(f"stroke at ({x:.2f}, {y:.2f}): CAMs {out['stroke'][-1]:.3f} s (engine "
+                  f"{out['stroke_engine'][-1]:.3f} s), XRAI {out['xrai'][-1]:.2f} s", flush=True)
         for k in range(max(2, strokes // 2)):
             before = shown(page)
             choose_layer(page, LAYERS[k % 2])
             out["layer"].append(wait_changed(page, before))
             out["layer_engine"].append(engine_seconds(page))
+            print(f"layer → {LAYERS[k % 2]}: CAMs {out['layer'][-1]:.3f} s (engine {out['layer_engine'][-1]:.3f} s)",
+                  flush=True)
         browser.close()
     return out
 

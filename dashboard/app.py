@@ -48,7 +48,7 @@ st.markdown(layout.CSS, unsafe_allow_html=True)
 
 # ---- Sidebar: model, image, advanced settings -------------------------------------------------
 with st.sidebar:
-    st.markdown("### 🍄 segexplain")
+    st.markdown("### segexplain")
     st.caption("Why does the network segment this region? Mark a region, pick a class and a layer, and compare "
                "the attribution maps side by side.")
     loaded = sidebar.model_section()
@@ -57,6 +57,7 @@ with st.sidebar:
 if loaded is None:
     st.stop()
 model, model_key, model_name = loaded
+compute.warm_worker(model_key)  # the slow maps' process loads the model while the user draws
 
 try:
     image = compute.fitted(model_key, choice["digest"], choice["pixels"], model)

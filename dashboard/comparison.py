@@ -202,7 +202,8 @@ def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
 def slow_jobs(request: Request) -> dict[str, compute.Job]:
     """The jobs of the slow methods on screen (started now if new; never restarted)."""
     return {m: compute.slow_job(slow_key(request, m), request.model, request.image, request.region,
-                                request.class_index, request.layer, m, request.target, map_options(request, m))
+                                request.class_index, request.layer, m, request.target, map_options(request, m),
+                                model_key=request.model_key)
             for m in request.methods if m not in CAM_METHODS}
 
 
@@ -248,8 +249,7 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
     jobs = slow_jobs(request)
     if state.get(state.WAIT_FOR_SLOW):  # test hook: finish the slow maps within this run
         for job in jobs.values():
-            if job.future is not None:
-                job.future.result()
+            job.wait()
     pending = any(not job.done for job in jobs.values())
     box: dict[str, Any] = {}
 

@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import canvas, compute, figures, state
 from explainers import ExplainerError, quality, regions
 
-CANVAS_SIZE = 360  # longest side of the canvas in screen pixels (2.5× the default model's 144)
+CANVAS_SIZE = 320  # longest side of the canvas in screen pixels: fits the loop view's left column at 1280 px
 
 
 @dataclass
@@ -54,10 +54,11 @@ TOOL_TIPS = {
 
 def controls() -> str:
     """The region controls above the canvas (mode, then tool and brush in draw mode); returns the mode."""
-    mode = st.radio("Region", state.REGION_MODES, key=state.REGION_MODE, horizontal=True,
-                    format_func=state.REGION_MODE_LABELS.get, label_visibility="collapsed")
+    mode_col, tool_col, width_col = st.columns([1.2, 1, 1], vertical_alignment="bottom")
+    mode = mode_col.selectbox("Region", state.REGION_MODES, key=state.REGION_MODE,
+                              format_func=state.REGION_MODE_LABELS.get, label_visibility="collapsed",
+                              help="How to mark the region to explain.")
     if mode == "draw":
-        tool_col, width_col = st.columns([1, 1], vertical_alignment="bottom")
         with tool_col:
             st.selectbox("Tool", state.DRAW_TOOLS, key=state.DRAW_TOOL, format_func=state.DRAW_TOOL_LABELS.get,
                          label_visibility="collapsed")
@@ -118,7 +119,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             _note_click(drawing, key, scale, shape)
         tip = TOOL_TIPS.get(tool, "") if mode == "draw" else (
             "Click a pixel (point tool) or type its row and column; the picked component is outlined.")
-        st.caption(f"Predicted mask, {scale:g}× ({shape[1]}×{shape[0]} px). {tip}")
+        st.caption(f"Predicted mask, {scale:.3g}× ({shape[1]}×{shape[0]} px). {tip}")
     preview = st.container()
     st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
                 unsafe_allow_html=True)
@@ -129,7 +130,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             paths = [] if marked.region is None else compute.outline(marked.region)
             st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
                             config={"displayModeBar": False}, width="content")
-            st.caption(f"Predicted mask over the image, shown {scale:g}×; the region is outlined.")
+            st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
     restrict_col, clear_col = st.columns([3, 2], vertical_alignment="center")
     restrict_col.toggle("Only pixels of the class", key=state.RESTRICT,
                         help="Keep only the marked pixels predicted as the class being explained.")

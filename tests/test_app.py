@@ -190,7 +190,7 @@ def test_gallery_click_changes_the_image_and_keeps_the_settings() -> None:
     assert at.session_state[state.IMAGE_CHOICE]["name"] == "two mushrooms"
     assert at.selectbox(key=state.SAMPLE).value == "two mushrooms"
     assert at.selectbox(key=state.LAYER).value == "aggregation"
-    assert at.radio(key=state.REGION_MODE).value == "image"
+    assert at.selectbox(key=state.REGION_MODE).value == "image"
     assert tuple(_results(at)) == ("gradcam",)
 
 

@@ -163,7 +163,7 @@ def test_empty_preset_shows_the_clear_message_and_keeps_the_settings(truth_and_p
     assert at.selectbox(key=state.LAYER).value == "aggregation"
     assert at.radio(key=state.TARGET).value == "probabilities"
     assert at.multiselect(key=state.METHODS).value == ["gradcam"]
-    assert at.radio(key=state.REGION_MODE).value == "errors"
+    assert at.selectbox(key=state.REGION_MODE).value == "errors"
     # a non-empty pair brings the maps back with the same settings
     at.selectbox(key=state.ERROR_PRED).set_value(a).run()  # a predicted as a: its correct pixels
     _assert_clean(at)
@@ -229,7 +229,7 @@ def test_browser_ranks_worst_first_and_picking_a_scene_changes_the_image() -> No
     shown = _table_with(at, "IoU")
     assert np.nanmean(shown["IoU"].to_numpy(dtype=float)) == pytest.approx(ious[1], abs=2e-3)
     assert at.selectbox(key=state.LAYER).value == "aggregation"  # settings kept
-    assert at.radio(key=state.REGION_MODE).value == "image"
+    assert at.selectbox(key=state.REGION_MODE).value == "image"
     assert tuple(at.session_state[state.RESULTS]) == ("gradcam",)
 
 
