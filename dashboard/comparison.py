@@ -1,11 +1,12 @@
-"""Sections 3 and 4 of the page: the maps side by side, their agreement, the layer sweep.
+"""The maps of the loop view, what they mean, their agreement and the layer sweep.
 
-The fast maps (the gradient CAMs, which share one pass) are computed and drawn first; the slow ones
-(XRAI, Score-CAM, the Integrated-Gradients family) run afterwards one by one, each with a progress
-bar in its own column, so the fast maps are on screen while they work. Slow maps are remembered in
-a store of their own (`compute.slow_map`) keyed by everything they depend on
-(`slow_key`), because Streamlit would replay their progress bars from an `st.cache_data` hit.
-The maps wrap onto several rows, at most `PER_ROW` per row.
+The fast maps (the gradient CAMs, which share one pass) are computed and drawn at once; the slow ones
+(XRAI, Score-CAM, the Integrated-Gradients family) are background jobs (`compute.slow_job`) keyed by
+everything they depend on (`slow_key`: the layer only for the methods that use one), so a change of
+anything else finds the same job, running or done. The grid sits in a fragment that polls the jobs
+while they run. Maps are pictures (`figures.map_image`) at their column's width, two per row, with
+adjustable opacity and a per-map or common scale; `meaning` says when maps are identical or ignore
+the drawn region, with the numbers from `explainers.diagnostics`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from explainers.api import CAM_METHODS, LAYER_FREE_METHODS
 
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-PER_ROW = 4  # maps per row; more methods wrap onto further rows
 FAST_METHODS = tuple(m for m in explainers.ALL_METHODS if m in CAM_METHODS)  # one shared pass
 SLOW_METHODS = tuple(m for m in explainers.ALL_METHODS if m not in CAM_METHODS)  # progress bar each
 # Order of the method picker: fast layer CAMs, then Score-CAM (slow, layer), then the layer-free ones.

@@ -1,6 +1,6 @@
 """Downloads: the comparison as a PNG (Pillow, no browser needed) and the maps as `.npz` + JSON.
 
-The PNG is drawn with the same colour map and opacity as the page, at most `PER_ROW` maps per row.
+The PNG is drawn with the same colour map as the page, at most `PER_ROW` maps per row.
 The `.npz` holds the arrays (every map on screen, region mask, image, predicted labels and, when
 section 6 scored the maps, their deletion/insertion curves); the JSON sidecar says how they were
 made (including the faithfulness ranking when computed). The class overview of section 7 has a PNG
@@ -36,7 +36,7 @@ INPUT_BATCH_SIZE = methods_input.DEFAULT_BATCH_SIZE
 SMOOTHGRAD_NOISE = methods_input.DEFAULT_NOISE
 SEED = _EXPLAIN_DEFAULTS["seed"].default
 TILE = 288  # pixel size of one map in the PNG
-PER_ROW = 4  # maps per row in the PNG, as on the page
+PER_ROW = 4  # maps per row in the PNG (a wider picture than the two columns of the page)
 PAD = 12
 TITLE_HEIGHT = 40
 

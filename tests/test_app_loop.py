@@ -162,3 +162,20 @@ def test_method_tags_wrap_and_keep_their_close_button_visible() -> None:
     at.run()
     css = " ".join(m.value for m in at.markdown if "<style>" in m.value)
     assert ".st-key-methods-picker" in css and "flex-wrap: wrap" in css and "max-width: none" in css
+
+
+def test_identical_faithfulness_curves_are_one_line_named_after_both_maps() -> None:
+    from types import SimpleNamespace
+
+    from dashboard import faithfulness_view
+
+    def scores(deletion, insertion):
+        return SimpleNamespace(deletion=SimpleNamespace(scores=np.array(deletion)),
+                               insertion=SimpleNamespace(scores=np.array(insertion)))
+
+    results = {"gradcam": scores([1.0, 0.5, 0.1], [0.1, 0.6, 1.0]),
+               "vinogradova": scores([1.0, 0.5, 0.1], [0.1, 0.6, 1.0]),
+               "hirescam": scores([1.0, 0.4, 0.1], [0.1, 0.7, 1.0]),
+               "random": scores([1.0, 0.8, 0.1], [0.1, 0.2, 1.0])}
+    names = faithfulness_view.merged_names(results, ["gradcam", "vinogradova", "hirescam", "random"])
+    assert names == {"gradcam": "Grad-CAM = Seg-Grad-CAM", "hirescam": "HiResCAM", "random": "random baseline"}
