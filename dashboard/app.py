@@ -34,6 +34,7 @@ try:
         loop,
         overview_view,
         quality_view,
+        runtime,
         sidebar,
         state,
     )
@@ -43,6 +44,7 @@ except ImportError as missing:  # a half-installed environment: say so instead o
              "`pip install -r requirements.txt` and run the app from the repository root.")
     st.stop()
 
+runtime.keep_keras_session()  # no TensorFlow kernel-cache reset after every run (see runtime.py)
 state.init()
 st.markdown(layout.CSS, unsafe_allow_html=True)
 
@@ -58,6 +60,7 @@ if loaded is None:
     st.stop()
 model, model_key, model_name = loaded
 compute.warm_worker(model_key)  # the slow maps' process loads the model while the user draws
+runtime.freeze_long_lived(f"model {model_key}")
 
 try:
     image = compute.fitted(model_key, choice["digest"], choice["pixels"], model)

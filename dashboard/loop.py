@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import choices, comparison, export, faithfulness_view, figures, region, state
+from dashboard import choices, comparison, export, faithfulness_view, figures, region, runtime, state
 from explainers import ExplainerError
 
 
@@ -64,6 +64,7 @@ def show(ctx: Context) -> None:
             state.put(state.RESULT_ERROR, str(error))
             st.error(str(error))
             return
+        runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
         st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
         comparison.remember(results)
         comparison.meaning(request, results, ctx.labels)
