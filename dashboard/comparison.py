@@ -265,8 +265,9 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     heat = explanation.heatmap * factor
     scale_note = "" if view.scale == "own" else (
         f" · ×{factor:.2f} of the common scale" if method in COMMON_UNITS else " · own max (other units)")
+    where = " · layer-free" if is_layer_free(method) else ""
     st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
-             caption=title(method, explanation) + scale_note)
+             caption=title(method, explanation) + where + scale_note)
     for sentence in _visible_notes(getattr(explanation, "note", "") or ""):
         st.caption(("ℹ️ " if sentence.startswith("The region was resized") else "⚠️ ") + sentence)
 
