@@ -178,7 +178,7 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     assert page.locator("[data-testid=stException]").count() == 0
 
     # a long method tag: added through the picker, removed again with its ×
-    picker = page.locator(".st-key-methods-picker input").first
+    picker = page.locator(".st-key-methods-picker [data-testid=stMultiSelect] input").first
     picker.click()
     picker.fill("Integrated Gradients")
     page.get_by_role("option", name=re.compile(r"^Integrated Gradients")).first.click()
