@@ -11,6 +11,9 @@ Test hooks (read by the page, never written by it except to drop them):
   "empty region" message.
 - `XRAI_STEPS` / `XRAI_ALGORITHM`: the widgets of the advanced expander; set them before the first
   run (e.g. 5 steps, "fast") to keep XRAI cheap in `AppTest`. The page itself defaults to 100 / "full".
+- `WAIT_FOR_SLOW` (``"wait_for_slow"``): True makes each run wait for its slow maps (XRAI, Score-CAM,
+  the IG family). The page computes them in the background and polls them with a fragment, which
+  `AppTest` does not run on its own; without the hook a run shows the CAMs and the slow maps' progress.
 
 Read back after a run:
 
