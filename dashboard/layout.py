@@ -10,12 +10,14 @@ from __future__ import annotations
 CSS = """
 <style>
 .block-container, [data-testid="stMainBlockContainer"] { padding-top: 2.6rem; padding-bottom: 2rem; }
-.st-key-methods-picker [data-baseweb="select"] > div { flex-wrap: wrap; overflow: visible; max-height: none; }
-.st-key-methods-picker [data-baseweb="select"] > div > div { flex-wrap: wrap; overflow: visible; }
-.st-key-methods-picker [data-baseweb="tag"] { max-width: 100%; height: auto; }
-.st-key-methods-picker [data-baseweb="tag"] span { max-width: none; white-space: normal; overflow: visible;
-                                                    text-overflow: clip; }
-.st-key-methods-picker [data-baseweb="tag"] [role="presentation"] { flex-shrink: 0; }
+.st-key-methods-picker [data-testid="stMultiSelectTagsContainer"] { overflow: visible !important;
+    flex-wrap: wrap !important; max-width: 100%; mask-image: none !important; -webkit-mask-image: none !important; }
+.st-key-methods-picker [data-testid="stMultiSelectTagsContainer"] > [role="group"] { display: flex;
+    flex-wrap: wrap !important; row-gap: 0.25rem; max-width: 100%; }
+.st-key-methods-picker [data-tag] { max-width: 100%; height: auto; flex-shrink: 1; }
+.st-key-methods-picker [data-tag] > span[title] { max-width: none; white-space: normal; overflow: visible;
+    text-overflow: clip; }
+.st-key-methods-picker [data-tag] > button { flex-shrink: 0; }
 [class*="st-key-map-"] [data-testid="stImageCaption"] { margin-top: 0; }
 </style>
 """

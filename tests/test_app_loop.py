@@ -161,7 +161,8 @@ def test_method_tags_wrap_and_keep_their_close_button_visible() -> None:
     at = _app()
     at.run()
     css = " ".join(m.value for m in at.markdown if "<style>" in m.value)
-    assert ".st-key-methods-picker" in css and "flex-wrap: wrap" in css and "max-width: none" in css
+    assert ".st-key-methods-picker" in css and "stMultiSelectTagsContainer" in css
+    assert "flex-wrap: wrap" in css and "max-width: none" in css and "[data-tag] > button { flex-shrink: 0; }" in css
 
 
 def test_identical_faithfulness_curves_are_one_line_named_after_both_maps() -> None:

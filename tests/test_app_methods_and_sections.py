@@ -228,7 +228,7 @@ def test_class_overview_shows_one_map_per_predicted_class_and_a_png() -> None:
     predicted = sorted(int(c) for c in np.unique(explainers.predict(models.load_default(), image).labels))
     assert sorted(overview) == predicted
     names = list(models.CLASS_NAMES)
-    titles = _map_titles(at)
+    titles = [_title(spec) for spec in _charts(at)]  # the overview's maps are Plotly figures titled by class
     assert [t for t in titles if t in names] == [names[c] for c in predicted]
     for c, explanation in overview.items():
         assert explanation.layer == "final_conv" and explanation.heatmap.shape == (SIZE, SIZE), c

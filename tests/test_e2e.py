@@ -151,8 +151,12 @@ def _screenshot(page, path: Path) -> None:
     page.screenshot(path=str(path))
 
 
+def _tags(page):
+    return page.locator(".st-key-methods-picker [data-tag]")
+
+
 def _tag(page, text: str):
-    return page.locator(".st-key-methods-picker [data-baseweb=tag]").filter(has_text=text)
+    return _tags(page).filter(has_text=text)
 
 
 def test_draw_region_compare_four_maps_switch_layer(page) -> None:
@@ -177,7 +181,7 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     _wait_until_idle(page)
     assert page.locator("[data-testid=stException]").count() == 0
 
-    # a long method tag: added through the picker, removed again with its ×
+    # a long method tag: added through the picker (five tags now), all in sight, removed again with its ×
     picker = page.locator(".st-key-methods-picker [data-testid=stMultiSelect] input").first
     picker.click()
     picker.fill("Integrated Gradients")
@@ -185,10 +189,16 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     page.keyboard.press("Escape")
     _tag(page, "Integrated Gradients").first.wait_for(timeout=SLOW_MS)
     _wait_until_idle(page)
-    close = _tag(page, "Integrated Gradients").first.locator("[role=presentation]").last
+    container = page.locator(".st-key-methods-picker [data-testid=stMultiSelectTagsContainer]").first
+    frame = container.bounding_box()
+    for k in range(_tags(page).count()):  # no tag scrolled sideways out of the box
+        box = _tags(page).nth(k).bounding_box()
+        assert box["x"] >= frame["x"] - 1 and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (k, box, frame)
+    assert container.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    close = _tag(page, "Integrated Gradients").first.locator("button").first
     assert close.is_visible()
     close.click()
-    page.wait_for_function("() => !Array.from(document.querySelectorAll('.st-key-methods-picker [data-baseweb=tag]'))"
+    page.wait_for_function("() => !Array.from(document.querySelectorAll('.st-key-methods-picker [data-tag]'))"
                            ".some(t => t.innerText.includes('Integrated Gradients'))", timeout=SLOW_MS)
     _wait_until_idle(page)
 
