@@ -144,6 +144,8 @@ def _screenshot(page, path: Path) -> None:
     page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
     page.mouse.move(1595, 5)  # and no hover effects in the picture
     page.set_viewport_size({"width": 1600, "height": 1000})
+    page.evaluate("() => { for (const el of [document.querySelector('[data-testid=stMain]'), document.scrollingElement])"
+                  " if (el) el.scrollTo(0, 0); }")  # the loop view, from the top
     page.wait_for_timeout(2500)  # let the page re-layout at the new size
     widths = [page.locator(f".st-key-map-{_key(m)} img").first.bounding_box()["width"] for m in METHODS]
     assert min(widths) >= 300, widths  # readable maps at 1600 px
