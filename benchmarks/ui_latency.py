@@ -7,7 +7,8 @@ screen showing its new picture, beside the engine's own time (the seconds each m
 reports). It also times XRAI for a new region on an image already seen (its segments are cached),
 and checks that the canvas and every map are inside the viewport together.
 
-Run: `python -m benchmarks.ui_latency [--strokes N]`. Figures depend on the machine's load.
+Run: `python -m benchmarks.ui_latency [--strokes N] [--write]` (`--write` puts the table into
+benchmarks/RESULTS.md between this benchmark's markers). Figures depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -148,9 +149,40 @@ def run(strokes: int = 8) -> dict[str, list[float]]:
     return out
 
 
+START, END = "<!-- ui_latency:start -->", "<!-- ui_latency:end -->"
+
+
+def table(out: dict[str, list[float]]) -> str:
+    """The figures as a Markdown table (for RESULTS.md)."""
+    rows = [("stroke → 3 CAM maps on screen", out["stroke"]), ("engine CAM pass after a stroke", out["stroke_engine"]),
+            ("layer change → 3 CAM maps on screen", out["layer"]),
+            ("engine CAM pass after a layer change", out["layer_engine"]),
+            ("stroke → XRAI map on screen (image already seen)", out["xrai"])]
+    lines = ["| measure | median | worst | n |", "|---|---|---|---|"]
+    lines += [f"| {name} | {statistics.median(v):.3f} s | {max(v):.3f} s | {len(v)} |" for name, v in rows if v]
+    return "\n".join(lines)
+
+
+def write(out: dict[str, list[float]], path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
+    """Put the table between this benchmark's markers in RESULTS.md (appended when they are missing)."""
+    import datetime as dt
+    import os
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    block = f"{START}\nLatest run: {stamp}, load average {load} (2 cores).\n\n{table(out)}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strokes", type=int, default=8)
+    parser.add_argument("--write", action="store_true", help="put the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
     out = run(args.strokes)
     print("stroke → 3 CAM maps on screen:", summary(out["stroke"]))
@@ -158,6 +190,8 @@ def main() -> None:
     print("layer change → 3 CAM maps on screen:", summary(out["layer"]))
     print("  engine (CAM pass, from the captions):", summary(out["layer_engine"]))
     print("stroke → XRAI map on screen (image already seen):", summary(out["xrai"]))
+    if args.write:
+        write(out)
 
 
 if __name__ == "__main__":
