@@ -335,7 +335,7 @@ def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) 
 def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> None:
     """The notes under the grid: identical maps and region-blind maps, each with the measured numbers."""
     for line in identical_note(results):
-        st.info(line, icon="🟰")
+        st.info(line, icon=":material/info:")
     blind = region_blind(request, results, labels)
     if blind:
         names = ", ".join(short_label(m) for m in blind)
@@ -346,7 +346,7 @@ def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> No
                    "region?”. This happens when only position-wise layers follow the chosen one (e.g. a 1×1 "
                    "classifier and upsampling): the channel weights are then the class's own, whatever the region. "
                    f"Region-sensitive methods weigh each position by its own gradient: "
-                   f"{', '.join(others) or 'HiResCAM, LayerCAM'}; or pick an earlier layer.", icon="⚠️")
+                   f"{', '.join(others) or 'HiResCAM, LayerCAM'}; or pick an earlier layer.", icon=":material/warning:")
 
 
 def agreement(results: dict[str, Any]) -> None:
