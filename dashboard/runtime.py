@@ -38,6 +38,7 @@ def keep_keras_session() -> bool:
                 plt.close("all")
 
     clean_without_keras.keeps_keras = True  # type: ignore[attr-defined]
+    clean_without_keras.original = original  # type: ignore[attr-defined]
     script_runner._clean_problem_modules = clean_without_keras
     return True
 

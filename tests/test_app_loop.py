@@ -180,3 +180,18 @@ def test_identical_faithfulness_curves_are_one_line_named_after_both_maps() -> N
                "random": scores([1.0, 0.8, 0.1], [0.1, 0.2, 1.0])}
     names = faithfulness_view.merged_names(results, ["gradcam", "vinogradova", "hirescam", "random"])
     assert names == {"gradcam": "Grad-CAM = Seg-Grad-CAM", "hirescam": "HiResCAM", "random": "random baseline"}
+
+
+def test_common_scale_rescales_the_cams_sharing_units_and_leaves_the_others() -> None:
+    from types import SimpleNamespace
+
+    from dashboard import comparison
+
+    def cam(peak: float) -> SimpleNamespace:
+        return SimpleNamespace(layer_map=np.array([[0.0, peak], [-3.0, peak / 2]]), heatmap=np.ones((2, 2)))
+
+    results = {"gradcam": cam(2.0), "hirescam": cam(8.0), "gradcam++": cam(100.0),
+               "xrai": SimpleNamespace(layer_map=None, heatmap=np.ones((2, 2)))}
+    assert comparison.display_factors(results, "own") == {m: 1.0 for m in results}
+    common = comparison.display_factors(results, "common")
+    assert common == {"gradcam": 0.25, "hirescam": 1.0, "gradcam++": 1.0, "xrai": 1.0}  # ++ and XRAI: own units
