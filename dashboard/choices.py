@@ -26,7 +26,8 @@ def shape_text(shape: tuple[int | None, ...]) -> str:
 
 def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model: Any,
          model_key: str) -> tuple[int, str, list[str]]:
-    """Class, layer and method pickers in one row; returns (class index, layer, methods)."""
+    """Class and layer pickers in one row, the method picker under them at full width; returns
+    (class index, layer, methods)."""
     layers, default_layer = compute.layer_table(model_key, model)
     shapes = {info.name: shape_text(info.output_shape) for info in layers}
     _default_class(region, labels, names)
@@ -34,11 +35,11 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
         st.session_state[state.LAYER] = default_layer
     if state.METHODS not in st.session_state:
         st.session_state[state.METHODS] = list(registry.DEFAULT_METHODS)
-    class_col, layer_col, methods_col = st.columns([1, 1, 2])
+    class_col, layer_col = st.columns([1, 1.6])
     class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
                                       help="Defaults to the class predicted most often inside the region.")
     layer = layer_picker.show(layer_col, model, model_key, default_layer)
-    methods = methods_col.multiselect(
+    methods = st.multiselect(
         "Methods", list(PICKER_ORDER), key=state.METHODS, format_func=picker_label,
         help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "
              "bar. Layer-free methods attribute to input pixels: the layer choice does not apply to them.")

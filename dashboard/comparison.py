@@ -1,32 +1,33 @@
-"""Sections 3 and 4 of the page: the maps side by side, their agreement, the layer sweep.
+"""The maps of the loop view, what they mean, their agreement and the layer sweep.
 
-The fast maps (the gradient CAMs, which share one pass) are computed and drawn first; the slow ones
-(XRAI, Score-CAM, the Integrated-Gradients family) run afterwards one by one, each with a progress
-bar in its own column, so the fast maps are on screen while they work. Slow maps are remembered in
-a store of their own (`compute.slow_map`) keyed by everything they depend on
-(`slow_key`), because Streamlit would replay their progress bars from an `st.cache_data` hit.
-The maps wrap onto several rows, at most `PER_ROW` per row.
+The fast maps (the gradient CAMs, which share one pass) are computed and drawn at once; the slow ones
+(XRAI, Score-CAM, the Integrated-Gradients family) are background jobs (`compute.slow_job`) keyed by
+everything they depend on (`slow_key`: the layer only for the methods that use one), so a change of
+anything else finds the same job, running or done. The grid sits in a fragment that polls the jobs
+while they run. Maps are pictures (`figures.map_image`) at their column's width, two per row, with
+adjustable opacity and a per-map or common scale; `meaning` says when maps are identical or ignore
+the drawn region, with the numbers from `explainers.diagnostics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
+import explainers
 from dashboard import compute, figures, state
-from explainers import registry, results
+from explainers import diagnostics, regions, registry, results
 from explainers.caching import LRU
 
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-PER_ROW = 4  # maps per row; more methods wrap onto further rows
 FAST_METHODS = registry.FAST_METHODS  # one shared pass
 SLOW_METHODS = registry.SLOW_METHODS  # progress bar each
-# Order of the method picker: fast layer CAMs, then Score-CAM (slow, layer), then the layer-free ones.
+# Order of the method picker: fast layer CAMs, then the slow layer methods, then the layer-free ones.
 PICKER_ORDER = (*FAST_METHODS, *(m for m in SLOW_METHODS if not registry.get(m).layer_free),
                 *(m for m in SLOW_METHODS if registry.get(m).layer_free))
 # Which widget of the page sets which option of which method (the rest keep the registry's defaults).
@@ -130,11 +131,8 @@ def caption(method: str, explanation: Any) -> str:
     where = (f"{short_label(method)} · {LAYER_FREE_NOTE}" if is_layer_free(method)
              else f"{label(method)} at layer `{explanation.layer}`")
     text = f"{where}; {explanation.seconds:.2f} s"
-    for warning in getattr(explanation, "warnings", ()):
-        if warning.code in _INFO_CODES:
-            text += " · ℹ️ " + warning.message.rstrip(".")
-        elif warning.code in _WARN_CODES:
-            text += " · ⚠️ " + warning.message.rstrip(".")
+    for icon, message in visible_warnings(explanation):
+        text += f" · {icon} {message}"
     return text
 
 
@@ -144,6 +142,17 @@ _WARN_CODES = (results.ALL_ZERO, results.NON_FINITE, results.NON_FINITE_GRADIENT
 _INFO_CODES = (results.REGION_RESIZED, results.REGION_TOUCHED, results.BATCH_REDUCED)
 
 
+def visible_warnings(explanation: Any) -> list[tuple[str, str]]:
+    """(icon, message) of the warnings worth showing under the map, decided by their codes."""
+    shown = []
+    for warning in getattr(explanation, "warnings", ()):
+        if warning.code in _WARN_CODES:
+            shown.append(("⚠️", warning.message.rstrip(".")))
+        elif warning.code in _INFO_CODES:
+            shown.append(("ℹ️", warning.message.rstrip(".")))
+    return shown
+
+
 def notes(results: dict[str, Any]) -> None:
     """How each map was computed (the library's own notes), out of the way under the table."""
     with st.expander("How each map was computed", expanded=False):
@@ -151,43 +160,115 @@ def notes(results: dict[str, Any]) -> None:
             st.markdown(f"**{label(method)}**: {getattr(explanation, 'note', '') or '—'}")
 
 
-def maps_row(request: Request) -> dict[str, Any]:
-    """Draw one column per method, `PER_ROW` per row; returns {method: Explanation} in the order shown."""
-    methods = request.methods
+# ---------------------------------------------------------------------------------------------
+# The grid of maps (right half of the loop view)
+
+SCALES = ("own", "common")
+SCALE_LABELS = {"own": "each map ÷ its own maximum", "common": "common scale (maps sharing units)"}
+# Gradient CAMs of the adapter's score whose weights are linear in the gradient: their raw maps are in
+# the same units (activation × gradient of one score), so one absolute scale compares their strength.
+COMMON_UNITS = ("gradcam", "hirescam", "layercam", "xgradcam")
+PER_ROW_GRID = 2  # maps per row in the loop view: each map at least 300 px wide on a 1600 px screen
+POLL_SECONDS = 0.7  # how often the page looks at the slow maps while they run
+
+
+@dataclass(frozen=True)
+class View:
+    """How the maps are shown (not what they are): heat opacity over the image and the scale."""
+
+    opacity: float = figures.HEAT_OPACITY
+    scale: str = "own"
+
+
+def map_key(method: str) -> str:
+    """CSS-safe element key of a method's map (`map-gradcampp` for Grad-CAM++)."""
+    return "map-" + method.replace("+", "p")
+
+
+def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
+    """Multiplier of each shown (own-max normalised) map: 1, or its share of the common scale."""
+    factors = {m: 1.0 for m in results}
+    if scale != "common":
+        return factors
+    peaks = {m: float(np.max(np.maximum(e.layer_map, 0.0), initial=0.0)) for m, e in results.items()
+             if m in COMMON_UNITS and getattr(e, "layer_map", None) is not None}
+    factors.update(diagnostics.common_scale(peaks))
+    return factors
+
+
+def slow_jobs(request: Request) -> dict[str, compute.Job]:
+    """The jobs of the slow methods on screen (started now if new; never restarted)."""
+    return {m: compute.slow_job(slow_key(request, m), request.model, request.image, request.region,
+                                request.class_index, request.layer, m, request.target, map_options(request, m),
+                                model_key=request.model_key)
+            for m in request.methods if m in SLOW_METHODS}
+
+
+def fast_maps(request: Request) -> dict[str, Any]:
+    cams = tuple(m for m in request.methods if m in FAST_METHODS)
+    if not cams:
+        return {}
+    return compute.cam_maps(request.model_key, request.image_key, region_key(request), request.class_index,
+                            request.layer, cams, request.target, request.image, request.region, request.model)
+
+
+def maps_grid(request: Request, view: View, polling: bool = False) -> dict[str, Any]:
+    """Every map on screen, `PER_ROW_GRID` per row: CAMs at once, slow maps as they finish.
+
+    Drawn inside a fragment that reruns every `POLL_SECONDS` while slow maps run; when the last one
+    finishes it reruns the page once, so the sections that use all maps see them. Returns
+    {method: Explanation} of the maps that are ready, in the order shown."""
+    results = fast_maps(request)
+    jobs = slow_jobs(request)
+    for method, job in jobs.items():
+        if job.result is not None:
+            results[method] = job.result
+    ready = {m: results[m] for m in request.methods if m in results}
+    factors = display_factors(ready, view.scale)
     paths = compute.outline(request.region)
-    per_row = max(1, min(PER_ROW, len(methods)))
-    slots: dict[str, Any] = {}
-    for start in range(0, len(methods), per_row):
-        row = methods[start:start + per_row]
-        slots.update(zip(row, st.columns(per_row)[:len(row)], strict=True))
-    cams = tuple(m for m in methods if m in FAST_METHODS)
-    slow = tuple(m for m in methods if m in SLOW_METHODS)
-    results: dict[str, Any] = {}
-    if cams:
-        results.update(compute.cam_maps(request.model_key, request.image_key, region_key(request),
-                                        request.class_index, request.layer, cams, request.target,
-                                        request.image, request.region, request.model))
-        for method in cams:
-            with slots[method]:
-                _draw_map(request.image, method, results[method], paths)
-                if method == "gradcam++":
-                    _score_choice(request)
-    waiting = {}
-    for method in slow:  # one placeholder per slow column (even when cached: the page keeps its layout)
-        with slots[method]:
-            waiting[method] = st.empty()
-            if compute.stored(slow_key(request, method)) is None:  # say which slow maps are still to come
-                waiting[method].caption(f"{label(method)}: waiting for the maps before it…")
-    for method in slow:
-        with slots[method]:
-            results[method] = _slow_column(request, method, paths, waiting[method])
-    return {m: results[m] for m in methods}
+    methods = request.methods
+    for start in range(0, len(methods), PER_ROW_GRID):
+        row = methods[start:start + PER_ROW_GRID]
+        for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
+            with column, st.container(key=map_key(method)):
+                if method in ready:
+                    _draw_map(request.image, method, ready[method], paths, view, factors[method])
+                    if method == "gradcam++":
+                        _score_choice(request)
+                else:
+                    _draw_pending(request, method, jobs[method])
+    pending = [m for m, job in jobs.items() if not job.done]
+    if polling and not pending:
+        st.rerun(scope="app")  # the last slow map is in: let agreement, faithfulness and export see it
+    return ready
 
 
-def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray]) -> None:
-    fig = figures.map_figure(image, explanation.heatmap, paths, title(method, explanation), label(method))
-    st.plotly_chart(fig, key=f"map-{method}", config=PLOT_CONFIG)
-    st.caption(caption(method, explanation))
+def show_grid(request: Request, view: View) -> dict[str, Any]:
+    """`maps_grid` in a fragment that polls only while some slow map is still being computed."""
+    jobs = slow_jobs(request)
+    if state.get(state.WAIT_FOR_SLOW):  # test hook: finish the slow maps within this run
+        for job in jobs.values():
+            job.wait()
+    pending = any(not job.done for job in jobs.values())
+    box: dict[str, Any] = {}
+
+    def grid() -> None:
+        box["ready"] = maps_grid(request, view, polling=pending)
+
+    st.fragment(grid, run_every=POLL_SECONDS if pending else None)()
+    return box.get("ready", {})
+
+
+def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
+              factor: float = 1.0) -> None:
+    heat = explanation.heatmap * factor
+    scale_note = "" if view.scale == "own" else (
+        f" · ×{factor:.2f} of the common scale" if method in COMMON_UNITS else " · own max (other units)")
+    where = " · layer-free" if is_layer_free(method) else ""
+    st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
+             caption=title(method, explanation) + where + scale_note)
+    for icon, message in visible_warnings(explanation):
+        st.caption(f"{icon} {message}")
 
 
 def _score_choice(request: Request) -> None:
@@ -198,39 +279,76 @@ def _score_choice(request: Request) -> None:
                f"has rank correlation {rho:.2f} with this one.")
 
 
+def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
+    if job.error is not None:
+        st.error(job.error)
+        return
+    text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
+    st.progress(job.progress, text=f"{text} {100 * job.progress:.0f} %")
+    st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
+               "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
+
+
 def _status_text(request: Request, method: str) -> str:
     record = registry.get(method)
     return record.status(record.make_options(map_options(request, method)))
 
 
-def _slow_column(request: Request, method: str, paths: Sequence[np.ndarray], slot: Any) -> Any:
-    """A slow map from its store, or computed now with a status box and a progress bar in `slot`."""
-    key = slow_key(request, method)
-    explanation = compute.stored(key)
-    if explanation is None:
-        with slot.container(), st.status(_status_text(request, method), expanded=True) as status:
-            bar = st.progress(0.0, text=short_label(method))
-            name = None if method == "xrai" else short_label(method)
-            explanation = compute.slow_map(key, request.model, request.image,
-                                           request.region, request.class_index, request.layer, method,
-                                           request.target, map_options(request, method),
-                                           progress=_progress_to(bar, name))
-            status.update(label=f"{short_label(method)} done in {explanation.seconds:.1f} s", state="complete")
-        slot.empty()
-    _draw_map(request.image, method, explanation, paths)
-    return explanation
+# ---------------------------------------------------------------------------------------------
+# What the maps mean: identical maps, and maps that ignore the drawn region
+
+WHY_SAME = {
+    frozenset(("gradcam", "vinogradova")): (
+        "Seg-Grad-CAM scores the class summed over the region; the adapter's Grad-CAM scores it averaged over "
+        "the output grid. The two scores differ by a constant factor, which Grad-CAM's channel weights carry "
+        "through and the normalisation removes, so the maps are equal by construction (Humer et al.)."),
+}
+REGION_SENSITIVE = ("hirescam", "layercam", "seg-xres-cam")
 
 
-def _progress_to(bar: Any, name: str | None = None) -> Callable[[float], None]:
-    def report(fraction: float) -> None:
-        fraction = float(min(max(fraction, 0.0), 1.0))
-        if name is None:  # XRAI: integrated gradients, then the region ranking
-            text = "integrated gradients" if fraction < 0.9 else "ranking segments"
-        else:
-            text = f"{name}: {100 * fraction:.0f} %"
-        bar.progress(fraction, text=text)
+def identical_note(results: dict[str, Any]) -> list[str]:
+    """One sentence per group of maps that are the same on screen, with the measured difference."""
+    groups = diagnostics.identical_groups({m: e.heatmap for m, e in results.items()})
+    lines = []
+    for members, difference in groups:
+        names = " and ".join(short_label(m) for m in members)
+        why = WHY_SAME.get(frozenset(members), "These methods weigh the layer's channels alike here.")
+        lines.append(f"**{names} are the same map here** (largest pixel difference {difference:.1e}). {why}")
+    return lines
 
-    return report
+
+def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) -> list[str]:
+    """CAMs whose map for the drawn region equals their map for the whole class at this layer."""
+    cams = tuple(m for m in results if m in FAST_METHODS)
+    whole = regions.from_class(labels, request.class_index)
+    if not cams or not whole.any() or np.array_equal(whole, request.region):
+        return []
+    try:
+        whole_maps = compute.cam_maps(request.model_key, request.image_key, compute.digest(whole),
+                                      request.class_index, request.layer, cams, request.target, request.image,
+                                      whole, request.model)
+    except explainers.ExplainerError:
+        return []
+    blind = [m for m in cams
+             if diagnostics.region_independent(results[m].heatmap, whole_maps[m].heatmap)[0]]
+    return blind
+
+
+def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> None:
+    """The notes under the grid: identical maps and region-blind maps, each with the measured numbers."""
+    for line in identical_note(results):
+        st.info(line, icon=":material/info:")
+    blind = region_blind(request, results, labels)
+    if blind:
+        names = ", ".join(short_label(m) for m in blind)
+        others = [label(m) for m in REGION_SENSITIVE if m in registry.ALL_METHODS]
+        st.warning(f"At layer `{request.layer}`, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
+                   f"region: the map for this region equals the map for the whole class (largest difference "
+                   f"≤ {diagnostics.SAME_TOLERANCE:g}), so here it answers “why this class?”, not “why this "
+                   "region?”. This happens when only position-wise layers follow the chosen one (e.g. a 1×1 "
+                   "classifier and upsampling): the channel weights are then the class's own, whatever the region. "
+                   f"Region-sensitive methods weigh each position by its own gradient: "
+                   f"{', '.join(others) or 'HiResCAM, LayerCAM'}; or pick an earlier layer.", icon=":material/warning:")
 
 
 def agreement(results: dict[str, Any]) -> None:
@@ -255,11 +373,26 @@ def sweep(request: Request) -> None:
         by_layer = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
                                  request.target, request.image, request.region, request.model)
     paths = compute.outline(request.region)
+    flat = [layer for layer, result in by_layer.items() if _is_single_position(result)]
+    if flat:
+        st.caption(f"{', '.join(f'`{name}`' for name in flat)}: a 1×1 output has one position, so its map is "
+                   "one number and carries no location; those cells are left blank rather than painted at the "
+                   "maximum.")
     for method in ("gradcam", "gradcam++"):
-        maps = {layer: result[method].heatmap for layer, result in by_layer.items() if method in result}
+        maps = {layer: (np.full_like(result[method].heatmap, np.nan) if layer in flat else result[method].heatmap)
+                for layer, result in by_layer.items() if method in result}
         if maps:
             st.plotly_chart(figures.sweep_figure(maps, paths, label(method)), key=f"sweep-{method}",
                             config=PLOT_CONFIG)
+
+
+def _is_single_position(result: dict[str, Any]) -> bool:
+    """Whether a layer's maps come from a single spatial position (a 1×1 layer: no location at all)."""
+    for explanation in result.values():
+        layer_map = getattr(explanation, "layer_map", None)
+        if layer_map is not None:
+            return int(np.asarray(layer_map).size) <= 1
+    return False
 
 
 def remember(results: dict[str, Any]) -> None:

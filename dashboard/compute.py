@@ -9,14 +9,25 @@ Nothing here computes anything itself; it decides what is remembered between rer
   hash-excluded `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras
   model, and never hashes a large array either (it hashes arrays of 500,000 elements or more from a
   random sample of their elements, so two regions a few pixels apart could share a cache entry).
-- XRAI: a small store of its own (see `xrai`), because it reports progress to the page while it runs,
-  and Streamlit replays the page elements touched inside an `st.cache_data` function on later hits.
+- the slow maps (XRAI, Score-CAM, the Integrated-Gradients family): background jobs (`slow_job`) in
+  one worker thread, started once per key and never restarted by a rerun; the page polls their
+  progress. Their results live in a small store of their own (`stored`), not `st.cache_data`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import multiprocessing
+import pickle
+import queue
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,13 +64,13 @@ def default_model_key() -> str:
 
 @st.cache_resource(show_spinner="Loading the default model…", max_entries=2)
 def default_model(model_key: str) -> Any:
-    del model_key  # only part of the cache key
+    _MODEL_SOURCES[model_key] = ("default",)
     return models.load_default()
 
 
-@st.cache_resource(show_spinner="Loading the uploaded model…", max_entries=4)
-def uploaded_model(model_key: str, _path: str) -> Any:
-    return models.load_user_model(_path)
+def note_upload_source(model_key: str, path: Any) -> None:
+    """Where the slow-map worker process finds an uploaded model (the session's own stored file)."""
+    _MODEL_SOURCES[model_key] = ("upload", str(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -190,6 +201,204 @@ def slow_map(
     result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
     _keep(key, result)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow maps as background jobs: started once per key, never restarted or cancelled by a rerun. A
+# new stroke, class or layer only starts the jobs whose inputs changed; the others keep running (or
+# are already stored) and the page polls them. The jobs run one at a time in a worker process
+# (`dashboard.worker`), so they do not hold up TensorFlow's operation pool in the page's process; the
+# job asked for most recently goes first (the map on screen before the ones of earlier strokes).
+# Where a process cannot be used (an unknown model source, a broken pool), the job runs in the
+# dispatcher thread instead.
+
+# How each cached model was loaded, so the worker process can load the same one.
+_MODEL_SOURCES: dict[str, tuple] = {}
+
+
+@dataclass
+class Job:
+    """A slow map being computed: `progress` in [0, 1], then `result` (an Explanation) or `error`."""
+
+    key: tuple
+    label: str
+    args: tuple = field(default=(), repr=False)
+    progress: float = 0.0
+    started: bool = False
+    result: Any = None
+    error: str | None = None
+    asked: float = 0.0  # when the page last asked for it (the most recent goes first)
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+
+_JOBS_SIZE = 64
+
+
+class _Dispatcher:
+    """Pending jobs, the worker process and the thread that feeds it (one per server)."""
+
+    def __init__(self) -> None:
+        self.jobs: OrderedDict[tuple, Job] = OrderedDict()
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
+        self.thread.start()
+        self.pool: ProcessPoolExecutor | None = None
+        self.queue: Any = None
+        self.use_process = True
+        self.ids = itertools.count(1)
+
+    def _next(self) -> Job | None:
+        pending = [j for j in self.jobs.values() if not j.started and not j.done]
+        return max(pending, key=lambda j: j.asked) if pending else None
+
+    def _loop(self) -> None:
+        while True:
+            with self.wake:
+                job = self._next()
+                while job is None:
+                    self.wake.wait()
+                    job = self._next()
+                job.started = True
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        model, image, region, class_index, layer, method, target, options, model_key = job.args
+        try:
+            source = _MODEL_SOURCES.get(model_key)
+            result = None
+            if self.use_process and source is not None:
+                result = self._in_process(job, source)
+            if result is None:
+                result = slow_map(job.key, model, image, region, class_index, layer, method, target, options,
+                                  progress=lambda f, *_a, **_k: setattr(job, "progress", float(min(max(f, 0.0), 1.0))))
+            _keep(job.key, result)
+            job.result, job.progress = result, 1.0
+        except explainers.ExplainerError as error:
+            job.error = str(error)
+        except Exception as error:  # a crash in a worker must reach the page as a message, not vanish
+            job.error = f"{label_of(method)} failed: {type(error).__name__}: {error}"
+        finally:
+            job.args = ()  # let the image and model go
+            job.finished.set()
+
+    def _in_process(self, job: Job, source: tuple) -> Any | None:
+        """The job's Explanation from the worker process, or None when the process cannot be used."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        from dashboard import worker
+
+        _model, image, region, class_index, layer, method, target, options, _key = job.args
+        try:
+            if self.pool is None:
+                context = multiprocessing.get_context("spawn")
+                self.queue = context.Queue()
+                self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                                                initargs=(self.queue,))
+            job_id = next(self.ids)
+            future = self.pool.submit(worker.explain_one, job_id, source, np.asarray(image), np.asarray(region),
+                                      int(class_index), layer, method, target, dict(options))
+            while True:
+                try:
+                    return future.result(timeout=0.2)
+                except FutureTimeout:
+                    pass
+                finally:
+                    self._drain(job, job_id)
+        except (BrokenProcessPool, OSError, EOFError, ImportError, RuntimeError, pickle.PicklingError) as error:
+            self.use_process = False  # from now on in this thread (said once in the server log)
+            print(f"segexplain: slow maps run in the page's process ({type(error).__name__}: {error})")
+            self.pool = None
+            return None
+
+    def _drain(self, job: Job, job_id: int) -> None:
+        try:
+            while True:
+                sent_id, fraction = self.queue.get_nowait()
+                if sent_id == job_id:
+                    job.progress = float(min(max(fraction, 0.0), 1.0))
+        except (queue.Empty, OSError, EOFError, ValueError):
+            return
+
+
+@st.cache_resource(show_spinner=False)
+def _dispatcher() -> _Dispatcher:
+    return _Dispatcher()
+
+
+def label_of(method: str) -> str:
+    return explainers.METHOD_LABELS.get(method, method)
+
+
+def slow_job(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    layer: str | None,
+    method: str,
+    target: str,
+    options: dict[str, Any],
+    model_key: str | None = None,
+) -> Job:
+    """The job computing `method`'s map for `key`: the stored one, the running or queued one, or a new one.
+
+    Calling it again with the same key (any later rerun) returns the same job: nothing restarts."""
+    dispatcher = _dispatcher()
+    with dispatcher.lock:
+        job = dispatcher.jobs.get(key)
+        if job is not None and job.error is None:
+            dispatcher.jobs.move_to_end(key)
+            job.asked = time.monotonic()
+            return job
+        job = Job(key=key, label=label_of(method), asked=time.monotonic())
+        hit = stored(key)
+        if hit is not None:
+            job.result, job.progress, job.started = hit, 1.0, True
+            job.finished.set()
+        else:
+            job.args = (model, np.array(image), np.array(region), int(class_index), layer, method, target,
+                        dict(options), model_key)
+        dispatcher.jobs[key] = job
+        while len(dispatcher.jobs) > _JOBS_SIZE:
+            oldest_key, oldest = next(iter(dispatcher.jobs.items()))
+            if not oldest.done:
+                break  # never drop a job that is still to run
+            dispatcher.jobs.pop(oldest_key)
+        if hit is None:
+            dispatcher.wake.notify()
+    return job
+
+
+def warm_worker(model_key: str) -> None:
+    """Start the worker process and load the model in it ahead of the first slow map (seconds saved)."""
+    dispatcher = _dispatcher()
+    source = _MODEL_SOURCES.get(model_key)
+    if source is None or not dispatcher.use_process:
+        return
+    with dispatcher.lock:
+        if getattr(dispatcher, "warmed", None) == source:
+            return
+        dispatcher.warmed = source
+    from dashboard import worker
+
+    try:
+        if dispatcher.pool is None:
+            context = multiprocessing.get_context("spawn")
+            dispatcher.queue = context.Queue()
+            dispatcher.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                                                  initargs=(dispatcher.queue,))
+        dispatcher.pool.submit(worker.warm, source)
+    except (OSError, RuntimeError):
+        dispatcher.use_process = False
 
 
 def faithfulness(

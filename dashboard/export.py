@@ -1,6 +1,6 @@
 """Downloads: the comparison as a PNG (Pillow, no browser needed) and the maps as `.npz` + JSON.
 
-The PNG is drawn with the same colour map and opacity as the page, at most `PER_ROW` maps per row.
+The PNG is drawn with the same colour map as the page, at most `PER_ROW` maps per row.
 The `.npz` holds the arrays (every map on screen, region mask, image, predicted labels and, when
 section 6 scored the maps, their deletion/insertion curves); the JSON sidecar says how they were
 made (including the faithfulness ranking when computed). The class overview of section 7 has a PNG
@@ -26,7 +26,7 @@ from dashboard import figures
 from explainers import records, regions, registry
 
 TILE = 288  # pixel size of one map in the PNG
-PER_ROW = 4  # maps per row in the PNG, as on the page
+PER_ROW = 4  # maps per row in the PNG (a wider picture than the two columns of the page)
 PAD = 12
 TITLE_HEIGHT = 40
 
@@ -168,7 +168,8 @@ def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Map
                           target: str, steps: int) -> dict[str, Any]:
     """The JSON record of section 6: how the maps were scored and the ranking table, best first."""
     return {
-        "score": f"class {target} averaged over the region (adapter score)",
+        "score": (f"the adapter's region score: class {target} times the region mask, averaged over the whole "
+                  "output grid (not over the region's pixels only)"),
         "target": target,
         "steps": int(steps),
         "removed_pixels_replaced_by": "a blurred copy of the image",
@@ -183,13 +184,25 @@ def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Map
     }
 
 
+def file_stem(image_name: str, class_name: str, layer: str, region: np.ndarray) -> str:
+    """Download name: image, class, layer and the region (bounding box, pixel count and a short digest),
+    so two exports of different regions never overwrite each other."""
+    summary = region_summary(region)
+    box = summary["bbox"]
+    where = (f"r{box['top']}-{box['bottom']}c{box['left']}-{box['right']}" if box else "empty")
+    digest = hashlib.sha256(np.packbits(np.asarray(region, dtype=bool)).tobytes()
+                            + repr(np.shape(region)).encode()).hexdigest()[:8]
+    return (f"segexplain_{_slug(image_name)}_{_slug(class_name)}_{layer}_{where}_{summary['pixel_count']}px_"
+            f"{digest}")
+
+
 def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, Any], model_name: str,
           class_names: Sequence[str], labels: np.ndarray, region_how: str,
           faithfulness: Mapping[str, Any] | None = None, faithfulness_record: Mapping[str, Any] | None = None) -> Files:
     """The two downloads for the maps on screen (`request` is a `comparison.Request`); with section 6's
     scores (`faithfulness`, {method: Faithfulness}) and their record (`faithfulness_settings`)."""
     class_name = class_names[request.class_index]
-    stem = f"segexplain_{_slug(image_choice['name'])}_{_slug(class_name)}_{request.layer}"
+    stem = file_stem(image_choice["name"], class_name, request.layer, request.region)
     settings = {
         "model": {"name": model_name, "cache_key": request.model_key, "classes": list(class_names)},
         "image": {"name": image_choice["name"], "source": image_choice["source"],

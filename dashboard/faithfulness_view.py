@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from dashboard import compute, figures, state
 from dashboard.comparison import PLOT_CONFIG, Request, region_key, settings_key, short_label
+from explainers import diagnostics
 
 STEPS = 20  # points per curve beyond the start: fractions 0, 1/20, …, 1
 RANDOM = "random"
@@ -85,8 +87,14 @@ def show(request: Request, results: Mapping[str, Any]) -> Scores | None:
 def _charts(scores: Mapping[str, Any], target: str) -> None:
     y_title = f"adapter score (class {'probability' if target == 'probabilities' else 'logit'})"
     ordered = [m for m in scores if m != RANDOM] + ([RANDOM] if RANDOM in scores else [])
-    deletion = {name(m): (scores[m].deletion.fractions, scores[m].deletion.scores) for m in ordered}
-    insertion = {name(m): (scores[m].insertion.fractions, scores[m].insertion.scores) for m in ordered}
+    names = merged_names(scores, ordered)
+    shown = [m for m in ordered if m in names]
+    deletion = {names[m]: (scores[m].deletion.fractions, scores[m].deletion.scores) for m in shown}
+    insertion = {names[m]: (scores[m].insertion.fractions, scores[m].insertion.scores) for m in shown}
+    merged = [label for label in names.values() if " = " in label]
+    if merged:
+        st.caption(f"{'; '.join(merged)}: identical curves (the maps are the same), drawn as one line so "
+                   "none hides behind another.")
     left, right = st.columns(2)
     left.plotly_chart(figures.curves_figure(deletion, "Deletion (lower is better)", "fraction of pixels removed",
                                             y_title, baseline=name(RANDOM)),
@@ -97,6 +105,18 @@ def _charts(scores: Mapping[str, Any], target: str) -> None:
     st.caption(f"Score: the adapter's region score (class {target} × region mask, averaged over the output "
                f"grid), at {STEPS + 1} fractions; removed or not yet revealed pixels come from a blurred copy "
                "of the image. Dashed: a random map.")
+
+
+def merged_names(scores: Mapping[str, Any], ordered: list[str]) -> dict[str, str]:
+    """Legend name per method drawn; methods with identical curves share one line named "A = B"."""
+    curves = {m: np.concatenate([np.asarray(scores[m].deletion.scores, float),
+                                 np.asarray(scores[m].insertion.scores, float)]) for m in ordered if m != RANDOM}
+    names = {m: name(m) for m in ordered}
+    for members, _difference in diagnostics.identical_groups(curves, tolerance=1e-9):
+        names[members[0]] = " = ".join(name(m) for m in members)
+        for other in members[1:]:
+            names.pop(other)
+    return names
 
 
 def _table(ranking: list[dict]) -> None:

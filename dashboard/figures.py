@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
-from PIL import Image
+from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
 from models import CLASS_COLORS
@@ -48,15 +48,14 @@ def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
 
 
 def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], shares: Sequence[float]) -> str:
-    """A compact legend: colour swatch, class name, share of the image's pixels."""
-    rows = []
+    """A compact legend on one wrapping line: colour swatch, class name, share of the image's pixels."""
+    items = []
     for name, (r, g, b), share in zip(names, colors, shares, strict=True):
-        swatch = (f"<span style='display:inline-block;width:0.9em;height:0.9em;margin-right:0.4em;"
+        swatch = (f"<span style='display:inline-block;width:0.85em;height:0.85em;margin-right:0.3em;"
                   f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>")
-        rows.append(f"<tr><td>{swatch}{name}</td><td style='text-align:right'>{100 * share:.1f} %</td></tr>")
-    return ("<table style='font-size:0.9em;border-collapse:collapse'>"
-            "<tr><th style='text-align:left'>predicted class</th><th>pixels</th></tr>"
-            + "".join(rows) + "</table>")
+        items.append(f"<span style='white-space:nowrap;margin-right:0.9em'>{swatch}{name} {100 * share:.1f} %</span>")
+    return ("<div style='font-size:0.82em;line-height:1.6' title='predicted class: share of the pixels'>"
+            + "".join(items) + "</div>")
 
 
 def mask_overlay(image: np.ndarray, labels: np.ndarray, colors: Sequence[tuple[int, int, int]],
@@ -96,6 +95,34 @@ def heat_over_image(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEA
     colored = lookup_table()[index].astype(np.float32)
     out = image.astype(np.float32) * (1 - opacity) + colored * opacity
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def map_image(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarray], opacity: float = HEAT_OPACITY,
+              scale: int = 3) -> np.ndarray:
+    """One map over the image as an RGB picture `scale`× the image (pixels as blocks), region outlined.
+
+    A picture rather than a Plotly figure: the page shows it at its column's width whatever the
+    screen, and building it costs about a millisecond."""
+    over = heat_over_image(image, heatmap, opacity)
+    h, w = over.shape[:2]
+    picture = Image.fromarray(over).resize((w * scale, h * scale), Image.Resampling.NEAREST)
+    pen = ImageDraw.Draw(picture)
+    for path in paths:
+        points = [((c + 0.5) * scale, (r + 0.5) * scale) for r, c in np.asarray(path)]
+        if len(points) > 1:
+            pen.line(points, fill=(0, 0, 0), width=max(3, scale + 1))
+            pen.line(points, fill=(255, 255, 255), width=max(1, scale // 2))
+    return np.asarray(picture)
+
+
+def colorbar_html(label: str) -> str:
+    """The colour scale as a thin CSS gradient strip with its end labels (no chart to build)."""
+    stops = ", ".join(f"rgb({r},{g},{b}) {100 * k / 8:.1f}%" for k, (r, g, b) in
+                      enumerate(lookup_table()[np.linspace(0, 255, 9).astype(int)].tolist()))
+    return (f"<div style='font-size:0.8em;line-height:1.2'><div style='height:0.7em;border-radius:2px;"
+            f"background:linear-gradient(to right, {stops})'></div>"
+            f"<div style='display:flex;justify-content:space-between'><span>0</span><span>{label}</span>"
+            "<span>1</span></div></div>")
 
 
 # ---------------------------------------------------------------------------------------------

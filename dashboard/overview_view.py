@@ -25,6 +25,7 @@ from dashboard.comparison import (
     picker_label,
     short_label,
 )
+from explainers import ExplainerError
 
 PER_ROW = 6  # the default network has six classes: one row
 MAP_HEIGHT = 240
@@ -69,3 +70,20 @@ def show(request: Request, labels: np.ndarray, names: list[str], image_name: str
     st.download_button("Class overview (PNG)", png, file_name=file_name, mime="image/png", on_click="ignore",
                        key="overview-png")
     return maps
+
+
+@st.fragment
+def section(labels: np.ndarray, names: list[str], image_name: str) -> None:
+    """The overview in a fragment of its own: it reruns when its own widgets change, not on every stroke.
+
+    It uses the layer, target and settings of the maps on screen (`state.REQUEST`) as of its last run;
+    "Refresh" picks up a layer chosen since."""
+    request = state.get(state.REQUEST)
+    if request is None:
+        st.info("Mark a region first: the overview uses the layer and settings of the maps on screen.")
+        return
+    st.button("Refresh for the current layer and settings", key="overview-refresh")
+    try:
+        show(request, labels, names, image_name)
+    except ExplainerError as error:
+        st.error(str(error))

@@ -19,7 +19,7 @@ from dashboard import figures, state
 from explainers import ExplainerError, quality
 from models import scenes
 
-PANEL_WIDTH = 288  # screen pixels of each of the three overlays (2× the default model's 144)
+PANEL_WIDTH = 288  # pixels of each of the three overlays as built; on screen they stretch to their column
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,10 +127,10 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
     legend_col.markdown(figures.error_legend_html(legend), unsafe_allow_html=True)
     truth_col, pred_col, error_col = st.columns(3)
     truth_col.image(figures.enlarge(figures.mask_overlay(image, truth, colors, skip=skip), size),
-                    caption="Ground truth", width=PANEL_WIDTH)
+                    caption="Ground truth", width="stretch")
     pred_col.image(figures.enlarge(figures.mask_overlay(image, labels, colors, skip=skip), size),
-                   caption="Prediction", width=PANEL_WIDTH)
-    error_col.image(figures.enlarge(errors, size), width=PANEL_WIDTH,
+                   caption="Prediction", width="stretch")
+    error_col.image(figures.enlarge(errors, size), width="stretch",
                     caption="Errors: " + ("all classes" if view == "all" else names[int(view)]))
     confusion = quality.confusion_matrix(truth, labels, len(names))
     fp, fn = quality.error_counts(confusion)

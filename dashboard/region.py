@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import canvas, compute, figures, state
 from explainers import ExplainerError, quality, regions
 
-CANVAS_SIZE = 432  # longest side of the canvas in screen pixels (3× the default model's 144)
+CANVAS_SIZE = 320  # longest side of the canvas in screen pixels: fits the loop view's left column at 1280 px
 
 
 @dataclass
@@ -42,20 +42,29 @@ def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
     return scale, int(round(width * scale)), int(round(height * scale))
 
 
+POLYGON_TIP = ("Polygon: click to place corners; click the first corner again to close the polygon (the "
+               "region counts once it is closed). Clicking another corner removes it.")
+TOOL_TIPS = {
+    "freedraw": "Draw over the mask; the canvas toolbar has undo and clear.",
+    "rect": "Drag a rectangle over the mask; the toolbar has undo and clear.",
+    "polygon": POLYGON_TIP,
+    "point": "Click to place points (small discs); the toolbar has undo and clear.",
+}
+
+
 def controls() -> str:
-    """The row of region controls above the canvas; returns the region mode."""
-    mode_col, tool_col, width_col, restrict_col = st.columns([4.2, 1.4, 1.4, 1.8], vertical_alignment="bottom")
-    with mode_col:
-        mode = st.radio("Region", state.REGION_MODES, key=state.REGION_MODE, horizontal=True,
-                        format_func=state.REGION_MODE_LABELS.get)
+    """The region controls above the canvas (mode, then tool and brush in draw mode); returns the mode."""
+    mode_col, tool_col, width_col = st.columns([1.2, 1, 1], vertical_alignment="bottom")
+    mode = mode_col.selectbox("Region", state.REGION_MODES, key=state.REGION_MODE,
+                              format_func=state.REGION_MODE_LABELS.get, label_visibility="collapsed",
+                              help="How to mark the region to explain.")
     if mode == "draw":
         with tool_col:
-            st.selectbox("Tool", state.DRAW_TOOLS, key=state.DRAW_TOOL, format_func=state.DRAW_TOOL_LABELS.get)
+            st.selectbox("Tool", state.DRAW_TOOLS, key=state.DRAW_TOOL, format_func=state.DRAW_TOOL_LABELS.get,
+                         label_visibility="collapsed")
         with width_col:
-            st.slider("Brush", 4, 60, key=state.STROKE_WIDTH, help="Stroke width in screen pixels.")
-    with restrict_col:
-        st.toggle("Only pixels of the class", key=state.RESTRICT,
-                  help="Keep only the marked pixels predicted as the class being explained.")
+            st.slider("Brush", 4, 60, key=state.STROKE_WIDTH, help="Stroke width in screen pixels.",
+                      label_visibility="collapsed")
     return mode
 
 
@@ -63,49 +72,75 @@ def _clear_drawing() -> None:
     state.put(state.CANVAS_NONCE, int(state.get(state.CANVAS_NONCE)) + 1)
 
 
+def canvas_background(overlay: np.ndarray, size: tuple[int, int], region: np.ndarray | None) -> np.ndarray:
+    """The canvas picture: the mask overlay enlarged to `size` (width, height), `region` outlined on it.
+
+    The component mode outlines the component it picked, so the user sees which pixels a click chose."""
+    if region is None or not np.asarray(region).any():
+        return figures.enlarge(overlay, size)
+    scale = size[0] / overlay.shape[1]
+    picture = figures.map_image(overlay, np.zeros(overlay.shape[:2], np.float32), compute.outline(region),
+                                opacity=0.0, scale=max(1, int(round(scale))))
+    return figures.enlarge(picture, size)
+
+
+def _component_now(labels: np.ndarray) -> np.ndarray | None:
+    """The component at the row/column currently in the inputs (what the canvas outlines)."""
+    row, col = st.session_state.get(state.CLICK_ROW), st.session_state.get(state.CLICK_COL)
+    if not isinstance(row, int) or not isinstance(col, int):
+        return None
+    if not (0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]):
+        return None
+    try:
+        return regions.from_component(labels, row, col)
+    except ExplainerError:
+        return None
+
+
 def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
          colors: list[tuple[int, int, int]], canvas_id: str, truth: np.ndarray | None = None) -> Marked:
-    """Canvas (or mask preview) on the left, legend and mode-specific inputs on the right.
+    """Canvas (or mask preview), then the legend and the mode-specific inputs under it.
 
     `truth` is the ground-truth label map on the prediction's grid (None when the image has none);
     the "errors" mode needs it."""
     shape = labels.shape
     scale, canvas_w, canvas_h = canvas_geometry(shape)
     overlay = figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
-    background = figures.enlarge(overlay, (canvas_w, canvas_h))
-    left, right = st.columns([3, 2])
     drawing = None
-    with left:
-        if mode in ("draw", "component"):
-            tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
-            key = f"canvas-{canvas_id}-{mode}-{state.get(state.CANVAS_NONCE)}"
-            st.markdown("<div style='height:1.75rem'></div>", unsafe_allow_html=True)  # room for the toolbar
-            drawing = canvas.draw(background, key, tool, int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
-            if mode == "component":
-                _note_click(drawing, key, scale, shape)
-            tip = ("Draw over the mask; the canvas toolbar has undo and clear." if mode == "draw"
-                   else "Click a pixel (point tool) or type its row and column.")
-            st.caption(f"Predicted mask over the image, shown {scale:g}× ({shape[1]}×{shape[0]} px). {tip}")
-    with right:
-        st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
-                    unsafe_allow_html=True)
-        st.write("")
-        marked = _region_for_mode(mode, drawing, labels, names, shape, truth)
+    if mode in ("draw", "component"):
+        tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
+        key = f"canvas-{canvas_id}-{mode}-{state.get(state.CANVAS_NONCE)}"
+        picked = _component_now(labels) if mode == "component" else None
+        background = canvas_background(overlay, (canvas_w, canvas_h), picked)
+        drawing = canvas.draw(background, key, tool, int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
+        if drawing.message:
+            st.warning(drawing.message)
+        if mode == "component":
+            _note_click(drawing, key, scale, shape)
+        tip = TOOL_TIPS.get(tool, "") if mode == "draw" else (
+            "Click a pixel (point tool) or type its row and column; the picked component is outlined.")
+        st.caption(f"Predicted mask, {scale:.3g}× ({shape[1]}×{shape[0]} px). {tip}")
+    preview = st.container()
+    st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
+                unsafe_allow_html=True)
+    marked = _region_for_mode(mode, drawing, labels, names, shape, truth)
     marked = _apply_injection(marked, drawing)
     if mode not in ("draw", "component"):
-        with left:
+        with preview:
             paths = [] if marked.region is None else compute.outline(marked.region)
             st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
                             config={"displayModeBar": False}, width="content")
-            st.caption(f"Predicted mask over the image, shown {scale:g}×; the region is outlined.")
+            st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
+    restrict_col, clear_col = st.columns([3, 2], vertical_alignment="center")
+    restrict_col.toggle("Only pixels of the class", key=state.RESTRICT,
+                        help="Keep only the marked pixels predicted as the class being explained.")
     if mode == "draw":
-        with right:
-            st.button("Clear the drawing", on_click=_clear_drawing)
+        clear_col.button("Clear the drawing", on_click=_clear_drawing)
     return marked
 
 
 def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[int, int]) -> None:
-    """A new point on the component canvas sets the row/column inputs (drawn after the canvas)."""
+    """A new point on the component canvas sets the row/column inputs and redraws the outline."""
     if not drawing.points:
         return
     x, y = drawing.points[-1]
@@ -114,6 +149,7 @@ def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[in
     state.put(state.LAST_CLICK, (key, x, y))
     st.session_state[state.CLICK_ROW] = int(min(max(y / scale, 0), shape[0] - 1))
     st.session_state[state.CLICK_COL] = int(min(max(x / scale, 0), shape[1] - 1))
+    st.rerun(scope="fragment")  # the canvas above was drawn before the click was known: outline the new component
 
 
 def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarray, names: list[str],
@@ -127,6 +163,12 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             # the drawing covers the whole image: derive the scale from its size, which also holds
             # when the browser hands back a high-DPI bitmap larger than the canvas' CSS size
             rgba = drawing.rgba
+            if state.get(state.DRAW_TOOL) == "polygon":
+                # closed polygons only: an open one (or the lone corner a double-click leaves) is not a region yet
+                _scale, canvas_w, canvas_h = canvas_geometry(shape)  # polygon corners are in canvas (CSS) pixels
+                rgba = canvas.polygons_rgba(drawing.polygons, (canvas_h, canvas_w))
+                if not rgba[..., 3].any():
+                    return Marked(None, "drawing", hint=POLYGON_TIP)
             fit = (rgba.shape[1] / shape[1], rgba.shape[0] / shape[0])
             return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
         if mode == "class":

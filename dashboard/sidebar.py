@@ -126,6 +126,9 @@ def active_model() -> tuple[Any, str, str] | None:
                 except (ModelLoadError, ExplainerError, OSError, MemoryError) as error:
                     problem = _one_line(error)
         if model is not None:
+            stored = uploads.session_file(MODEL_DIR, choice["digest"])
+            if stored is not None:
+                compute.note_upload_source(choice["key"], stored)
             return model, choice["key"], choice["name"]
         state.put(state.MODEL_CHOICE, {"kind": "default"})
         state.put(state.MODEL_MESSAGE, f"The uploaded model “{choice['name']}” is no longer available ({problem}), "

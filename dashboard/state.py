@@ -11,6 +11,9 @@ Test hooks (read by the page, never written by it except to drop them):
   "empty region" message.
 - `XRAI_STEPS` / `XRAI_ALGORITHM`: the widgets of the advanced expander; set them before the first
   run (e.g. 5 steps, "fast") to keep XRAI cheap in `AppTest`. The page itself defaults to 100 / "full".
+- `WAIT_FOR_SLOW` (``"wait_for_slow"``): True makes each run wait for its slow maps (XRAI, Score-CAM,
+  the IG family). The page computes them in the background and polls them with a fragment, which
+  `AppTest` does not run on its own; without the hook a run shows the CAMs and the slow maps' progress.
 
 Read back after a run:
 
@@ -201,3 +204,23 @@ DEFAULTS.update({
 })
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, ERROR_VIEW, ERROR_KIND, ERROR_CLASS, ERROR_TRUE, ERROR_PRED,
                      BROWSER_ON, BROWSER_SEED, BROWSER_COUNT, BROWSER_PICK)
+
+
+# ---- The loop view: display of the maps, the request on screen, export on demand -------------
+# Read back after a run: `REQUEST` is the `comparison.Request` of the maps on screen (None when
+# none); `EXPORT_FOR` is the request key the prepared downloads belong to (None until asked).
+
+OPACITY = "map_opacity"  # heat opacity over the image, 0 … 1
+MAP_SCALE = "map_scale"  # "own" (each map ÷ its own maximum) | "common" (one scale for maps sharing units)
+REQUEST = "request"
+EXPORT_FOR = "export_for"
+WAIT_FOR_SLOW = "wait_for_slow"  # test hook: True makes a run wait for its slow maps (AppTest has no polling)
+
+DEFAULTS.update({
+    OPACITY: 0.55,
+    MAP_SCALE: "own",
+    REQUEST: None,
+    EXPORT_FOR: None,
+    WAIT_FOR_SLOW: False,
+})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, OPACITY, MAP_SCALE)

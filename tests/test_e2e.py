@@ -25,27 +25,25 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 SLOW_MS = 240_000  # one wait: first run (TensorFlow import, model load) or a full comparison with XRAI
+METHODS = ("gradcam", "gradcam++", "xrai", "vinogradova")
 TITLES = ("Grad-CAM ·", "Grad-CAM++ ·", "XRAI ·", "Seg-Grad-CAM ·")
 SECOND_LAYER = "aggregation"
+VIEWPORT = {"width": 1280, "height": 800}
 
-# Title and a fingerprint of the heatmap data of every Plotly chart that holds a heatmap over an image.
+# Each map is a picture in the container `.st-key-map-<method>` ("+" → "p"); its media URL names its content,
+# so a new map has a new `src`. The caption under it starts with the method's short label.
 MAPS_JS = """
-() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
-  const data = el.data || [];
-  const heat = data.find(t => t.type === 'heatmap');
-  const hasImage = data.some(t => t.type === 'image');
-  if (!heat || !hasImage) return null;
-  const title = (el.layout && el.layout.title && (el.layout.title.text || el.layout.title)) || '';
-  const z = heat.z;
-  let size = 0, fingerprint = '';
-  const text = z && z.bdata ? z.bdata : (Array.isArray(z) ? JSON.stringify(z) : '');
-  size = z && z.bdata ? z.bdata.length : (Array.isArray(z) ? z.length : 0);
-  let hash = 5381;  // djb2 over the whole data: tells two maps apart even if their corners agree
-  for (let i = 0; i < text.length; i++) { hash = ((hash * 33) ^ text.charCodeAt(i)) >>> 0; }
-  fingerprint = hash.toString(16) + ':' + text.length;
-  return {title: String(title).replace(/<[^>]*>/g, '').trim(), size: size, fingerprint: fingerprint};
+(keys) => keys.map(k => {
+  const img = document.querySelector('.st-key-map-' + k + ' img');
+  const cap = document.querySelector('.st-key-map-' + k + ' [data-testid=stImageCaption]');
+  if (!img || !img.complete || img.naturalWidth === 0) return null;
+  return {key: k, title: cap ? cap.innerText.trim() : '', size: img.naturalWidth, fingerprint: img.src};
 }).filter(x => x !== null)
 """
+
+
+def _key(method: str) -> str:
+    return method.replace("+", "p")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +64,7 @@ def page(server: StreamlitServer):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            context = browser.new_context(viewport=VIEWPORT)
             tab = context.new_page()
             tab.set_default_timeout(SLOW_MS)
             tab.goto(server.url, wait_until="domcontentloaded")
@@ -76,7 +74,7 @@ def page(server: StreamlitServer):
 
 
 def _maps(page) -> list[dict]:
-    return page.evaluate(MAPS_JS)
+    return page.evaluate(MAPS_JS, [_key(m) for m in METHODS])
 
 
 def _wait_for_maps(page, *, previous: dict[str, str] | None = None, timeout_s: float = SLOW_MS / 1000) -> list[dict]:
@@ -128,18 +126,39 @@ def _choose_layer(page, layer: str) -> None:
     page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first.click()
 
 
-def _full_page_screenshot(page, path: Path) -> None:
-    """Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+def _in_viewport(page) -> dict[str, bool]:
+    """Whether the canvas and each map lie wholly inside the window, with no scrolling."""
+    size = page.viewport_size
+    targets = {"canvas": page.locator("canvas.upper-canvas").first}
+    targets.update({m: page.locator(f".st-key-map-{_key(m)} img").first for m in METHODS})
+    inside = {}
+    for name, locator in targets.items():
+        box = locator.bounding_box() if locator.count() else None
+        inside[name] = bool(box and box["width"] > 100 and box["x"] >= 0 and box["y"] >= 0
+                            and box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"])
+    return inside
+
+
+def _screenshot(page, path: Path) -> None:
+    """The loop view at 1600×1000, as the README shows it."""
     page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring
-    page.mouse.move(1495, 5)  # and no hover effects in the picture
-    height = page.evaluate(
-        "() => { const m = document.querySelector('[data-testid=stMain]') || document.querySelector('section.main');"
-        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
-    )
-    page.set_viewport_size({"width": 1500, "height": int(min(max(height, 1000), 6000)) + 40})
-    page.wait_for_timeout(2500)  # let Plotly re-layout at the new size
+    page.mouse.move(1595, 5)  # and no hover effects in the picture
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.evaluate("() => { for (const el of [document.querySelector('[data-testid=stMain]'), document.scrollingElement])"
+                  " if (el) el.scrollTo(0, 0); }")  # the loop view, from the top
+    page.wait_for_timeout(2500)  # let the page re-layout at the new size
+    widths = [page.locator(f".st-key-map-{_key(m)} img").first.bounding_box()["width"] for m in METHODS]
+    assert min(widths) >= 300, widths  # readable maps at 1600 px
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path))
+
+
+def _tags(page):
+    return page.locator(".st-key-methods-picker [data-tag]")
+
+
+def _tag(page, text: str):
+    return _tags(page).filter(has_text=text)
 
 
 def test_draw_region_compare_four_maps_switch_layer(page) -> None:
@@ -151,20 +170,57 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     _draw_stroke(page)
     first = _wait_for_maps(page)
     assert [m["title"].split(" ·")[0] for m in first] == [t.split(" ·")[0] for t in TITLES]
-    assert all(m["size"] > 0 for m in first)
     _wait_until_idle(page)
+    inside = _in_viewport(page)
+    assert all(inside.values()), f"not inside the 1280×800 window with the canvas: {inside}"
     assert page.get_by_text("at layer final_conv").count() >= 1
 
     _choose_layer(page, SECOND_LAYER)
     second = _wait_for_maps(page, previous={t: m["fingerprint"] for t, m in zip(TITLES, first, strict=True)})
     assert len(second) == 4
+    assert second[2]["fingerprint"] == first[2]["fingerprint"]  # XRAI is layer-free: the same picture, kept
     page.get_by_text(f"at layer {SECOND_LAYER}").first.wait_for(timeout=SLOW_MS)
     _wait_until_idle(page)
     assert page.locator("[data-testid=stException]").count() == 0
 
-    _full_page_screenshot(page, SCREENSHOT)
+    # a long method tag: added through the picker (five tags now), all in sight, removed again with its ×
+    picker = page.locator(".st-key-methods-picker [data-testid=stMultiSelect] input").first
+    picker.click()
+    picker.fill("Integrated Gradients")
+    page.get_by_role("option", name=re.compile(r"^Integrated Gradients")).first.click()
+    page.keyboard.press("Escape")
+    _tag(page, "Integrated Gradients").first.wait_for(timeout=SLOW_MS)
+    _wait_until_idle(page)
+    container = page.locator(".st-key-methods-picker [data-testid=stMultiSelectTagsContainer]").first
+    frame = container.bounding_box()
+    for k in range(_tags(page).count()):  # no tag scrolled sideways out of the box
+        box = _tags(page).nth(k).bounding_box()
+        assert box["x"] >= frame["x"] - 1 and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (k, box, frame)
+    assert container.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    close = _tag(page, "Integrated Gradients").first.locator("button").first
+    assert close.is_visible()
+    close.click()
+    page.wait_for_function("() => !Array.from(document.querySelectorAll('.st-key-methods-picker [data-tag]'))"
+                           ".some(t => t.innerText.includes('Integrated Gradients'))", timeout=SLOW_MS)
+    _wait_until_idle(page)
+
+    # the ground-truth images stay inside their panel at 1280 px
+    page.get_by_role("tab", name="Ground truth and errors").click()
+    panel = page.locator("[data-testid=stImage]").filter(has=page.locator("img")).filter(has_text="Ground truth")
+    panel.first.scroll_into_view_if_needed()
+    boxes = []
+    for caption in ("Ground truth", "Prediction", "Errors"):
+        image = page.locator("[data-testid=stImage]").filter(has_text=caption).first
+        boxes.append(image.bounding_box())
+    assert all(b is not None for b in boxes)
+    for left, right in zip(boxes, boxes[1:], strict=False):
+        assert left["x"] + left["width"] <= right["x"] + 1, boxes  # no overlap
+    main = page.locator("[data-testid=stMainBlockContainer]").first.bounding_box()
+    assert boxes[-1]["x"] + boxes[-1]["width"] <= main["x"] + main["width"] + 1, (boxes, main)
+
+    _screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 50_000
-    print(f"e2e: draw → 4 maps → layer switch → screenshot in {time.monotonic() - started:.1f} s")
+    print(f"e2e: draw → 4 maps → layer switch → tags → screenshot in {time.monotonic() - started:.1f} s")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,7 +244,10 @@ def _draw_stroke_at(page, x_frac: float, y_frac: float) -> None:
 
 def _download_export(page, folder: Path, name: str) -> Path:
     """Click the page's "Maps + settings (.zip)" download and save the file."""
+    page.get_by_role("tab", name="Export").first.click()
+    page.get_by_role("button", name=re.compile("Prepare the downloads")).first.click()
     button = page.locator("[data-testid=stDownloadButton]").filter(has_text=".zip").first
+    button.wait_for(timeout=SLOW_MS)
     button.scroll_into_view_if_needed()
     with page.expect_download(timeout=SLOW_MS) as download:
         button.locator("button").first.click()
@@ -232,7 +291,7 @@ def test_two_sessions_computing_at_once_get_the_maps_of_a_single_caller(server, 
         try:
             tabs = []
             for _ in strokes:
-                context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+                context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
                 tab = context.new_page()
                 tab.set_default_timeout(SLOW_MS)
                 tab.goto(server.url, wait_until="domcontentloaded")

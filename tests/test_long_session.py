@@ -104,6 +104,7 @@ def test_two_hundred_interactions_without_errors_and_with_bounded_memory() -> No
     regions = _regions()
     rng = np.random.default_rng(2024)
     at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
     at.session_state[state.XRAI_STEPS] = 2
     at.session_state[state.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = list(METHODS)

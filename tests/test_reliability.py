@@ -155,6 +155,7 @@ def test_the_limits_are_documented_where_users_look() -> None:
 
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
     defaults = {state.XRAI_STEPS: 2, state.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
                 state.METHODS: ["gradcam", "vinogradova"]}
     for key, value in {**defaults, **session}.items():

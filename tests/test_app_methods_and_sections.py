@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ CHEAP = {state.XRAI_STEPS: 4, state.XRAI_ALGORITHM: "fast", state.INPUT_STEPS: 4
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.WAIT_FOR_SLOW] = True  # no polling in AppTest: each run waits for its slow maps
     for key, value in {**CHEAP, **session}.items():
         at.session_state[key] = value
     if region is not None:
@@ -50,7 +52,9 @@ def _title(spec: dict) -> str:
 
 
 def _map_titles(at: AppTest) -> list[str]:
-    return [_title(s) for s in _charts(at) if {"heatmap", "image"} <= {t.get("type") for t in s["data"]}]
+    """Captions of the map pictures of the loop view ("Grad-CAM · 0.02 s"), in the order shown."""
+    return [img.caption for element in at.get("image") for img in element.proto.imgs
+            if re.match(r"^[^·]+ · [0-9.]+ s", img.caption)]
 
 
 def _clean(at: AppTest) -> None:
@@ -135,8 +139,8 @@ def test_extra_methods_produce_maps_after_the_fast_ones() -> None:
     assert results["hirescam"].layer == "final_conv"
     assert results["integrated-gradients"].layer is None and "4 steps" in results["integrated-gradients"].note
     assert [t.split(" ·")[0] for t in _map_titles(at)] == ["Grad-CAM", "HiResCAM", "Integrated Gradients"]
-    captions = [c.value for c in at.caption]
-    assert any(c.startswith("Integrated Gradients · layer-free") for c in captions)
+    assert any(t.startswith("Integrated Gradients ·") and "layer-free" in t for t in _map_titles(at))
+    assert not any("layer-free" in t for t in _map_titles(at) if t.startswith(("Grad-CAM", "HiResCAM")))
     first_ig = results["integrated-gradients"]
 
     at.selectbox(key=state.LAYER).set_value("aggregation").run()  # layer-free: kept; HiResCAM: recomputed
@@ -160,12 +164,11 @@ def test_many_methods_wrap_into_rows_and_the_default_stays_four() -> None:
                                                       "scorecam")
     assert len(_map_titles(at)) == 6
     assert "8 channel(s)" in at.session_state[state.RESULTS]["scorecam"].note
-    # rows of four equal columns: six maps fill one row and part of the next
-    map_columns = [col for col in at.columns if any(_title(json.loads(c.proto.spec)).startswith(("Grad-CAM ·",
-                   "Grad-CAM++ ·", "Seg-Grad-CAM ·", "HiResCAM ·", "LayerCAM ·", "Score-CAM ·"))
-                   for c in col.get("plotly_chart"))]
+    # rows of two equal columns: six maps fill three rows (each map wide enough to read)
+    map_columns = [col for col in at.columns if sum(bool(re.match(r"^[^·]+ · [0-9.]+ s", img.caption))
+                   for element in col.get("image") for img in element.proto.imgs) == 1]  # one map each
     assert len(map_columns) == 6
-    assert {round(col.proto.weight, 3) for col in map_columns} == {0.25}
+    assert {round(col.proto.weight, 3) for col in map_columns} == {0.5}
 
     fresh = _app(_box())
     fresh.run()
@@ -191,9 +194,9 @@ def test_faithfulness_section_draws_curves_and_a_ranking_with_a_random_row() -> 
     assert set(curves) == {"Deletion", "Insertion"}
     for spec in curves.values():
         names = [trace["name"] for trace in spec["data"]]
-        assert names == ["Grad-CAM", "Seg-Grad-CAM", "Integrated Gradients", "random baseline"]
+        assert names == ["Grad-CAM = Seg-Grad-CAM", "Integrated Gradients", "random baseline"]  # identical: one line
         dashes = {trace["name"]: trace["line"].get("dash") for trace in spec["data"]}
-        assert dashes["random baseline"] == "dash" and dashes["Grad-CAM"] is None
+        assert dashes["random baseline"] == "dash" and dashes["Grad-CAM = Seg-Grad-CAM"] is None
     table = next(d.value for d in at.dataframe if "insertion − deletion" in d.value.columns)
     assert list(table.columns) == ["method", "insertion − deletion", "deletion AUC", "insertion AUC",
                                    "Average Drop %", "Increase in Confidence"]
@@ -225,7 +228,7 @@ def test_class_overview_shows_one_map_per_predicted_class_and_a_png() -> None:
     predicted = sorted(int(c) for c in np.unique(explainers.predict(models.load_default(), image).labels))
     assert sorted(overview) == predicted
     names = list(models.CLASS_NAMES)
-    titles = _map_titles(at)
+    titles = [_title(spec) for spec in _charts(at)]  # the overview's maps are Plotly figures titled by class
     assert [t for t in titles if t in names] == [names[c] for c in predicted]
     for c, explanation in overview.items():
         assert explanation.layer == "final_conv" and explanation.heatmap.shape == (SIZE, SIZE), c
@@ -263,6 +266,8 @@ def test_export_zip_holds_the_extra_maps_and_the_faithfulness_numbers() -> None:
     _clean(at)
     results = at.session_state[state.RESULTS]
     scores = at.session_state[state.FAITHFULNESS]
+    assert not any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))  # on request only
+    at.button(key="export-prepare").click().run()
     assert any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))
 
     image = at.session_state[state.IMAGE_CHOICE]["pixels"]

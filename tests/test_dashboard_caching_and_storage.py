@@ -132,20 +132,6 @@ def test_an_unusable_upload_folder_gives_a_one_line_message(tmp_path, monkeypatc
     assert "could not be stored" in message
 
 
-def test_accepted_models_stay_but_only_the_newest_few(tmp_path, monkeypatch) -> None:
-    folder = tmp_path / "models"
-    monkeypatch.setattr(sidebar, "MODEL_DIR", folder)
-    monkeypatch.setattr(compute, "uploaded_model", lambda key, path: object())  # every model is accepted
-    paths = []
-    for k in range(sidebar.KEPT_MODELS + 3):
-        choice, message = sidebar.model_from_upload(f"model{k}.keras", f"model {k}".encode())
-        assert message is None and choice is not None
-        paths.append(Path(choice["path"]))
-        assert paths[-1].is_file()  # the accepted file stays for the cached model
-    assert len([f for f in folder.iterdir() if f.is_dir()]) == sidebar.KEPT_MODELS
-    assert paths[-1].is_file()
-
-
 # ---------------------------------------------------------------------------------------------
 # 3 · the export's method parameters come from the library
 

@@ -1,0 +1,198 @@
+"""Latency of the draw-and-compare loop in a real browser: action on screen → all CAM maps updated.
+
+Starts `streamlit run dashboard/app.py` on a free loopback port, drives Debian's Chromium through
+Playwright at 1280×800, draws strokes at different places on the canvas and switches the layer, and
+reports the median and worst time from the action (mouse-up, option click) to every CAM map on
+screen showing its new picture, beside the engine's own time (the seconds each map's caption
+reports). It also times XRAI for a new region on an image already seen (its segments are cached),
+and checks that the canvas and every map are inside the viewport together.
+
+Run: `python -m benchmarks.ui_latency [--strokes N] [--write]` (`--write` puts the table into
+benchmarks/RESULTS.md between this benchmark's markers). Figures depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+CAMS = ("gradcam", "gradcam++", "vinogradova")
+LAYERS = ("aggregation", "final_conv")
+STROKES = ((0.30, 0.38), (0.40, 0.45), (0.25, 0.55), (0.50, 0.35), (0.35, 0.60), (0.45, 0.50),
+           (0.28, 0.42), (0.52, 0.58), (0.33, 0.33), (0.42, 0.62))
+
+# src of each map's picture (the media URL names its content) and its caption, by method key
+MAPS_JS = """
+(keys) => Object.fromEntries(keys.map(k => {
+  const img = document.querySelector('.st-key-map-' + k + ' img');
+  const cap = document.querySelector('.st-key-map-' + k + ' [data-testid=stImageCaption]');
+  return [k, img && img.complete && img.naturalWidth > 0 ? {src: img.src, caption: cap ? cap.innerText : ''} : null];
+}))
+"""
+CHANGED_JS = """
+([keys, before]) => {
+  for (const k of keys) {
+    const img = document.querySelector('.st-key-map-' + k + ' img');
+    if (!img || !img.complete || img.naturalWidth === 0) return false;
+    if (before[k] && img.src === before[k]) return false;
+  }
+  return true;
+}
+"""
+
+
+def key(method: str) -> str:
+    return method.replace("+", "p")
+
+
+def shown(page, methods=CAMS) -> dict:
+    return page.evaluate(MAPS_JS, [key(m) for m in methods])
+
+
+def wait_changed(page, before: dict, methods=CAMS, timeout_ms: int = 120_000) -> float:
+    """Seconds until every map in `methods` shows a picture different from `before` (polled every frame)."""
+    start = time.perf_counter()
+    page.wait_for_function(CHANGED_JS, arg=[[key(m) for m in methods], {k: (v or {}).get("src") for k, v in before.items()}],
+                           polling="raf", timeout=timeout_ms)
+    return time.perf_counter() - start
+
+
+def engine_seconds(page) -> float:
+    """The CAM pass's own time, as the captions report it ("Grad-CAM · 0.02 s")."""
+    captions = [v["caption"] for v in shown(page).values() if v]
+    found = [float(m.group(1)) for c in captions if (m := re.search(r"·\s*([0-9.]+)\s*s", c))]
+    return max(found) if found else float("nan")
+
+
+def stroke(page, x_frac: float, y_frac: float) -> None:
+    """A short stroke; returns right after mouse-up (the action whose latency is measured)."""
+    box = page.locator("canvas.upper-canvas").first.bounding_box()
+    x0, y0 = box["x"] + x_frac * box["width"], box["y"] + y_frac * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x0 + step * 0.01 * box["width"], y0 + step * 0.004 * box["height"])
+    page.mouse.up()
+
+
+def choose_layer(page, layer: str) -> None:
+    select = page.locator("[data-testid=stSelectbox]").filter(has_text="Layer").first
+    select.click()
+    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first
+    option.wait_for()
+    option.click()
+
+
+def in_viewport(page, methods) -> dict[str, bool]:
+    """Whether the canvas and each map's picture lie wholly inside the window (no scrolling).
+
+    Playwright's locators reach into the canvas component's shadow DOM, `document.querySelector` does not."""
+    size = page.viewport_size
+    targets = {"canvas": page.locator("canvas.upper-canvas").first}
+    targets.update({m: page.locator(f".st-key-map-{key(m)} img").first for m in methods})
+    out = {}
+    for name, locator in targets.items():
+        box = locator.bounding_box() if locator.count() else None
+        out[name] = bool(box and box["width"] > 0 and box["x"] >= 0 and box["y"] >= 0
+                         and box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"])
+    return out
+
+
+def summary(samples: list[float]) -> str:
+    return f"median {statistics.median(samples):.3f} s, worst {max(samples):.3f} s (n={len(samples)})"
+
+
+def run(strokes: int = 8) -> dict[str, list[float]]:
+    from e2e_server import StreamlitServer
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {"stroke": [], "stroke_engine": [], "layer": [], "layer_engine": [], "xrai": []}
+    with StreamlitServer(root=ROOT, startup_timeout=240) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        page.set_default_timeout(240_000)
+        page.goto(server.url, wait_until="domcontentloaded")
+        page.get_by_text("Draw on the image to mark the region to explain").wait_for()
+        # warm-up: first stroke (compiles the gradient functions, computes XRAI's segments for this image)
+        stroke(page, 0.36, 0.42)
+        wait_changed(page, {}, timeout_ms=240_000)
+        wait_changed(page, {}, methods=("xrai",), timeout_ms=600_000)
+        print("viewport 1280×800, canvas and maps inside:", in_viewport(page, (*CAMS, "xrai")), flush=True)
+        for x, y in STROKES[:strokes]:
+            before = shown(page, (*CAMS, "xrai"))
+            stroke(page, x, y)
+            out["stroke"].append(wait_changed(page, before))
+            out["stroke_engine"].append(engine_seconds(page))
+            start = time.perf_counter()
+            wait_changed(page, before, methods=("xrai",), timeout_ms=600_000)
+            out["xrai"].append(out["stroke"][-1] + time.perf_counter() - start)
+            print(f"stroke at ({x:.2f}, {y:.2f}): CAMs {out['stroke'][-1]:.3f} s (engine "
+                  f"{out['stroke_engine'][-1]:.3f} s), XRAI {out['xrai'][-1]:.2f} s", flush=True)
+        for k in range(max(2, strokes // 2)):
+            before = shown(page)
+            choose_layer(page, LAYERS[k % 2])
+            out["layer"].append(wait_changed(page, before))
+            out["layer_engine"].append(engine_seconds(page))
+            print(f"layer → {LAYERS[k % 2]}: CAMs {out['layer'][-1]:.3f} s (engine {out['layer_engine'][-1]:.3f} s)",
+                  flush=True)
+        browser.close()
+    return out
+
+
+START, END = "<!-- ui_latency:start -->", "<!-- ui_latency:end -->"
+
+
+def table(out: dict[str, list[float]]) -> str:
+    """The figures as a Markdown table (for RESULTS.md)."""
+    rows = [("stroke → 3 CAM maps on screen", out["stroke"]), ("engine CAM pass after a stroke", out["stroke_engine"]),
+            ("layer change → 3 CAM maps on screen", out["layer"]),
+            ("engine CAM pass after a layer change", out["layer_engine"]),
+            ("stroke → XRAI map on screen (image already seen)", out["xrai"])]
+    lines = ["| measure | median | worst | n |", "|---|---|---|---|"]
+    lines += [f"| {name} | {statistics.median(v):.3f} s | {max(v):.3f} s | {len(v)} |" for name, v in rows if v]
+    return "\n".join(lines)
+
+
+def write(out: dict[str, list[float]], path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
+    """Put the table between this benchmark's markers in RESULTS.md (appended when they are missing)."""
+    import datetime as dt
+    import os
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    block = f"{START}\nLatest run: {stamp}, load average {load} (2 cores).\n\n{table(out)}\n{END}"
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strokes", type=int, default=8)
+    parser.add_argument("--write", action="store_true", help="put the figures into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    out = run(args.strokes)
+    print("stroke → 3 CAM maps on screen:", summary(out["stroke"]))
+    print("  engine (CAM pass, from the captions):", summary(out["stroke_engine"]))
+    print("layer change → 3 CAM maps on screen:", summary(out["layer"]))
+    print("  engine (CAM pass, from the captions):", summary(out["layer_engine"]))
+    print("stroke → XRAI map on screen (image already seen):", summary(out["xrai"]))
+    if args.write:
+        write(out)
+
+
+if __name__ == "__main__":
+    main()

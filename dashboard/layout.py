@@ -1,0 +1,23 @@
+"""Page-wide CSS: what Streamlit's theme options cannot say.
+
+- less empty space above the loop view, so the canvas and the maps fit a 1280×800 screen together;
+- method tags in the multiselect wrap onto further lines instead of scrolling sideways out of sight,
+  and show their whole label, so the × at the end of a long tag stays visible and clickable.
+"""
+
+from __future__ import annotations
+
+CSS = """
+<style>
+.block-container, [data-testid="stMainBlockContainer"] { padding-top: 2.6rem; padding-bottom: 2rem; }
+.st-key-methods-picker [data-testid="stMultiSelectTagsContainer"] { overflow: visible !important;
+    flex-wrap: wrap !important; max-width: 100%; mask-image: none !important; -webkit-mask-image: none !important; }
+.st-key-methods-picker [data-testid="stMultiSelectTagsContainer"] > [role="group"] { display: flex;
+    flex-wrap: wrap !important; row-gap: 0.25rem; max-width: 100%; }
+.st-key-methods-picker [data-tag] { max-width: 100%; height: auto; flex-shrink: 1; }
+.st-key-methods-picker [data-tag] > span[title] { max-width: none; white-space: normal; overflow: visible;
+    text-overflow: clip; }
+.st-key-methods-picker [data-tag] > button { flex-shrink: 0; }
+[class*="st-key-map-"] [data-testid="stImageCaption"] { margin-top: 0; }
+</style>
+"""

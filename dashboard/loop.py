@@ -1,0 +1,160 @@
+"""The draw-and-compare loop: the region on the left, the maps of that region on the right.
+
+Everything here runs in one `st.fragment`: a stroke on the canvas, a new class, layer or method set,
+or a display change reruns this part of the page only (the sidebar, the ground truth, the class
+overview, the gallery and the browser stay as they are). The gradient CAMs are computed at once; the
+slow maps run as background jobs (`compute.slow_job`) that a rerun never restarts, and an inner
+fragment polls them while they run. Under the two columns, tabs hold what the loop's maps feed:
+agreement, layer sweep, faithfulness and export (the heavy ones behind a switch or a button).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard import choices, comparison, export, faithfulness_view, figures, region, runtime, state
+from explainers import ExplainerError
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the loop gets from the rest of the page (all of it fixed until the next full rerun)."""
+
+    model: Any
+    model_key: str
+    model_name: str
+    choice: dict[str, Any]
+    settings: dict[str, Any]
+    image: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    truth: np.ndarray | None = field(default=None)
+
+
+@st.fragment
+def show(ctx: Context) -> None:
+    """The loop view (see the module docstring)."""
+    state.put(state.RESULTS, {})
+    state.put(state.REQUEST, None)
+    left, right = st.columns([5, 7], gap="medium")
+    with left:
+        mode = region.controls()
+        marked = region.mark(mode, ctx.image, ctx.labels, ctx.names, ctx.colors,
+                             canvas_id=f"{ctx.model_key}-{ctx.choice['digest']}", truth=ctx.truth)
+        with st.container(key="methods-picker"):
+            class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
+                                                       ctx.names, ctx.model, ctx.model_key)
+        view = display_controls()
+        method_settings = choices.method_settings()
+    with right:
+        request = _request(ctx, marked, class_index, layer, methods, method_settings)
+        if request is None:
+            return
+        state.put(state.REQUEST, request)
+        st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
+                   f"({int(request.region.sum())} px) at layer `{layer}`; the white line is the region's outline.")
+        try:
+            results = comparison.show_grid(request, view)
+        except ExplainerError as error:
+            state.put(state.RESULT_ERROR, str(error))
+            st.error(str(error))
+            return
+        runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
+        st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
+        comparison.remember(results)
+        comparison.meaning(request, results, ctx.labels)
+    _tabs(ctx, request, results, marked.how)
+
+
+def display_controls() -> comparison.View:
+    """Opacity of the maps over the image and the normalisation (per map, or a common scale)."""
+    opacity_col, scale_col = st.columns([1, 1], vertical_alignment="bottom")
+    opacity = opacity_col.slider("Map opacity", 0.0, 1.0, step=0.05, key=state.OPACITY,
+                                 help="How strongly the maps cover the image (0: image only, 1: map only).")
+    scale = scale_col.selectbox("Scale", comparison.SCALES, key=state.MAP_SCALE,
+                                format_func=comparison.SCALE_LABELS.get,
+                                help="Each map ÷ its own maximum, or one absolute scale for the gradient CAMs of the "
+                                     "adapter's score (Grad-CAM, HiResCAM, LayerCAM, XGrad-CAM: activation × "
+                                     "gradient of one score); the other maps keep their own maximum.")
+    return comparison.View(opacity=float(opacity), scale=scale)
+
+
+def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, methods: list[str],
+             method_settings: dict[str, int]) -> comparison.Request | None:
+    """The request of the maps to show, or None after saying why there is nothing to show."""
+    explained, problem = region.finish(marked, ctx.labels, ctx.names, class_index)
+    state.put(state.RESULT_ERROR, problem)
+    if problem is not None:
+        st.error(problem)
+        return None
+    if explained is None:
+        st.info(marked.hint or "Mark a region to explain.")
+        return None
+    if not methods:
+        st.info("Choose at least one method.")
+        return None
+    settings = ctx.settings
+    return comparison.Request(
+        model=ctx.model, model_key=ctx.model_key, image=ctx.image, image_key=ctx.choice["digest"], region=explained,
+        class_index=int(class_index), layer=layer, methods=comparison.ordered(methods), target=settings["target"],
+        xrai_steps=settings["xrai_steps"], xrai_algorithm=settings["xrai_algorithm"], **method_settings)
+
+
+def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str) -> None:
+    agree_tab, sweep_tab, faith_tab, export_tab = st.tabs(
+        ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
+    with agree_tab:
+        comparison.agreement(results)
+        comparison.notes(results)
+    with sweep_tab:
+        if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",
+                     key=state.SWEEP):
+            try:
+                comparison.sweep(request)
+            except ExplainerError as error:
+                st.error(str(error))
+    with faith_tab:
+        try:
+            scores = faithfulness_view.show(request, results)
+        except ExplainerError as error:
+            scores = None
+            st.error(str(error))
+    with export_tab:
+        _export(ctx, request, results, how, scores)
+
+
+def export_key(request: comparison.Request, results: dict[str, Any]) -> tuple:
+    return (request.model_key, request.image_key, comparison.region_key(request), request.class_index,
+            request.layer, request.target, tuple(comparison.settings_key(request, m) for m in results))
+
+
+def _export(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str,
+            scores: faithfulness_view.Scores | None) -> None:
+    """Downloads built on request (a PNG and a zip cost more than a stroke), for the maps on screen."""
+    current = export_key(request, results)
+    if state.get(state.EXPORT_FOR) != current:
+        if st.button("Prepare the downloads for the maps on screen", key="export-prepare"):
+            state.put(state.EXPORT_FOR, current)
+        else:
+            st.caption("The PNG shows the maps as on screen; the zip adds an .npz of every map and a .json of the "
+                       "settings. File names carry the image, class, layer and region.")
+            return
+    files = export.files(request, results, ctx.choice, ctx.model_name, ctx.names, ctx.labels, how,
+                         faithfulness=scores.results if scores else None,
+                         faithfulness_record=export.faithfulness_settings(scores.results, scores.ranking,
+                                                                          scores.target, scores.steps)
+                         if scores else None)
+    png_col, zip_col = st.columns(2)
+    png_col.download_button("Comparison (PNG)", files.png, file_name=f"{files.stem}.png", mime="image/png",
+                            on_click="ignore")
+    zip_col.download_button("Maps + settings (.zip)", files.zip, file_name=f"{files.stem}.zip",
+                            mime="application/zip", on_click="ignore")
+    st.caption("The zip holds the PNG, an .npz and a .json. The .npz has each map (`heatmap_<method>`, H×W in "
+               "[0, 1]), the layer-resolution maps, the region mask, the image and the predicted labels, and, once "
+               "the maps were scored, their deletion/insertion curves; the .json records model, image hash, region, "
+               "class, layer, target, method parameters and the faithfulness ranking.")

@@ -1,0 +1,54 @@
+"""The process that computes the slow maps (XRAI, Score-CAM, the Integrated-Gradients family).
+
+Why a process and not a thread: TensorFlow runs the operations of every thread of a process on one
+shared pool, so a batch of 50 XRAI gradients queued ahead of a stroke's Grad-CAM made the CAM pass
+wait seconds behind it. In a process of its own the slow map competes for the CPU through the
+operating system's scheduler instead, and the fast maps stay fast. Nothing here imports streamlit;
+the page talks to this module through `compute.slow_job`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+_QUEUE: Any = None
+_MODELS: dict[tuple, Any] = {}
+
+
+def init(queue: Any) -> None:
+    """Pool initializer: remember where progress goes; keep TensorFlow quiet."""
+    global _QUEUE
+    _QUEUE = queue
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _model(source: tuple) -> Any:
+    """The model named by `source` (("default",) or ("upload", path)), loaded once per process."""
+    if source not in _MODELS:
+        import models
+
+        _MODELS.clear()  # one model at a time: a new one replaces the old
+        _MODELS[source] = models.load_default() if source[0] == "default" else models.load_user_model(source[1])
+    return _MODELS[source]
+
+
+def warm(source: tuple) -> bool:
+    """Load the model ahead of the first job (TensorFlow's import and the model take seconds)."""
+    return _model(source) is not None
+
+
+def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
+                method: str, target: str, options: dict[str, Any]) -> Any:
+    """One slow method's Explanation; progress goes to the queue as (job_id, fraction)."""
+    import explainers
+
+    def report(fraction: float, *_args: Any, **_kwargs: Any) -> None:
+        if _QUEUE is not None:
+            with contextlib.suppress(Exception):  # a full or closed queue only costs the progress bar
+                _QUEUE.put_nowait((job_id, float(fraction)))
+
+    model = _model(source)
+    return explainers.explain(model, image, region, class_index, layer, methods=(method,), target=target,
+                              progress=report, options={method: options})[method]

@@ -1,0 +1,197 @@
+"""The draw-and-compare loop under AppTest: slow maps kept across changes, notes on what the maps mean,
+export names and wording, the sweep of a 1×1 layer, the polygon hint and the component outline.
+
+Regions come in through the `injected_region` hook; slow maps are awaited with `wait_for_slow` where a
+test needs them finished (AppTest does not run the page's polling fragment on its own)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import compute, state
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+SIZE = 144
+
+
+def _app(region: np.ndarray | None = None, **session) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in {state.XRAI_STEPS: 4, state.XRAI_ALGORITHM: "fast", state.WAIT_FOR_SLOW: True,
+                       **session}.items():
+        at.session_state[key] = value
+    if region is not None:
+        at.session_state[state.INJECTED_REGION] = region
+    return at
+
+
+def _box(top: int = 40, left: int = 45, bottom: int = 72, right: int = 100) -> np.ndarray:
+    region = np.zeros((SIZE, SIZE), dtype=bool)
+    region[top:bottom, left:right] = True  # the cap of the default sample ("fly agaric")
+    return region
+
+
+def _clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.slow
+def test_a_layer_change_neither_restarts_nor_recomputes_xrai(monkeypatch) -> None:
+    """XRAI is layer-free: after a layer change the page shows the same XRAI result, and no new job starts."""
+    at = _app(_box(), **{state.XRAI_STEPS: 6})
+    at.run()
+    _clean(at)
+    first = at.session_state[state.RESULTS]["xrai"]
+    calls = []
+    original = compute.slow_map
+    monkeypatch.setattr(compute, "slow_map", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
+    at.selectbox(key=state.LAYER).set_value("aggregation").run()
+    _clean(at)
+    results = at.session_state[state.RESULTS]
+    assert results["gradcam"].layer == "aggregation"
+    assert results["xrai"] is first  # the very object computed before the layer change
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_a_running_slow_map_survives_a_layer_change() -> None:
+    """Without waiting: the first run only starts XRAI; a layer change finds the same job, which finishes once."""
+    region = _box(44, 50, 70, 96)
+    at = _app(region, **{state.XRAI_STEPS: 30, state.WAIT_FOR_SLOW: False})
+    at.run()
+    _clean(at)
+    assert "xrai" not in at.session_state[state.RESULTS]  # the CAMs are on screen, XRAI still to come
+    assert {"gradcam", "gradcam++", "vinogradova"} <= set(at.session_state[state.RESULTS])
+    request = at.session_state[state.REQUEST]
+    from dashboard import comparison
+
+    job = compute.slow_job(comparison.slow_key(request, "xrai"), None, None, None, 0, None, "xrai", "logits", {})
+    at.selectbox(key=state.LAYER).set_value("aggregation").run()
+    _clean(at)
+    request = at.session_state[state.REQUEST]
+    assert compute.slow_job(comparison.slow_key(request, "xrai"), None, None, None, 0, None, "xrai", "logits",
+                            {}) is job  # same job, not a new one
+    deadline = time.monotonic() + 240
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.result is not None and job.error is None
+    at.run()
+    assert at.session_state[state.RESULTS]["xrai"] is job.result
+
+
+@pytest.mark.slow
+def test_identical_maps_and_a_region_blind_layer_are_said_in_words() -> None:
+    at = _app(_box(), **{state.METHODS: ["gradcam", "vinogradova", "hirescam"]})
+    at.run()
+    _clean(at)
+    infos = " ".join(i.value for i in at.info)
+    assert "Grad-CAM and Seg-Grad-CAM are the same map here" in infos
+    assert "largest pixel difference" in infos and "Humer" in infos
+    warnings = " ".join(w.value for w in at.warning)
+    # at final_conv only a 1×1 classifier and upsampling follow: Grad-CAM ignores the drawn region
+    assert "ignore" in warnings and "Grad-CAM" in warnings and "HiResCAM" in warnings
+    assert "whole class" in warnings
+
+
+@pytest.mark.slow
+def test_export_names_carry_the_region_and_the_json_says_where_the_score_is_averaged() -> None:
+    at = _app(_box(), **{state.METHODS: ["gradcam"], state.FAITHFULNESS_ON: True})
+    at.run()
+    at.button(key="export-prepare").click().run()
+    _clean(at)
+    first = {b.proto.label: b.proto for b in at.get("download_button")}
+    zip_name = first["Maps + settings (.zip)"]
+    at.session_state[state.INJECTED_REGION] = _box(80, 30, 100, 60)
+    at.run()
+    at.button(key="export-prepare").click().run()
+    second = {b.proto.label: b.proto for b in at.get("download_button")}
+    from dashboard import export
+
+    name_a = export.file_stem("fly agaric", "cap", "final_conv", _box())
+    name_b = export.file_stem("fly agaric", "cap", "final_conv", _box(80, 30, 100, 60))
+    assert name_a != name_b and "r40-72c45-100" in name_a
+    assert zip_name is not None and second["Maps + settings (.zip)"] is not None
+    record = export.faithfulness_settings({}, [], "probabilities", 20)
+    assert "averaged over the whole output grid" in record["score"]
+    assert "averaged over the region" not in record["score"]
+
+
+def test_export_zip_json_records_the_whole_grid_average() -> None:
+    from dashboard import export
+
+    text = json.dumps(export.faithfulness_settings({}, [], "logits", 10))
+    assert "whole output grid" in text
+
+
+@pytest.mark.slow
+def test_the_sweep_leaves_a_single_position_layer_blank() -> None:
+    at = _app(_box(), **{state.METHODS: ["gradcam"]})
+    at.run()
+    at.toggle(key=state.SWEEP).set_value(True).run()
+    _clean(at)
+    assert any("psp_level1_conv" in c.value and "1×1" in c.value for c in at.caption)
+    seen = 0
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        for trace in spec["data"]:
+            if trace.get("type") == "heatmap" and "psp_level1_conv" in str(trace.get("name", "")):
+                z = trace["z"]
+                values = (np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]) if isinstance(z, dict)
+                          else np.array(z, dtype=float))
+                assert np.isnan(values.astype(float)).all()  # blank, not a solid maximum
+                seen += 1
+    assert seen == 2  # one cell in each of the two grids (Grad-CAM, Grad-CAM++)
+
+
+def test_the_polygon_tool_says_how_to_close_a_polygon() -> None:
+    at = _app(**{state.DRAW_TOOL: "polygon"})
+    at.run()
+    _clean(at)
+    assert any("click the first corner again to close" in c.value for c in at.caption)
+
+
+def test_method_tags_wrap_and_keep_their_close_button_visible() -> None:
+    """The CSS the page sets for the method picker: wrapping rows, whole tag labels (× not pushed out)."""
+    at = _app()
+    at.run()
+    css = " ".join(m.value for m in at.markdown if "<style>" in m.value)
+    assert ".st-key-methods-picker" in css and "stMultiSelectTagsContainer" in css
+    assert "flex-wrap: wrap" in css and "max-width: none" in css and "[data-tag] > button { flex-shrink: 0; }" in css
+
+
+def test_identical_faithfulness_curves_are_one_line_named_after_both_maps() -> None:
+    from types import SimpleNamespace
+
+    from dashboard import faithfulness_view
+
+    def scores(deletion, insertion):
+        return SimpleNamespace(deletion=SimpleNamespace(scores=np.array(deletion)),
+                               insertion=SimpleNamespace(scores=np.array(insertion)))
+
+    results = {"gradcam": scores([1.0, 0.5, 0.1], [0.1, 0.6, 1.0]),
+               "vinogradova": scores([1.0, 0.5, 0.1], [0.1, 0.6, 1.0]),
+               "hirescam": scores([1.0, 0.4, 0.1], [0.1, 0.7, 1.0]),
+               "random": scores([1.0, 0.8, 0.1], [0.1, 0.2, 1.0])}
+    names = faithfulness_view.merged_names(results, ["gradcam", "vinogradova", "hirescam", "random"])
+    assert names == {"gradcam": "Grad-CAM = Seg-Grad-CAM", "hirescam": "HiResCAM", "random": "random baseline"}
+
+
+def test_common_scale_rescales_the_cams_sharing_units_and_leaves_the_others() -> None:
+    from types import SimpleNamespace
+
+    from dashboard import comparison
+
+    def cam(peak: float) -> SimpleNamespace:
+        return SimpleNamespace(layer_map=np.array([[0.0, peak], [-3.0, peak / 2]]), heatmap=np.ones((2, 2)))
+
+    results = {"gradcam": cam(2.0), "hirescam": cam(8.0), "gradcam++": cam(100.0),
+               "xrai": SimpleNamespace(layer_map=None, heatmap=np.ones((2, 2)))}
+    assert comparison.display_factors(results, "own") == {m: 1.0 for m in results}
+    common = comparison.display_factors(results, "common")
+    assert common == {"gradcam": 0.25, "hirescam": 1.0, "gradcam++": 1.0, "xrai": 1.0}  # ++ and XRAI: own units
