@@ -30,6 +30,7 @@ try:
         compute,
         figures,
         gallery,
+        guard,
         layout,
         loop,
         overview_view,
@@ -82,11 +83,11 @@ loop.show(loop.Context(model=model, model_key=model_key, model_name=model_name, 
 # ---- Sections that depend on the image, not on the region --------------------------------------
 truth_tab, overview_tab, gallery_tab, browser_tab = st.tabs(
     ["Ground truth and errors", "Class overview", "Sample gallery", "Image browser (worst first)"])
-with truth_tab:
+with truth_tab, guard.section("Ground truth and errors"):
     quality_view.panel(image, labels, truth, truth_note, names, colors, choice)
 with overview_tab:
     overview_view.section(labels, names, choice["name"])
-with gallery_tab:
+with gallery_tab, guard.section("Sample gallery"):
     gallery.show()
-with browser_tab:
+with browser_tab, guard.section("Image browser"):
     browser.show(model, model_key)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import choices, comparison, export, faithfulness_view, figures, region, runtime, state
+from dashboard import choices, comparison, export, faithfulness_view, figures, guard, region, runtime, state
 from explainers import ExplainerError
 
 
@@ -38,7 +38,12 @@ class Context:
 
 @st.fragment
 def show(ctx: Context) -> None:
-    """The loop view (see the module docstring)."""
+    """The loop view (see the module docstring); an unexpected error costs this view, not the page."""
+    with guard.section("The maps"):
+        _show(ctx)
+
+
+def _show(ctx: Context) -> None:
     state.put(state.RESULTS, {})
     state.put(state.REQUEST, None)
     left, right = st.columns([5, 7], gap="medium")
@@ -108,23 +113,24 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
 def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str) -> None:
     agree_tab, sweep_tab, faith_tab, export_tab = st.tabs(
         ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
-    with agree_tab:
+    with agree_tab, guard.section("Agreement"):
         comparison.agreement(results)
         comparison.notes(results)
-    with sweep_tab:
+    with sweep_tab, guard.section("Layer sweep"):
         if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",
                      key=state.SWEEP):
             try:
                 comparison.sweep(request)
             except ExplainerError as error:
                 st.error(str(error))
-    with faith_tab:
+    scores = None
+    with faith_tab, guard.section("Which map to believe?"):
         try:
             scores = faithfulness_view.show(request, results)
         except ExplainerError as error:
             scores = None
             st.error(str(error))
-    with export_tab:
+    with export_tab, guard.section("Export"):
         _export(ctx, request, results, how, scores)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import compute, export, figures, state
+from dashboard import compute, export, figures, guard, state
 from dashboard.comparison import (
     PICKER_ORDER,
     PLOT_CONFIG,
@@ -84,6 +84,7 @@ def section(labels: np.ndarray, names: list[str], image_name: str) -> None:
         return
     st.button("Refresh for the current layer and settings", key="overview-refresh")
     try:
-        show(request, labels, names, image_name)
+        with guard.section("Class overview"):
+            show(request, labels, names, image_name)
     except ExplainerError as error:
         st.error(str(error))

@@ -15,7 +15,7 @@ import pytest
 from helpers_models import binary_sigmoid_model, coarse_output_model, conv_bn_relu_unet
 from streamlit.testing.v1 import AppTest
 
-from dashboard import class_names_input, state
+from dashboard import class_names_input, compute, state
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SIZE = 48
@@ -24,17 +24,24 @@ CHEAP = {state.XRAI_STEPS: 3, state.XRAI_ALGORITHM: "fast", state.INPUT_STEPS: 3
 
 
 def _upload(model, tmp_path: Path, name: str) -> dict:
+    """The model saved as a user would save it, and the cache key the page gives its upload."""
     path = tmp_path / name
     model.save(path)
-    return {"kind": "upload", "name": name, "digest": name, "path": str(path), "key": f"upload:{name}"}
+    data = path.read_bytes()
+    return {"name": name, "data": data, "key": f"upload:{compute.digest(data)}"}
 
 
 def _app(choice: dict, **session) -> AppTest:
+    """The page after the user uploaded `choice` through the sidebar's model uploader."""
     at = AppTest.from_file(APP, default_timeout=300)
     region = np.zeros((SIZE, SIZE), bool)
     region[12:36, 16:40] = True
-    for key, value in {**CHEAP, state.MODEL_CHOICE: choice, state.INJECTED_REGION: region, **session}.items():
+    for key, value in {**CHEAP, state.INJECTED_REGION: region, **session}.items():
         at.session_state[key] = value
+    at.run()
+    at.file_uploader(key=state.MODEL_UPLOAD).set_value((choice["name"], choice["data"], "application/octet-stream"))
+    at.run()
+    assert at.session_state[state.MODEL_CHOICE]["key"] == choice["key"]
     return at
 
 
