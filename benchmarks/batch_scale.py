@@ -1,0 +1,86 @@
+"""Batch run at scale: the local engine (one process) vs the Ray engine (two workers) on the same scenes.
+
+Both engines explain the same generated scenes with the shipped network, the same methods and the
+faithfulness metrics, into fresh folders; wall time includes loading the model (and starting Ray),
+as a user would see it. The ratio is measured in the same run; on a shared 2-core machine two Ray
+workers can at best double the rate, and other processes' load lowers it. The summaries of the two
+runs are compared (timings aside): the benchmark also checks that Ray gives the same results.
+
+Run: `python -m benchmarks.batch_scale [--quick] [--count N]` (default 200 scenes; --quick 12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Section
+
+METHODS = ("gradcam", "gradcam++", "hirescam")
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / "summary.csv").open(newline="") as handle:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(handle)]
+
+
+def _timed_run(argv: list[str]) -> float:
+    from explainers import batch
+
+    start = time.perf_counter()
+    code = batch.main(argv)
+    if code != 0:
+        raise RuntimeError(f"batch run failed with exit code {code}")
+    return time.perf_counter() - start
+
+
+def run(quick: bool = False, count: int | None = None, workers: int = 2) -> Section:
+    from models import CLASS_NAMES, export, scenes
+
+    count = count or (12 if quick else 200)
+    section = Section(f"Batch run: local engine vs Ray ({workers} workers), {count} generated scenes")
+    work = Path(tempfile.mkdtemp(prefix="segexplain-scale-"))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short path: Ray's socket names have a length limit
+    os.environ.setdefault("SEGEXPLAIN_RAY_TMP", ray_tmp)
+    try:
+        model = export.export(work / "model.keras")
+        scenes.write_folder(work / "scenes", count, seed=7)
+        common = ["--model", str(model), "--images", str(work / "scenes" / "images"),
+                  "--labels", str(work / "scenes" / "labels"), "--class-names", ",".join(CLASS_NAMES),
+                  "--metrics", "--metric-steps", "10" if quick else "20"]
+        for method in METHODS:
+            common += ["--method", method]
+        local = _timed_run([*common, "--out", str(work / "local")])
+        ray = _timed_run([*common, "--out", str(work / "ray"), "--engine", "ray", "--workers", str(workers),
+                          "--batch-size", "4"])
+        same = _rows(work / "local") == _rows(work / "ray")
+        section.row("images", str(count))
+        section.row("methods", f"{', '.join(METHODS)} + deletion/insertion ({'10' if quick else '20'} steps)")
+        section.row("local engine, 1 process", f"{local:.1f} s, {count / local:.2f} images/s")
+        section.row(f"Ray engine, {workers} workers", f"{ray:.1f} s, {count / ray:.2f} images/s")
+        section.row("Ray / local throughput", f"{local / ray:.2f}×")
+        section.row("per-image cost, one worker (local, incl. start-up)", f"{local / count:.3f} s")
+        section.row("CPU cores on this machine", f"{os.cpu_count()} (shared with other jobs while measured)")
+        section.target("Ray and local summaries identical (timings aside)", same)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run with 12 scenes")
+    parser.add_argument("--count", type=int, default=None, help="number of scenes (default 200)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    args = parser.parse_args()
+    print(run(quick=args.quick, count=args.count, workers=args.workers).markdown())
+
+
+if __name__ == "__main__":
+    main()
