@@ -39,7 +39,7 @@ def _timed_run(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def run(quick: bool = False, count: int | None = None, workers: int = 2) -> Section:
+def run(quick: bool = False, count: int | None = None, workers: int = 2, metric_steps: int = 10) -> Section:
     from models import CLASS_NAMES, export, scenes
 
     count = count or (12 if quick else 200)
@@ -52,7 +52,7 @@ def run(quick: bool = False, count: int | None = None, workers: int = 2) -> Sect
         scenes.write_folder(work / "scenes", count, seed=7)
         common = ["--model", str(model), "--images", str(work / "scenes" / "images"),
                   "--labels", str(work / "scenes" / "labels"), "--class-names", ",".join(CLASS_NAMES),
-                  "--metrics", "--metric-steps", "10" if quick else "20"]
+                  "--metrics", "--metric-steps", str(metric_steps)]
         for method in METHODS:
             common += ["--method", method]
         local = _timed_run([*common, "--out", str(work / "local")])
@@ -60,7 +60,7 @@ def run(quick: bool = False, count: int | None = None, workers: int = 2) -> Sect
                           "--batch-size", "4"])
         same = _rows(work / "local") == _rows(work / "ray")
         section.row("images", str(count))
-        section.row("methods", f"{', '.join(METHODS)} + deletion/insertion ({'10' if quick else '20'} steps)")
+        section.row("methods", f"{', '.join(METHODS)} + deletion/insertion ({metric_steps} steps)")
         section.row("local engine, 1 process", f"{local:.1f} s, {count / local:.2f} images/s")
         section.row(f"Ray engine, {workers} workers", f"{ray:.1f} s, {count / ray:.2f} images/s")
         section.row("Ray / local throughput", f"{local / ray:.2f}×")
@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run with 12 scenes")
     parser.add_argument("--count", type=int, default=None, help="number of scenes (default 200)")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    parser.add_argument("--metric-steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     args = parser.parse_args()
-    print(run(quick=args.quick, count=args.count, workers=args.workers).markdown())
+    print(run(quick=args.quick, count=args.count, workers=args.workers, metric_steps=args.metric_steps).markdown())
 
 
 if __name__ == "__main__":

@@ -315,3 +315,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening results for a viewer (the dashboard): whole tables and one image's arrays
+
+
+def run_folders(folder: str | Path) -> list[Path]:
+    """The batch runs in `folder`: itself when it holds run.json, else its subfolders that do."""
+    folder = Path(folder)
+    if (folder / "run.json").is_file():
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "run.json").is_file())
+
+
+def open_results(folder: str | Path) -> dict[str, Any]:
+    """Tables of a results folder: written ones (analysis.json there) or computed from its runs.
+
+    Raises ValueError with one sentence when the folder holds neither."""
+    folder = Path(folder)
+    if (folder / "analysis.json").is_file():
+        info = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+        return {"class_names": info["class_names"], "methods": info["methods"],
+                "tables": {name: read_table(folder, name) for name in TABLES if (folder / f"{name}.csv").is_file()}}
+    runs = run_folders(folder) if folder.is_dir() else []
+    if not runs:
+        raise ValueError(f"{folder.name or folder} holds no batch results (run.json) and no analysis (analysis.json).")
+    return analyse(runs)
+
+
+def image_arrays(run: str | Path, output: str) -> dict[str, Any]:
+    """The fitted image, explained region, class and (when saved) ground truth of one batch output."""
+    with np.load(Path(run) / f"{output}.npz", allow_pickle=False) as saved:
+        if "image" not in saved.files:
+            raise ValueError(f"{output}.npz has no image (made by an older batch run): rerun the batch.")
+        return {"image": saved["image"], "region": saved["region"].astype(bool),
+                "class_index": int(saved["class_index"]) if "class_index" in saved.files else None,
+                "truth": saved["truth"] if "truth" in saved.files else None}
