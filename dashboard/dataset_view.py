@@ -34,6 +34,7 @@ CELL_ON = "dataset_on_class"
 CHART = "dataset_matrix"
 LAST_POINT = "dataset_last_point"  # the chart click already applied to the pickers
 OPENED = "dataset_opened"  # read back by tests: (run, output) of the image last opened in the main view
+PROBLEM = "dataset_problem"  # why the last "Open" did not open the image, or None
 TOP = 10  # images listed per cell
 
 
@@ -97,7 +98,16 @@ def _apply_click(names: list[str], counts: np.ndarray) -> None:
 
 def open_in_main_view(run: str, output: str, method: str) -> None:
     """Callback: the image, region and class of one batch output become the main view's choice."""
-    arrays = dataset_analysis.image_arrays(run, output)
+    folder = Path(run).resolve()
+    if not folder.is_relative_to(results_root()) or Path(output).name != output:
+        st.session_state[PROBLEM] = "This image lies outside the results root and is not opened."
+        return
+    try:
+        arrays = dataset_analysis.image_arrays(folder, output)
+    except (ValueError, OSError) as error:
+        st.session_state[PROBLEM] = f"{output} cannot be opened: {str(error).splitlines()[0]}"
+        return
+    st.session_state[PROBLEM] = None
     pixels = np.asarray(arrays["image"], np.uint8)
     choice = {"source": "dataset", "name": f"{output} ({Path(run).name})", "digest": compute.digest(pixels),
               "pixels": pixels}
@@ -172,7 +182,9 @@ def show() -> None:
                           args=(row["run"], row["output"], method))
     if not top:
         st.caption("No image in this cell.")
-    if state.get(OPENED):
+    if st.session_state.get(PROBLEM):
+        st.error(st.session_state[PROBLEM])
+    elif state.get(OPENED):
         st.success(f"Opened {state.get(OPENED)[1]}: go to the main page to explain it (its region is set).")
     _side_tables(tables)
 

@@ -109,3 +109,15 @@ def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
     assert {"gradcam", "hirescam"} <= set(results)
     assert at.session_state[state.CLASS] == saved["class_index"]
     assert any(output in c.value for c in at.caption), "the sidebar names the opened image"
+
+
+def test_an_analysis_naming_files_outside_the_root_opens_nothing(rooted, tmp_path) -> None:
+    result = dataset_analysis.analyse([rooted / "results" / "whole"])
+    for row in result["tables"]["image_shares"]:
+        row["run"] = str(tmp_path)  # a tampered analysis pointing elsewhere on the server
+    dataset_analysis.write_tables(result, rooted / "tampered")
+    at = _page(**{dataset_view.FOLDER: "tampered"}).run()
+    assert not at.exception
+    at.button(key="dataset-open-0").click().run()
+    assert state.IMAGE_CHOICE not in at.session_state or at.session_state[state.IMAGE_CHOICE] is None
+    assert any("outside the results root" in e.value for e in at.error)
