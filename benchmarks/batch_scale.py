@@ -6,7 +6,9 @@ as a user would see it. The ratio is measured in the same run; on a shared 2-cor
 workers can at best double the rate, and other processes' load lowers it. The summaries of the two
 runs are compared (timings aside): the benchmark also checks that Ray gives the same results.
 
-Run: `python -m benchmarks.batch_scale [--quick] [--count N]` (default 200 scenes; --quick 12).
+Run: `python -m benchmarks.batch_scale [--quick] [--count N] [--write]` (default 200 scenes; --quick 12);
+`--write` puts the section into benchmarks/RESULTS.md (replacing an earlier one): this benchmark takes
+minutes, so `benchmarks.run_all` does not run it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Section
+from benchmarks.common import RESULTS_PATH, Section
 
 METHODS = ("gradcam", "gradcam++", "hirescam")
 
@@ -56,6 +59,7 @@ def run(quick: bool = False, count: int | None = None, workers: int = 2, metric_
         for method in METHODS:
             common += ["--method", method]
         local = _timed_run([*common, "--out", str(work / "local")])
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         ray = _timed_run([*common, "--out", str(work / "ray"), "--engine", "ray", "--workers", str(workers),
                           "--batch-size", "4"])
         same = _rows(work / "local") == _rows(work / "ray")
@@ -65,6 +69,7 @@ def run(quick: bool = False, count: int | None = None, workers: int = 2, metric_
         section.row(f"Ray engine, {workers} workers", f"{ray:.1f} s, {count / ray:.2f} images/s")
         section.row("Ray / local throughput", f"{local / ray:.2f}×")
         section.row("per-image cost, one worker (local, incl. start-up)", f"{local / count:.3f} s")
+        section.row("peak resident memory of the local run's process (model + one image's work)", f"{peak_mb:.0f} MB")
         section.row("CPU cores on this machine", f"{os.cpu_count()} (shared with other jobs while measured)")
         section.target("Ray and local summaries identical (timings aside)", same)
     finally:
@@ -79,8 +84,25 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None, help="number of scenes (default 200)")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     parser.add_argument("--metric-steps", type=int, default=10, help="deletion/insertion steps (default 10)")
+    parser.add_argument("--write", action="store_true", help="put the section into benchmarks/RESULTS.md")
     args = parser.parse_args()
-    print(run(quick=args.quick, count=args.count, workers=args.workers, metric_steps=args.metric_steps).markdown())
+    section = run(quick=args.quick, count=args.count, workers=args.workers, metric_steps=args.metric_steps)
+    print(section.markdown())
+    if args.write:
+        write_section(section.markdown())
+
+
+def write_section(markdown: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (or append it), leaving the others as they are."""
+    text = RESULTS_PATH.read_text(encoding="utf-8")
+    marker = "## Batch run: local engine vs Ray"
+    note = "(written by `python -m benchmarks.batch_scale --write`, not by run_all)\n\n"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        tail = rest.split("\n## ", 1)
+        text = head + (f"## {tail[1]}" if len(tail) == 2 else "")
+    text = text.rstrip("\n") + "\n\n" + markdown.replace("\n\n", "\n\n" + note, 1)
+    RESULTS_PATH.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
