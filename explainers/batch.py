@@ -61,7 +61,7 @@ SUMMARY_FILE = "summary.csv"
 FORMAT = "segexplain-batch/2"
 MAX_NAME_BYTES = 120  # output base names longer than this (UTF-8) are shortened with a hash
 ENGINES = ("local", "ray")
-SUMMARY_EVERY = 50  # summary.csv is rewritten after this many new images (and at the end)
+SUMMARY_SECONDS = 30.0  # summary.csv is rewritten at most this often during a run (and always at the end)
 _RESERVED = {RUN_FILE, SUMMARY_FILE}
 _RAMP = np.array(  # a dark-blue → red → yellow ramp for heatmap previews (value 0 … 1)
     [[0, 0, 80], [60, 0, 160], [200, 0, 90], [255, 90, 0], [255, 230, 40]], dtype=np.float32
@@ -642,7 +642,7 @@ def run(args) -> int:
     bar = _Progress(len(files))
     bar.show(len(records), "resuming" if records else "starting")
     engine = _engine(args)
-    fresh = 0
+    fresh, last_summary = 0, time.monotonic()
     try:
         for result in engine(Path(args.model), plan["options"], todo, address=args.address, workers=args.workers,
                              batch_size=args.batch_size):
@@ -650,8 +650,9 @@ def run(args) -> int:
             records[record["image"]] = record
             fresh += 1
             bar.show(len(records), record["image"], fresh)
-            if fresh % SUMMARY_EVERY == 0:
+            if time.monotonic() - last_summary >= SUMMARY_SECONDS:  # O(rows) each: not after every image
                 write_summary(out, ordered())
+                last_summary = time.monotonic()
     finally:
         write_summary(out, ordered())
         bar.close()
