@@ -6,8 +6,8 @@ are only opened under `results_root()` (environment variable `SEGEXPLAIN_RESULTS
 directory the app was started from), so a visitor cannot browse the server's disk. The tables come
 from `explainers.dataset_analysis`; this module only shows them.
 
-A cell of the heatmap (click it, or pick it under the chart) lists the images with the largest share
-in it; "Open" makes that image, its explained region and class the main view's current choice, with
+A cell of the heatmap (picked under the chart; a click on the chart sets the pickers when Plotly reports
+it as a point selection) lists the images with the largest share in it; "Open in main view" makes that image, its explained region and class the main view's current choice, with
 its ground truth when the run had one (through the same session-state keys the sidebar and the
 tests use: `state.IMAGE_CHOICE`, `state.INJECTED_REGION`, `state.CLASS`).
 """
@@ -163,7 +163,7 @@ def show() -> None:
     st.plotly_chart(matrix_figure(matrix, names, counts, f"Context reliance · {method} · {source} labels"),
                     key=CHART, on_select="rerun", selection_mode="points")
     st.caption("Row c: of the attribution mass of maps explaining class c, the share lying on pixels of each class, "
-               "averaged over the images explaining c (rows sum to 1). Click a cell to list its images.")
+               "averaged over the images explaining c (rows sum to 1). Pick a cell under the chart to list its images.")
     _apply_click(names, counts)
     explained = [i for i in range(len(names)) if counts[i] > 0]
     if st.session_state.get(CELL_CLASS) not in explained:
@@ -178,7 +178,7 @@ def show() -> None:
     for i, row in enumerate(top):
         text_col, button_col = st.columns([4, 1], vertical_alignment="center")
         text_col.markdown(f"`{row['image']}` · share {float(row['share']):.3f} · {Path(row['run']).name}")
-        button_col.button("Open", key=f"dataset-open-{i}", on_click=open_in_main_view,
+        button_col.button("Open in main view", key=f"dataset-open-{i}", on_click=open_in_main_view,
                           args=(row["run"], row["output"], method))
     if not top:
         st.caption("No image in this cell.")
