@@ -1,23 +1,37 @@
 """Batch mode: explain one region preset on every image of a folder, from the command line.
 
     python -m explainers.batch --model model.keras --images photos/ --method gradcam --method xrai \\
-        --region class:cap --layer final_conv --out results/ --metrics --class-names background,cap,gills
+        --region class:cap --layer final_conv --out results/ --metrics --class-names background,cap,gills \\
+        [--labels label_pngs/] [--engine ray [--address auto|ray://HOST:PORT] [--workers N]]
 
 Why: comparing methods on one image in the dashboard does not tell whether a pattern holds over a data
-set; this writes, per image, `<name>.npz` (every method's heatmap and layer map, the region and the
-predicted labels), `<name>.png` (the image with the region outlined, then one overlay per method),
-`<name>.json` (what was run, timings and, with `--metrics`, the faithfulness numbers), and for the
-whole run `summary.csv` (one row per image and method, plus the random baseline with `--metrics`).
-A run is resumable: an image whose three files exist for the same methods, region and settings is not
-recomputed (`--force` redoes it). Progress goes to stderr.
+set; this writes, per image, `<name>.npz` (every method's heatmap and layer map, the region, the fitted
+image, the predicted labels and, with `--labels`, the ground truth), `<name>.png` (the image with the
+region outlined, then one overlay per method), `<name>.json` (what was run, timings, with `--metrics`
+the faithfulness numbers, and the size and SHA-256 of the two files), and for the whole run `run.json`
+(settings, class names, which output belongs to which image) and `summary.csv` (one row per image and
+method, plus the random baseline with `--metrics`). `explainers.dataset_analysis` reads these.
 
-`--model` takes a `.keras` file, loaded with `keras.saving.load_model(compile=False, safe_mode=True)`:
+Nothing is lost or done twice: every file is written to a temporary name and renamed into place, and
+an image's `.json` (its manifest entry) is written last. On a rerun an image is skipped only when its
+`.json` is readable, was made with the same settings, and its `.npz` and `.png` still have the recorded
+size and digest; anything incomplete or damaged (e.g. by a killed run) is redone (`--force` redoes all).
+`summary.csv` is rebuilt from the manifest entries and replaced atomically. Output names are the image's
+stem when that is unique and file-system safe, else a sanitised full file name with a short hash, so
+`a.b.png`, `a.b.jpg` and `a_b_png.gif` get three names; long names are shortened the same way.
+
+`--engine local` (default) runs in this process; `--engine ray` runs the same per-image work on Ray
+actors that each load the model once (`explainers.ray_engine`), on a local Ray or on the cluster at
+`--address`. Both write the same files from this process, so only it needs the input and output folders.
+
+`--model` takes a `.keras` (or legacy `.h5`) file, loaded by the dashboard's safe loader
+(`explainers.model_files`: limits checked before anything is allocated, Keras safe mode):
 the library never imports the application's `models` package, so the built-in network must first be
 saved as a `.keras` file by the application. `--region` is `whole` (every pixel; the class is
 `--class`, else the most frequent predicted class, not counting one named "background"), `class:N` or
 `class:NAME` (every pixel predicted as that class; images without such pixels are listed as skipped).
 Exit codes: 0 done, 1 some images failed, 2 bad command line (unknown method, bad region, unreadable
-model, no images).
+model, no images, an output folder that overlaps the images or cannot be written).
 """
 
 from __future__ import annotations
@@ -25,20 +39,31 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CSV_FIELDS = (
-    "image", "status", "method", "class_index", "class_name", "region", "region_pixels", "layer", "seconds",
-    "deletion_auc", "insertion_auc", "insertion_minus_deletion", "average_drop_pct", "increase_in_confidence",
-    "note",
+    "image", "output", "status", "method", "class_index", "class_name", "region", "region_pixels", "layer",
+    "seconds", "deletion_auc", "insertion_auc", "insertion_minus_deletion", "average_drop_pct",
+    "increase_in_confidence", "note",
 )
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.csv"
+FORMAT = "segexplain-batch/2"
+MAX_NAME_BYTES = 120  # output base names longer than this (UTF-8) are shortened with a hash
+ENGINES = ("local", "ray")
+SUMMARY_SECONDS = 30.0  # summary.csv is rewritten at most this often during a run (and always at the end)
+_RESERVED = {RUN_FILE, SUMMARY_FILE}
 _RAMP = np.array(  # a dark-blue → red → yellow ramp for heatmap previews (value 0 … 1)
     [[0, 0, 80], [60, 0, 160], [200, 0, 90], [255, 90, 0], [255, 230, 40]], dtype=np.float32
 )
@@ -80,15 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="a .keras segmentation model file")
     parser.add_argument("--images", required=True, type=Path, help="folder of PNG/JPEG/... images")
     parser.add_argument("--method", action="append", dest="methods", metavar="METHOD",
-                        help="a method name from explainers.registry, e.g. gradcam, seg-xres-cam, rise (repeat for several); "
-                             "default gradcam")
+                        help="a method name from explainers.registry, e.g. gradcam, seg-xres-cam, rise (repeat for "
+                             "several); default gradcam")
     parser.add_argument("--region", default="whole", help="whole | class:<index> | class:<name> (default whole)")
     parser.add_argument("--class", dest="class_", default=None,
                         help="class to explain for --region whole (index or name; default: most frequent)")
     parser.add_argument("--layer", default=None, help="layer for CAM methods (default: the model's default layer)")
     parser.add_argument("--target", default="logits", choices=("logits", "probabilities"),
                         help="score the maps explain (default logits)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder (created if missing; must not be, contain or lie inside --images)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="folder of ground-truth label PNGs (class index per pixel), matched by image stem")
     parser.add_argument("--metrics", action="store_true", help="also compute faithfulness metrics")
     parser.add_argument("--metric-steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--metric-target", default="probabilities", choices=("logits", "probabilities"),
@@ -97,32 +125,38 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
     parser.add_argument("--force", action="store_true", help="recompute images whose outputs already exist")
+    parser.add_argument("--engine", default="local", choices=ENGINES,
+                        help="local: this process (default); ray: Ray actors, each holding the model once")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (auto | ray://HOST:PORT); default: start a local Ray")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Ray actors (default: the CPUs of the local machine, or of the cluster)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per Ray task (default 4)")
     return parser
 
 
-def _load_model(path_text: str):
-    import keras
+# ---------------------------------------------------------------------------------------------
+# Model, folders and output names
 
+
+def _load_model(path_text: str | os.PathLike):
+    """The one place a model file is loaded (driver and every Ray worker): safe mode, checked."""
+    path_text = str(path_text)
     if path_text == "default":
         raise UsageError(
             "--model default: the library does not load the application's built-in network; save it as a "
             ".keras file first (e.g. `python -m models.export`) and pass that file."
         )
-    path = Path(path_text)
-    if path.suffix != ".keras" or not path.is_file():
-        raise UsageError(f"--model {path_text!r}: pass an existing .keras model file.")
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras raises many types for broken or unsafe archives
-        raise UsageError(f"--model {path_text!r} could not be loaded: {error}".splitlines()[0]) from None
-    from explainers import graph
-    from explainers.errors import ExplainerError
+    from explainers import graph, model_files
 
-    try:
-        summary = graph.inspect_model(model)
-    except ExplainerError as error:
-        raise UsageError(f"--model {path_text!r}: {error}") from None
-    return model, summary
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"--model {path_text!r}: pass an existing .keras model file.")
+    try:  # the archive, config, sizes and code carriers are checked before Keras builds anything
+        model = model_files.load_model_file(path)
+    except model_files.ModelFileError as error:
+        raise UsageError(f"--model: {error}") from None
+    return model, graph.inspect_model(model)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -134,9 +168,108 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _output_names(files: Sequence[Path]) -> dict[Path, str]:
-    stems = [p.stem for p in files]
-    return {p: p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_") for p in files}
+def check_folders(images: Path, out: Path, labels: Path | None = None) -> None:
+    """Refuse an output folder that is, contains or lies inside the images (or labels), or cannot be written."""
+    out_real = out.expanduser().resolve()
+    for option, folder in (("--images", images), ("--labels", labels)):
+        if folder is None:
+            continue
+        real = folder.expanduser().resolve()
+        if out_real == real or out_real.is_relative_to(real) or real.is_relative_to(out_real):
+            raise UsageError(
+                f"--out {str(out)!r} overlaps {option} {str(folder)!r}: outputs would mix with or overwrite "
+                "the inputs; choose an output folder outside it."
+            )
+    if out_real.exists() and not out_real.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, not a folder.")
+    try:
+        out_real.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_real, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"--out {str(out)!r} cannot be created or written ({reason}); choose another folder.") from None
+
+
+def _safe_char(ch: str) -> bool:
+    return ch.isalnum() or ch in "-_+()[]"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def _hashed_name(file_name: str) -> str:
+    """Sanitised full file name (dots and unsafe characters → `_`), shortened, plus a hash of the name."""
+    clean = "".join(ch if _safe_char(ch) else "_" for ch in file_name)
+    encoded = clean.encode("utf-8", "surrogateescape")[: MAX_NAME_BYTES - 11]
+    return f"{encoded.decode('utf-8', 'ignore')}-{_short_hash(file_name)}"
+
+
+def output_names(files: Sequence[Path]) -> dict[Path, str]:
+    """Base name of each image's outputs: unique, deterministic, short, and safe as a file name.
+
+    The stem is kept when no other image has it and it is plain (safe characters and inner dots only,
+    at most `MAX_NAME_BYTES` bytes); otherwise the name comes from the full file name plus a hash of it,
+    so two images never share outputs and adding images never renames a kept stem."""
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+
+    def plain(stem: str) -> bool:
+        return (bool(stem) and not stem.startswith(".") and len(stem.encode("utf-8", "surrogateescape"))
+                <= MAX_NAME_BYTES and all(_safe_char(ch) or ch == "." for ch in stem)
+                and f"{stem}.json" not in _RESERVED)
+
+    names = {p: p.stem if stems[p.stem] == 1 and plain(p.stem) else _hashed_name(p.name) for p in files}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {p: (n if counts[n] == 1 else _hashed_name(f"{p.name}/{n}")) for p, n in names.items()}
+
+
+def _label_file(labels: Path | None, image: Path) -> Path | None:
+    """The ground-truth PNG of an image: `<labels>/<stem>.png`, else `<labels>/<file name>`."""
+    if labels is None:
+        return None
+    for candidate in (labels / f"{image.stem}.png", labels / image.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic files
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it into place."""
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Previews
 
 
 def _colourise(heatmap: np.ndarray) -> np.ndarray:
@@ -173,22 +306,27 @@ def preview(image: np.ndarray, region: np.ndarray, maps: dict[str, np.ndarray], 
 
 
 class _Progress:
-    """A one-line text progress bar on stderr."""
+    """A one-line text progress bar on stderr: done/total, elapsed seconds, images per second."""
 
     def __init__(self, total: int, stream=None, width: int = 30) -> None:
         self.total, self.width, self.stream = total, width, stream or sys.stderr
         self.start = time.perf_counter()
 
-    def show(self, done: int, label: str) -> None:
+    def show(self, done: int, label: str, fresh: int = 0) -> None:
         filled = int(self.width * done / max(self.total, 1))
         elapsed = time.perf_counter() - self.start
+        rate = f"{fresh / elapsed:5.2f} img/s" if fresh and elapsed > 0 else " " * 11
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {elapsed:6.1f}s {label[:40]:<40}")
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {elapsed:6.1f}s {rate} {label[:40]:<40}")
         self.stream.flush()
 
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-image work (the same code on every engine)
 
 
 def _settings(args, methods, region_spec, class_names) -> dict:
@@ -199,48 +337,94 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "target": args.target, "metrics": bool(args.metrics), "metric_steps": args.metric_steps,
         "metric_target": args.metric_target,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
+        "labels": str(args.labels.resolve()) if args.labels else None,
     }
 
 
-def _file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _decode_labels(data: bytes, shape: tuple[int, int], num_classes: int) -> tuple[np.ndarray | None, str]:
+    """A label PNG (one class index per pixel) on the prediction's grid, or None and why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    from explainers import regions
+
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            if picture.mode not in ("L", "P", "I", "I;16"):
+                return None, f"ground truth ignored: mode {picture.mode} is not a label map (use an 8-bit PNG)"
+            truth = np.asarray(picture).astype(np.int64)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        return None, f"ground truth ignored: {error}"
+    if truth.ndim != 2:
+        return None, "ground truth ignored: not a single-channel label map"
+    if int(truth.max(initial=0)) >= num_classes:
+        return None, f"ground truth ignored: class {int(truth.max())} but the model has {num_classes} classes"
+    return regions.resample_nearest(truth, shape).astype(np.int16), ""
 
 
-def _explain_one(model, path: Path, out: Path, name: str, args, methods, region, class_names) -> dict:
+class Worker:
+    """Holds one loaded model and turns one image's bytes into its outputs (bytes), writing nothing."""
+
+    def __init__(self, model_path: str | os.PathLike, options: dict[str, Any]) -> None:
+        self.model, self.summary = _load_model(model_path)
+        self.options = options
+
+    def process(self, item: dict[str, Any]) -> dict[str, Any]:
+        """`item`: image, output, data (image bytes), truth (label bytes or None) → record, npz, png bytes."""
+        from explainers.errors import ExplainerError
+
+        try:
+            return _explain_one(self.model, self.summary, item, self.options)
+        except (ExplainerError, OSError, ValueError) as error:  # one unreadable image must not stop the batch
+            return {"record": {"image": item["image"], "output": item["output"], "region": self.options["region_spec"],
+                               "status": f"error: {error}", "rows": []}, "npz": None, "png": None}
+
+
+def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The only call into `explainers.explain` of the batch run."""
     from explainers import api, faithfulness, records, regions, registry
     from explainers.images import decode_image
 
-    image = api.fit_image(model, decode_image(path.read_bytes()))
+    class_names = options["class_names"]
+    image = api.fit_image(model, decode_image(item["data"]))
     labels = api.predict(model, image).labels
-    kind, class_index = region
+    kind, class_index = options["region"]
     if kind == "whole":
         mask = regions.whole_image(labels.shape)
-        if args.class_ is not None:
-            class_index = parse_class(args.class_, class_names, "--class")
+        if options["class"] is not None:
+            class_index = parse_class(options["class"], class_names, "--class")
         else:
             ignore = [class_names.index("background")] if "background" in class_names else []
             class_index = regions.dominant_class(mask, labels, ignore=ignore)
     else:
         mask = labels == class_index
     class_name = class_names[class_index] if class_index < len(class_names) else str(class_index)
-    record = {"image": path.name, "class_index": int(class_index), "class_name": class_name,
-              "region": args.region, "region_pixels": int(mask.sum()), "rows": []}
+    record: dict[str, Any] = {"image": item["image"], "output": item["output"], "class_index": int(class_index),
+                              "class_name": class_name, "region": options["region_spec"],
+                              "region_pixels": int(mask.sum()), "rows": []}
+    truth, truth_note = (None, "")
+    if item.get("truth") is not None:
+        truth, truth_note = _decode_labels(item["truth"], labels.shape, summary.num_classes)
+    record["ground_truth"] = truth is not None
+    if truth_note:
+        record["truth_note"] = truth_note
     if not mask.any():
         record["status"] = f"skipped: no pixel is predicted as {class_name}"
-        return record
-    options = {"xrai": {"steps": args.xrai_steps}, "scorecam": {"channels": args.scorecam_channels}}
-    explanations = api.explain(model, image, mask, class_index, args.layer, methods=methods, target=args.target,
-                               options={m: o for m, o in options.items() if m in methods})
-    arrays = {"region": mask, "labels": labels.astype(np.int16), **records.map_arrays(explanations)}
+        return {"record": record, "npz": None, "png": None}
+    methods = options["methods"]
+    method_options = {"xrai": {"steps": options["xrai_steps"]}, "scorecam": {"channels": options["scorecam_channels"]}}
+    explanations = api.explain(model, image, mask, class_index, options["layer"], methods=methods,
+                               target=options["target"],
+                               options={m: o for m, o in method_options.items() if m in methods})
+    arrays = {"region": mask, "labels": labels.astype(np.int16), "image": image,
+              "class_index": np.int16(class_index)}
+    if truth is not None:
+        arrays["truth"] = truth
+    arrays.update(records.map_arrays(explanations))
     record["methods"] = records.method_records(explanations)
     scores = {}
-    if args.metrics:
+    if options["metrics"]:
         results = faithfulness.evaluate_explanations(model, image, mask, class_index, explanations,
-                                                     steps=args.metric_steps, target=args.metric_target)
+                                                     steps=options["metric_steps"], target=options["metric_target"])
         scores = {row["method"]: row for row in faithfulness.ranking(results)}
     for method in [*explanations, *(["random"] if scores else [])]:
         e = explanations.get(method)
@@ -250,46 +434,116 @@ def _explain_one(model, path: Path, out: Path, name: str, args, methods, region,
             row.update({k: v for k, v in scores[method].items() if k != "method"})
         record["rows"].append(row)
     labels_text = {m: registry.label(m) for m in explanations}
-    np.savez_compressed(out / f"{name}.npz", **arrays)
-    preview(image, mask, {m: e.heatmap for m, e in explanations.items()}, labels_text).save(out / f"{name}.png")
+    npz = io.BytesIO()
+    np.savez_compressed(npz, **arrays)
+    png = io.BytesIO()
+    preview(image, mask, {m: e.heatmap for m, e in explanations.items()}, labels_text).save(png, format="PNG")
     record["status"] = "ok"
+    return {"record": record, "npz": npz.getvalue(), "png": png.getvalue()}
+
+
+def read_item(item: dict[str, Any]) -> dict[str, Any]:
+    """An item with its image (and label) bytes read from disk; a missing file becomes an error record later."""
+    loaded = dict(item)
+    try:
+        loaded["data"] = Path(item["path"]).read_bytes()
+    except OSError as error:
+        loaded["data"] = b""
+        loaded["read_error"] = f"the file cannot be read ({error.strerror or error})"
+    loaded["truth"] = Path(item["labels_path"]).read_bytes() if item.get("labels_path") else None
+    return loaded
+
+
+def process_item(worker: Worker, item: dict[str, Any]) -> dict[str, Any]:
+    """Read and explain one item (what each engine does per image)."""
+    loaded = read_item(item) if "data" not in item else item
+    if loaded.get("read_error"):
+        return {"record": {"image": item["image"], "output": item["output"], "region": worker.options["region_spec"],
+                           "status": f"error: {loaded['read_error']}", "rows": []}, "npz": None, "png": None}
+    return worker.process(loaded)
+
+
+def local_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[str, Any]], **_) -> Iterator[dict]:
+    """Every item in this process, in order, with one model."""
+    if not items:
+        return
+    worker = Worker(model_path, options)
+    for item in items:
+        yield process_item(worker, item)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest, summary, resume
+
+
+def store(out: Path, result: dict[str, Any], settings: dict) -> dict:
+    """Write one image's files atomically, its manifest entry (`<output>.json`) last; return the record."""
+    record = dict(result["record"])
+    name = record["output"]
+    files = {}
+    for kind in ("npz", "png"):
+        data = result.get(kind)
+        if data is not None:
+            atomic_write(out / f"{name}.{kind}", data)
+            files[kind] = {"bytes": len(data), "sha256": _digest(data)}
+    record["files"] = files
+    record["settings"] = settings
+    atomic_write(out / f"{name}.json", json.dumps(record, indent=1, default=float).encode("utf-8"))
     return record
 
 
+def _intact(out: Path, name: str, entry: dict) -> bool:
+    path = out / name
+    try:
+        return path.stat().st_size == entry["bytes"] and _file_digest(path) == entry["sha256"]
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def done_record(out: Path, name: str, settings: dict, image: str | None = None) -> dict | None:
+    """The saved record when this image's outputs exist, intact, for the same settings; else None."""
+    meta = out / f"{name}.json"
+    try:
+        record = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("settings") != settings:
+        return None
+    if image is not None and record.get("image") != image:
+        return None
+    status = str(record.get("status", ""))
+    if status == "ok":
+        files = record.get("files") or {}
+        if set(files) != {"npz", "png"} or not all(_intact(out, f"{name}.{k}", files[k]) for k in files):
+            return None
+    return record if status.startswith(("ok", "skipped")) else None
+
+
 def _csv_rows(record: dict) -> list[dict]:
-    base = {k: record.get(k) for k in ("image", "status", "class_index", "class_name", "region", "region_pixels")}
+    base = {k: record.get(k) for k in ("image", "output", "status", "class_index", "class_name", "region",
+                                       "region_pixels")}
     if not record.get("rows"):
         return [dict(base)]
     return [{**base, **row} for row in record["rows"]]
 
 
-def _write_summary(out: Path, records: Sequence[dict]) -> None:
-    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for record in records:
-            for row in _csv_rows(record):
-                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+def write_summary(out: Path, records: Iterable[dict]) -> None:
+    """summary.csv: one row per image and method (one row for a skipped or failed image), atomically."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        for row in _csv_rows(record):
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write(out / SUMMARY_FILE, text.getvalue().encode("utf-8"))
 
 
-def _done(out: Path, name: str, settings: dict) -> dict | None:
-    """The saved record when this image's outputs exist for the same settings, else None."""
-    meta = out / f"{name}.json"
-    if not meta.is_file():
-        return None
-    try:
-        record = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if record.get("settings") != settings:
-        return None
-    if record.get("status") == "ok" and not ((out / f"{name}.npz").is_file() and (out / f"{name}.png").is_file()):
-        return None
-    return record if record.get("status", "").startswith(("ok", "skipped")) else None
+# ---------------------------------------------------------------------------------------------
+# The run
 
 
-def run(args) -> int:
-    """Run the batch described by parsed arguments; returns the exit code (UsageError → caller)."""
+def _validate(args) -> dict[str, Any]:
+    """Check the command line and load the model once; everything a run needs, or UsageError."""
     from explainers import registry
     from explainers.errors import ExplainerError
 
@@ -303,7 +557,14 @@ def run(args) -> int:
         parse_class(args.class_, class_names, "--class")
     if args.metric_steps < 1 or args.xrai_steps < 2 or args.scorecam_channels < 1:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--batch-size and --workers must be ≥ 1.")
+    if args.address and args.engine != "ray":
+        raise UsageError("--address is for --engine ray.")
+    if args.labels is not None and not args.labels.is_dir():
+        raise UsageError(f"--labels {str(args.labels)!r} is not a folder.")
     files = _image_files(args.images)
+    check_folders(args.images, args.out, args.labels)
     model, summary = _load_model(args.model)
     if class_names and len(class_names) != summary.num_classes:
         raise UsageError(f"--class-names lists {len(class_names)} names but the model has {summary.num_classes} classes.")
@@ -320,27 +581,73 @@ def run(args) -> int:
             graph.check_layer(model, args.layer)
         except ExplainerError as error:
             raise UsageError(f"--layer: {error}") from None
-    args.out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(args, methods, args.region, class_names)
-    names = _output_names(files)
-    records, failures = [], 0
+    options = {"methods": methods, "region": region, "region_spec": args.region, "class": args.class_,
+               "class_names": class_names, "layer": args.layer, "target": args.target, "metrics": bool(args.metrics),
+               "metric_steps": args.metric_steps, "metric_target": args.metric_target,
+               "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels}
+    return {"files": files, "options": options, "num_classes": summary.num_classes,
+            "settings": _settings(args, methods, args.region, class_names)}
+
+
+def _engine(args) -> Callable[..., Iterator[dict]]:
+    if args.engine == "local":
+        return local_engine
+    from explainers import ray_engine
+
+    ray_engine.require_ray()
+    return ray_engine.ray_engine
+
+
+def run(args) -> int:
+    """Run the batch described by parsed arguments; returns the exit code (UsageError → caller)."""
+    if args.engine == "ray":
+        from explainers import ray_engine
+
+        ray_engine.require_ray()  # before any work: the message names the package to install
+    plan = _validate(args)
+    files, settings, out = plan["files"], plan["settings"], args.out
+    names = output_names(files)
+    names_of = {p.name: names[p] for p in files}
+    class_names = plan["options"]["class_names"] or [str(i) for i in range(plan["num_classes"])]
+    run_info = {"format": FORMAT, "images": str(args.images.resolve()),
+                "labels": str(args.labels.resolve()) if args.labels else None, "class_names": class_names,
+                "num_classes": plan["num_classes"], "methods": list(plan["options"]["methods"]),
+                "method_keys": {m: m.replace("+", "p") for m in plan["options"]["methods"]},
+                "outputs": names_of, "settings": settings}
+    atomic_write(out / RUN_FILE, json.dumps(run_info, indent=1).encode("utf-8"))
+    records: dict[str, dict] = {}
+    todo = []
+    for path in files:
+        record = None if args.force else done_record(out, names[path], settings, image=path.name)
+        if record is not None:
+            records[path.name] = record
+        else:
+            label_path = _label_file(args.labels, path)
+            todo.append({"image": path.name, "output": names[path], "path": str(path),
+                         "labels_path": str(label_path) if label_path else None})
+    order = [p.name for p in files]
+
+    def ordered() -> list[dict]:
+        return [records[n] for n in order if n in records]
+
     bar = _Progress(len(files))
-    for i, path in enumerate(files):
-        name = names[path]
-        bar.show(i, path.name)
-        record = None if args.force else _done(args.out, name, settings)
-        if record is None:
-            try:
-                record = _explain_one(model, path, args.out, name, args, methods, region, class_names)
-            except (ExplainerError, OSError) as error:  # one unreadable image must not stop the batch
-                record = {"image": path.name, "region": args.region, "status": f"error: {error}", "rows": []}
-                failures += 1
-            record["settings"] = settings
-            (args.out / f"{name}.json").write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
-        records.append(record)
-        _write_summary(args.out, records)
-    bar.show(len(files), "done")
-    bar.close()
+    bar.show(len(records), "resuming" if records else "starting")
+    engine = _engine(args)
+    fresh, last_summary = 0, time.monotonic()
+    try:
+        for result in engine(Path(args.model), plan["options"], todo, address=args.address, workers=args.workers,
+                             batch_size=args.batch_size):
+            record = store(out, result, settings)
+            records[record["image"]] = record
+            fresh += 1
+            bar.show(len(records), record["image"], fresh)
+            if time.monotonic() - last_summary >= SUMMARY_SECONDS:  # O(rows) each: not after every image
+                write_summary(out, ordered())
+                last_summary = time.monotonic()
+    finally:
+        write_summary(out, ordered())
+        bar.close()
+    failures = sum(str(r.get("status", "")).startswith("error") for r in records.values())
     return 1 if failures else 0
 
 

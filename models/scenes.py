@@ -534,3 +534,59 @@ def _spec(name: str) -> SampleSpec:
         return SAMPLES[name]
     except KeyError:
         raise KeyError(f"Unknown sample {name!r}; choose one of {', '.join(SAMPLES)}.") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: write generated scenes as files, so folder tools (the batch run) can use them.
+
+
+def write_folder(out, count: int, seed: int = 0, size: int = 144) -> dict[str, Any]:
+    """Write scene_<i>.png images to `out`/images and their label PNGs to `out`/labels; returns scenes.json.
+
+    The index `i` and the seed reproduce a scene exactly: `generate(count, seed, size)[i]`."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    images, labels = generate(count, seed, size)
+    names = []
+    for i in range(count):
+        name = f"scene_{i:05d}.png"
+        Image.fromarray(images[i]).save(out / "images" / name)
+        Image.fromarray(labels[i], mode="L").save(out / "labels" / name)
+        names.append(name)
+    info = {"generator": "models.scenes.generate", "seed": seed, "count": count, "size": size,
+            "class_names": list(_class_names()), "images": names}
+    (out / "scenes.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return info
+
+
+def _class_names() -> tuple[str, ...]:
+    from models import CLASS_NAMES
+
+    return CLASS_NAMES
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m models.scenes",
+        description="Write generated mushroom scenes (images/ and labels/ PNGs plus scenes.json) to a folder.")
+    parser.add_argument("--out", required=True, help="folder to write")
+    parser.add_argument("--count", type=int, default=200, help="number of scenes (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--size", type=int, default=144, help="side in pixels (default 144, the shipped model's)")
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.size < 16:
+        parser.error("--count must be ≥ 1 and --size ≥ 16.")
+    info = write_folder(args.out, args.count, args.seed, args.size)
+    print(f"{info['count']} scenes (seed {info['seed']}) in {args.out}/images, labels in {args.out}/labels")
+
+
+if __name__ == "__main__":
+    main()

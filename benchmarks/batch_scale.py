@@ -1,0 +1,109 @@
+"""Batch run at scale: the local engine (one process) vs the Ray engine (two workers) on the same scenes.
+
+Both engines explain the same generated scenes with the shipped network, the same methods and the
+faithfulness metrics, into fresh folders; wall time includes loading the model (and starting Ray),
+as a user would see it. The ratio is measured in the same run; on a shared 2-core machine two Ray
+workers can at best double the rate, and other processes' load lowers it. The summaries of the two
+runs are compared (timings aside): the benchmark also checks that Ray gives the same results.
+
+Run: `python -m benchmarks.batch_scale [--quick] [--count N] [--write]` (default 200 scenes; --quick 12);
+`--write` puts the section into benchmarks/RESULTS.md (replacing an earlier one): this benchmark takes
+minutes, so `benchmarks.run_all` does not run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS_PATH, Section
+
+METHODS = ("gradcam", "gradcam++", "hirescam")
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / "summary.csv").open(newline="") as handle:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(handle)]
+
+
+def _timed_run(argv: list[str]) -> float:
+    from explainers import batch
+
+    start = time.perf_counter()
+    code = batch.main(argv)
+    if code != 0:
+        raise RuntimeError(f"batch run failed with exit code {code}")
+    return time.perf_counter() - start
+
+
+def run(quick: bool = False, count: int | None = None, workers: int = 2, metric_steps: int = 10) -> Section:
+    from models import CLASS_NAMES, export, scenes
+
+    count = count or (12 if quick else 200)
+    section = Section(f"Batch run: local engine vs Ray ({workers} workers), {count} generated scenes")
+    work = Path(tempfile.mkdtemp(prefix="segexplain-scale-"))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short path: Ray's socket names have a length limit
+    os.environ.setdefault("SEGEXPLAIN_RAY_TMP", ray_tmp)
+    try:
+        model = export.export(work / "model.keras")
+        scenes.write_folder(work / "scenes", count, seed=7)
+        common = ["--model", str(model), "--images", str(work / "scenes" / "images"),
+                  "--labels", str(work / "scenes" / "labels"), "--class-names", ",".join(CLASS_NAMES),
+                  "--metrics", "--metric-steps", str(metric_steps)]
+        for method in METHODS:
+            common += ["--method", method]
+        local = _timed_run([*common, "--out", str(work / "local")])
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        ray = _timed_run([*common, "--out", str(work / "ray"), "--engine", "ray", "--workers", str(workers),
+                          "--batch-size", "4"])
+        same = _rows(work / "local") == _rows(work / "ray")
+        section.row("images", str(count))
+        section.row("methods", f"{', '.join(METHODS)} + deletion/insertion ({metric_steps} steps)")
+        section.row("local engine, 1 process", f"{local:.1f} s, {count / local:.2f} images/s")
+        section.row(f"Ray engine, {workers} workers", f"{ray:.1f} s, {count / ray:.2f} images/s")
+        section.row("Ray / local throughput", f"{local / ray:.2f}×")
+        section.row("per-image cost, one worker (local, incl. start-up)", f"{local / count:.3f} s")
+        section.row("peak resident memory of the local run's process (model + one image's work)", f"{peak_mb:.0f} MB")
+        section.row("CPU cores on this machine", f"{os.cpu_count()} (shared with other jobs while measured)")
+        section.target("Ray and local summaries identical (timings aside)", same)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run with 12 scenes")
+    parser.add_argument("--count", type=int, default=None, help="number of scenes (default 200)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    parser.add_argument("--metric-steps", type=int, default=10, help="deletion/insertion steps (default 10)")
+    parser.add_argument("--write", action="store_true", help="put the section into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    section = run(quick=args.quick, count=args.count, workers=args.workers, metric_steps=args.metric_steps)
+    print(section.markdown())
+    if args.write:
+        write_section(section.markdown())
+
+
+def write_section(markdown: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (or append it), leaving the others as they are."""
+    text = RESULTS_PATH.read_text(encoding="utf-8")
+    marker = "## Batch run: local engine vs Ray"
+    note = "(written by `python -m benchmarks.batch_scale --write`, not by run_all)\n\n"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        tail = rest.split("\n## ", 1)
+        text = head + (f"## {tail[1]}" if len(tail) == 2 else "")
+    text = text.rstrip("\n") + "\n\n" + markdown.replace("\n\n", "\n\n" + note, 1)
+    RESULTS_PATH.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

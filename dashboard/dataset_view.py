@@ -1,0 +1,199 @@
+"""Dataset view: a batch run's context-reliance matrix, and the images behind each cell.
+
+Open a results folder on the server (a batch output folder, a folder of several runs, e.g. one per
+explained class, or an analysis folder written by `python -m explainers.dataset_analysis`). Folders
+are only opened under `results_root()` (environment variable `SEGEXPLAIN_RESULTS_ROOT`, default the
+directory the app was started from), so a visitor cannot browse the server's disk. The tables come
+from `explainers.dataset_analysis`; this module only shows them.
+
+A cell of the heatmap (picked under the chart; a click on the chart sets the pickers when Plotly reports
+it as a point selection) lists the images with the largest share in it; "Open in main view" makes that image, its explained region and class the main view's current choice, with
+its ground truth when the run had one (through the same session-state keys the sidebar and the
+tests use: `state.IMAGE_CHOICE`, `state.INJECTED_REGION`, `state.CLASS`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import compute, state
+from explainers import dataset_analysis
+
+ROOT_ENV = "SEGEXPLAIN_RESULTS_ROOT"
+FOLDER = "dataset_folder"  # text input: results folder (relative to the root, or absolute under it)
+METHOD = "dataset_method"
+SOURCE = "dataset_source"
+CELL_CLASS = "dataset_explained_class"
+CELL_ON = "dataset_on_class"
+CHART = "dataset_matrix"
+LAST_POINT = "dataset_last_point"  # the chart click already applied to the pickers
+OPENED = "dataset_opened"  # read back by tests: (run, output) of the image last opened in the main view
+PROBLEM = "dataset_problem"  # why the last "Open" did not open the image, or None
+TOP = 10  # images listed per cell
+
+
+def results_root() -> Path:
+    return Path(os.environ.get(ROOT_ENV) or Path.cwd()).expanduser().resolve()
+
+
+def resolve_folder(text: str) -> tuple[Path | None, str | None]:
+    """The folder a typed path names, if it is an existing folder under the root; else why not."""
+    root = results_root()
+    text = text.strip()
+    if not text:
+        return None, None
+    folder = (root / text).expanduser().resolve()
+    if folder != root and not folder.is_relative_to(root):
+        return None, f"Only folders under the results root ({root.name}/) can be opened."
+    if not folder.is_dir():
+        return None, f"“{text}” is not a folder under the results root."
+    return folder, None
+
+
+def _stamp(folder: Path) -> tuple:
+    """Changes when any run or analysis file in the folder is rewritten (the cache follows)."""
+    files = [folder / "analysis.json", folder / "summary.csv", *(p / "summary.csv" for p in folder.iterdir()
+                                                                 if p.is_dir())]
+    return tuple((str(f), f.stat().st_mtime_ns) for f in files if f.is_file())
+
+
+@st.cache_data(show_spinner="Reading the results…", max_entries=4)
+def _results(folder: str, stamp: tuple) -> dict[str, Any]:
+    del stamp  # only part of the cache key
+    return dataset_analysis.open_results(folder)
+
+
+def matrix_figure(matrix: np.ndarray, names: list[str], counts: np.ndarray, title: str) -> go.Figure:
+    rows = [i for i in range(len(names)) if not np.isnan(matrix[i]).all()]
+    z = matrix[rows]
+    text = [[("" if np.isnan(v) else f"{v:.2f}") for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=[f"{names[i]} (n={int(counts[i])})" for i in rows], text=text, texttemplate="%{text}",
+        colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": "share"},
+        hovertemplate="explained %{y}<br>mass on %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="attribution mass on pixels of class", yaxis_title="explained class",
+                      yaxis_autorange="reversed", height=120 + 48 * len(rows), margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def _apply_click(names: list[str], counts: np.ndarray) -> None:
+    """A new click on the heatmap sets the cell pickers (before they are drawn)."""
+    event = st.session_state.get(CHART) or {}
+    points = (event.get("selection") or {}).get("points") or []
+    if not points or points[0] == state.get(LAST_POINT):
+        return
+    st.session_state[LAST_POINT] = points[0]
+    x, y = points[0].get("x"), str(points[0].get("y", ""))
+    labels = {f"{names[i]} (n={int(counts[i])})": i for i in range(len(names))}
+    if x in names and y in labels:
+        st.session_state[CELL_ON] = names.index(x)
+        st.session_state[CELL_CLASS] = labels[y]
+
+
+def open_in_main_view(run: str, output: str, method: str) -> None:
+    """Callback: the image, region and class of one batch output become the main view's choice."""
+    folder = Path(run).resolve()
+    if not folder.is_relative_to(results_root()) or Path(output).name != output:
+        st.session_state[PROBLEM] = "This image lies outside the results root and is not opened."
+        return
+    try:
+        arrays = dataset_analysis.image_arrays(folder, output)
+    except (ValueError, OSError) as error:
+        st.session_state[PROBLEM] = f"{output} cannot be opened: {str(error).splitlines()[0]}"
+        return
+    st.session_state[PROBLEM] = None
+    pixels = np.asarray(arrays["image"], np.uint8)
+    choice = {"source": "dataset", "name": f"{output} ({Path(run).name})", "digest": compute.digest(pixels),
+              "pixels": pixels}
+    if arrays["truth"] is not None:
+        choice["truth"] = np.asarray(arrays["truth"], np.uint8)
+    state.put(state.IMAGE_CHOICE, choice)
+    state.put(state.IMAGE_MESSAGE, None)
+    st.session_state[state.INJECTED_REGION] = arrays["region"]
+    if arrays["class_index"] is not None:
+        st.session_state[state.CLASS] = arrays["class_index"]
+        state.put(state.CLASS_FOR_REGION, compute.digest(arrays["region"]))  # keep this class for this region
+    methods = list(st.session_state.get(state.METHODS) or [])
+    if method not in methods:
+        st.session_state[state.METHODS] = [*methods, method]
+    st.session_state[OPENED] = (run, output)
+
+
+def show() -> None:
+    """The whole view: folder input, matrix heatmap, the chosen cell's images."""
+    root = results_root()
+    st.text_input("Results folder", key=FOLDER, placeholder="e.g. results/scenes",
+                  help=f"A folder under {root} holding a batch run (run.json), several runs in subfolders, or an "
+                       "analysis (analysis.json).")
+    folder, problem = resolve_folder(st.session_state.get(FOLDER) or "")
+    if problem:
+        st.error(problem)
+        return
+    if folder is None:
+        st.caption("Type the folder of a batch run (`python -m explainers.batch … --out FOLDER`) to see, class "
+                   "by class, where the attribution mass lies.")
+        return
+    try:
+        result = _results(str(folder), _stamp(folder))
+    except (ValueError, OSError) as error:
+        st.error(f"This folder cannot be read as batch results: {str(error).splitlines()[0]}")
+        return
+    tables, names = result["tables"], list(result["class_names"])
+    rows = tables.get("context_matrix") or []
+    methods = sorted({r["method"] for r in rows})
+    if not methods:
+        st.info("The runs in this folder have no explained images yet.")
+        return
+    sources = [s for s in dataset_analysis.SOURCES if any(r["source"] == s for r in rows)]
+    method_col, source_col = st.columns(2)
+    method = method_col.selectbox("Method", methods, key=METHOD)
+    source = source_col.radio("Classes of the pixels", sources, key=SOURCE, horizontal=True,
+                              format_func={"predicted": "predicted labels", "labelled": "ground truth"}.get)
+    matrix = dataset_analysis.matrix(rows, method, source, len(names))
+    counts = np.zeros(len(names))
+    for r in rows:
+        if r["method"] == method and r["source"] == source and r["class"] == r["explained_class"]:
+            counts[r["explained_class"]] = r["images"]
+    st.plotly_chart(matrix_figure(matrix, names, counts, f"Context reliance · {method} · {source} labels"),
+                    key=CHART, on_select="rerun", selection_mode="points")
+    st.caption("Row c: of the attribution mass of maps explaining class c, the share lying on pixels of each class, "
+               "averaged over the images explaining c (rows sum to 1). Pick a cell under the chart to list its images.")
+    _apply_click(names, counts)
+    explained = [i for i in range(len(names)) if counts[i] > 0]
+    if st.session_state.get(CELL_CLASS) not in explained:
+        st.session_state[CELL_CLASS] = explained[0]
+    if st.session_state.get(CELL_ON) not in range(len(names)):
+        st.session_state[CELL_ON] = explained[0]
+    c_col, k_col = st.columns(2)
+    c = c_col.selectbox("Explained class", explained, key=CELL_CLASS, format_func=names.__getitem__)
+    k = k_col.selectbox("Mass on class", list(range(len(names))), key=CELL_ON, format_func=names.__getitem__)
+    top = dataset_analysis.top_images(tables.get("image_shares") or [], method, source, c, k, TOP)
+    st.markdown(f"**Images where {method}'s map of *{names[c]}* puts most mass on *{names[k]}***")
+    for i, row in enumerate(top):
+        text_col, button_col = st.columns([4, 1], vertical_alignment="center")
+        text_col.markdown(f"`{row['image']}` · share {float(row['share']):.3f} · {Path(row['run']).name}")
+        button_col.button("Open in main view", key=f"dataset-open-{i}", on_click=open_in_main_view,
+                          args=(row["run"], row["output"], method))
+    if not top:
+        st.caption("No image in this cell.")
+    if st.session_state.get(PROBLEM):
+        st.error(st.session_state[PROBLEM])
+    elif state.get(OPENED):
+        st.success(f"Opened {state.get(OPENED)[1]}: go to the main page to explain it (its region is set).")
+    _side_tables(tables)
+
+
+def _side_tables(tables: dict[str, list[dict]]) -> None:
+    with st.expander("Deletion and insertion against the random map, per method", expanded=False):
+        st.dataframe(tables.get("faithfulness") or [], hide_index=True)
+    with st.expander("Images where the methods disagree most", expanded=False):
+        st.dataframe((tables.get("disagreement") or [])[:50], hide_index=True)
+    with st.expander("Images whose attribution falls mostly outside the explained class", expanded=False):
+        st.dataframe([r for r in tables.get("outside") or [] if r.get("mostly_outside") in (True, "True")][:50],
+                     hide_index=True)
