@@ -292,7 +292,7 @@ def image_section() -> dict[str, Any]:
             st.button("Use the sample scenes again", on_click=choose_sample, key="back_to_samples")
     choice = _fit_dynamic_limit(choice)
     height, width = choice["pixels"].shape[:2]
-    origin = {"sample": "sample", "scene": "browser:"}.get(choice["source"], "upload")
+    origin = {"sample": "sample", "scene": "browser:", "dataset": "dataset:"}.get(choice["source"], "upload")
     truth = " · with ground truth" if choice.get("truth") is not None or choice["source"] == "sample" else ""
     original = choice.get("original_size")
     used = f", reduced from {original[0]}×{original[1]} px" if original else ""

@@ -31,6 +31,11 @@ class PerModel:
         with self._lock:
             return self._store.setdefault(model, {}).setdefault(key, value)
 
+    def forget(self, model: Any) -> None:
+        """Drop everything built for `model` (it is built again on the next `get`)."""
+        with self._lock:
+            self._store.pop(model, None)
+
     def clear(self) -> None:
         with self._lock:
             self._store.clear()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
+from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 
 _CONV_KINDS: tuple[tuple[type, str], ...] = (
@@ -114,7 +115,7 @@ class FlatGraph:
     names: set[str] = field(default_factory=set)
 
 
-_FLAT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FLAT_CACHE = PerModel()
 _USER_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -407,15 +408,15 @@ def flatten(model) -> FlatGraph:
     Token layers whose grid is known are routed through their grid form; a first rebuild finds the
     grids, a second one (only for models with such layers) puts the reshapes into the graph.
     """
-    cached = _FLAT_CACHE.get(model)
-    if cached is not None:
-        return cached
+    return _FLAT_CACHE.get(model, "flat", lambda: _build_flat(model))
+
+
+def _build_flat(model) -> FlatGraph:
     grids = dict(_USER_GRIDS.get(model, {}))
     flat = _rebuild(model, grids)
     found = {**flat.token_grids, **grids}
     if found != grids:
         flat = _rebuild(model, found)
-    _FLAT_CACHE[model] = flat
     return flat
 
 
@@ -506,7 +507,7 @@ def set_token_grid(model, layer: str, grid: tuple[int, int], skip: int = 0) -> N
             "give h and w with h·w + skip = tokens."
         )
     _USER_GRIDS.setdefault(model, {})[layer] = (h, w, int(skip))
-    _FLAT_CACHE.pop(model, None)  # rebuilt with the grid on the next use
+    _FLAT_CACHE.forget(model)  # rebuilt with the grid on the next use
 
 
 def _shape(flat: FlatGraph, name: str) -> tuple[int | None, ...]:

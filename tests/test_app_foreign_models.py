@@ -81,6 +81,8 @@ def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path) 
     names = at.session_state[class_names_input.CURRENT]["names"]
     assert names == [f"class {k}" for k in range(classes)]  # never the mushroom names
     assert at.session_state[state.FAITHFULNESS] and at.session_state[state.OVERVIEW]
+    at.button(key="export-prepare").click().run()
+    _clean(at)
     assert any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))
     assert any("mushroom classes" in i.value for i in at.info)  # the browser says why it is off
 
