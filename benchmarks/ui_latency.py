@@ -86,8 +86,10 @@ def stroke(page, x_frac: float, y_frac: float) -> None:
 
 
 def choose_layer(page, layer: str) -> None:
-    select = page.locator("[data-testid=stSelectbox]").filter(has_text="Layer").first
+    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
+    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
     select.click()
+    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
     option = page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first
     option.wait_for()
     option.click()

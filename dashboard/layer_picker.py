@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import compute, state
 from explainers import graph
 
 STAGE = "layer_stage"  # selectbox of the stage filter
@@ -57,7 +57,8 @@ def show(container: Any, model: Any, model_key: str, default_layer: str) -> str:
         "Stage", [ALL, *groups], key=STAGE, on_change=_on_stage, args=(groups, default_layer),
         help="Layers grouped by output resolution (1/8 of the input = stride 8), in forward order. "
              f"{len(infos)} explainable layers in {len(groups)} stages.")
-    options = list(infos) if stage == ALL else groups[stage]
+    forward = [info.name for info in compute.layer_table(model_key, model)[0]]  # the network's own order
+    options = [name for name in forward if name in infos] if stage == ALL else groups[stage]
     return container.selectbox(
         "Layer", options, key=state.LAYER,
         format_func=lambda name: f"{name}  ({_shape_text(infos[name].output_shape)} · {infos[name].kind})",

@@ -120,9 +120,11 @@ def _draw_stroke(page) -> None:
 
 
 def _choose_layer(page, layer: str) -> None:
-    select = page.locator("[data-testid=stSelectbox]").filter(has_text="Layer").first
+    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
+    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
     select.scroll_into_view_if_needed()
     select.click()
+    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
     page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first.click()
 
 
