@@ -76,23 +76,9 @@ def engine_seconds(page) -> float:
 
 def stroke(page, x_frac: float, y_frac: float) -> None:
     """A short stroke; returns right after mouse-up (the action whose latency is measured)."""
-    box = page.locator("canvas.upper-canvas").first.bounding_box()
-    x0, y0 = box["x"] + x_frac * box["width"], box["y"] + y_frac * box["height"]
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(x0 + step * 0.01 * box["width"], y0 + step * 0.004 * box["height"])
-    page.mouse.up()
+    from e2e_server import draw_stroke  # tests/ is put on the path above
 
-
-def choose_layer(page, layer: str) -> None:
-    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
-    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
-    select.click()
-    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
-    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first
-    option.wait_for()
-    option.click()
+    draw_stroke(page, x_frac, y_frac, steps=10, dx=0.01, dy=0.004)
 
 
 def in_viewport(page, methods) -> dict[str, bool]:
@@ -115,7 +101,7 @@ def summary(samples: list[float]) -> str:
 
 
 def run(strokes: int = 8) -> dict[str, list[float]]:
-    from e2e_server import StreamlitServer
+    from e2e_server import StreamlitServer, choose_layer
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {"stroke": [], "stroke_engine": [], "layer": [], "layer_engine": [], "xrai": []}

@@ -1,4 +1,5 @@
-"""Start and stop `streamlit run dashboard/app.py` for the browser test (and by hand when debugging).
+"""Start and stop `streamlit run dashboard/app.py` for the browser tests (and by hand when debugging),
+and the page actions the browser tests and `benchmarks/ui_latency.py` share (a stroke, a layer pick).
 
 The server runs in its own process group on a free loopback port, its output goes to a log file, and
 `stop()` ends the whole group (Streamlit, and anything it started), so no server outlives a test.
@@ -9,6 +10,7 @@ The server runs in its own process group on a free loopback port, its output goe
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,6 +110,35 @@ class StreamlitServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def draw_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: float = 0.0) -> None:
+    """A stroke on the drawing canvas from (x_frac, y_frac), `steps` moves of (dx, dy) (fractions of its size).
+
+    Returns right after mouse-up, the action whose effect the tests wait for and the benchmark times."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(state="visible")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] >= 300, box
+    x0, y0 = box["x"] + x_frac * box["width"], box["y"] + y_frac * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, steps + 1):
+        page.mouse.move(x0 + step * dx * box["width"], y0 + step * dy * box["height"])
+    page.mouse.up()
+
+
+def choose_layer(page, layer: str) -> None:
+    """Pick `layer` in the page's layer selector (found by its label, not the stage selector above it)."""
+    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
+    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
+    select.scroll_into_view_if_needed()
+    select.click()
+    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
+    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first
+    option.wait_for()
+    option.click()
 
 
 if __name__ == "__main__":

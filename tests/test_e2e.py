@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import StreamlitServer
+from e2e_server import StreamlitServer, choose_layer, draw_stroke
 
 pytestmark = pytest.mark.e2e
 
@@ -105,27 +105,8 @@ def _wait_until_idle(page) -> None:
 
 
 def _draw_stroke(page) -> None:
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(state="visible")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None and box["width"] >= 300, box
-    # across the middle of the cap of the default sample (fly agaric), in canvas pixels
-    x0, y0 = box["x"] + 0.36 * box["width"], box["y"] + 0.42 * box["height"]
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for step in range(1, 21):
-        page.mouse.move(x0 + step * 0.012 * box["width"], y0 + step * 0.002 * box["height"])
-    page.mouse.up()
-
-
-def _choose_layer(page, layer: str) -> None:
-    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
-    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
-    select.scroll_into_view_if_needed()
-    select.click()
-    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first.click()
+    """Across the middle of the cap of the default sample (fly agaric)."""
+    draw_stroke(page, 0.36, 0.42, steps=20, dx=0.012, dy=0.002)
 
 
 def _in_viewport(page) -> dict[str, bool]:
@@ -177,7 +158,7 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     assert all(inside.values()), f"not inside the 1280×800 window with the canvas: {inside}"
     assert page.get_by_text("at layer final_conv").count() >= 1
 
-    _choose_layer(page, SECOND_LAYER)
+    choose_layer(page, SECOND_LAYER)
     second = _wait_for_maps(page, previous={t: m["fingerprint"] for t, m in zip(TITLES, first, strict=True)})
     assert len(second) == 4
     assert second[2]["fingerprint"] == first[2]["fingerprint"]  # XRAI is layer-free: the same picture, kept
@@ -231,17 +212,7 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
 
 def _draw_stroke_at(page, x_frac: float, y_frac: float) -> None:
     """A short horizontal stroke starting at (x_frac, y_frac) of the canvas (fractions of its size)."""
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(state="visible")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None and box["width"] >= 300, box
-    x0, y0 = box["x"] + x_frac * box["width"], box["y"] + y_frac * box["height"]
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for step in range(1, 16):
-        page.mouse.move(x0 + step * 0.012 * box["width"], y0)
-    page.mouse.up()
+    draw_stroke(page, x_frac, y_frac, steps=15, dx=0.012)
 
 
 def _download_export(page, folder: Path, name: str) -> Path:
