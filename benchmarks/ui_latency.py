@@ -4,8 +4,13 @@ Starts `streamlit run dashboard/app.py` on a free loopback port, drives Debian's
 Playwright at 1280×800, draws strokes at different places on the canvas and switches the layer, and
 reports the median and worst time from the action (mouse-up, option click) to every CAM map on
 screen showing its new picture, beside the engine's own time (the seconds each map's caption
-reports). It also times XRAI for a new region on an image already seen (its segments are cached),
-and checks that the canvas and every map are inside the viewport together.
+reports). All three instants are taken in the page's own clock (`performance.now()`): the mouse-up,
+the first websocket message after it (the rerun request; the drawing canvas holds its value back for
+200 ms after a stroke before it sends it, a constant of the component), and the frame in which the
+last map shows its new picture. It also times XRAI for a new region on an image already seen (its
+segments are cached) beside XRAI's own seconds, times the first visit of a layer (which traces its
+gradient function) apart from the warm layer changes, and checks that the canvas and every map are
+inside the viewport together.
 
 Run: `python -m benchmarks.ui_latency [--strokes N] [--write]` (`--write` puts the table into
 benchmarks/RESULTS.md between this benchmark's markers). Figures depend on the machine's load.
@@ -17,7 +22,7 @@ import argparse
 import re
 import statistics
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +51,21 @@ CHANGED_JS = """
     if (!img || !img.complete || img.naturalWidth === 0) return false;
     if (before[k] && img.src === before[k]) return false;
   }
-  return true;
+  return performance.now();
 }
+"""
+# Runs before the page's own scripts: the page-clock time of the last mouse-up and of every websocket send.
+CLOCK_JS = """
+window.__segexplain = {up: 0, sends: []};
+document.addEventListener('mouseup', () => { window.__segexplain.up = performance.now(); }, true);
+const originalSend = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  window.__segexplain.sends.push(performance.now());
+  return originalSend.call(this, data);
+};
+"""
+TIMES_JS = """
+() => { const t = window.__segexplain; return {up: t.up, sent: t.sends.find(s => s >= t.up) ?? null}; }
 """
 
 
@@ -59,17 +77,32 @@ def shown(page, methods=CAMS) -> dict:
     return page.evaluate(MAPS_JS, [key(m) for m in methods])
 
 
-def wait_changed(page, before: dict, methods=CAMS, timeout_ms: int = 120_000) -> float:
-    """Seconds until every map in `methods` shows a picture different from `before` (polled every frame)."""
-    start = time.perf_counter()
-    page.wait_for_function(CHANGED_JS, arg=[[key(m) for m in methods], {k: (v or {}).get("src") for k, v in before.items()}],
-                           polling="raf", timeout=timeout_ms)
-    return time.perf_counter() - start
+@dataclass
+class Timing:
+    """One action, in seconds of the page's clock: mouse-up → rerun request sent → all maps updated."""
+
+    total: float
+    to_send: float
+
+    @property
+    def after_send(self) -> float:
+        return self.total - self.to_send
 
 
-def engine_seconds(page) -> float:
-    """The CAM pass's own time, as the captions report it ("Grad-CAM · 0.02 s")."""
-    captions = [v["caption"] for v in shown(page).values() if v]
+def wait_changed(page, before: dict, methods=CAMS, timeout_ms: int = 120_000) -> Timing:
+    """Wait until every map in `methods` shows a picture different from `before` (checked every frame);
+    the times from the last mouse-up."""
+    done = page.wait_for_function(CHANGED_JS, arg=[[key(m) for m in methods],
+                                                   {k: (v or {}).get("src") for k, v in before.items()}],
+                                  polling="raf", timeout=timeout_ms).json_value()
+    times = page.evaluate(TIMES_JS)
+    sent = times["sent"] if times["sent"] is not None else times["up"]
+    return Timing(total=(done - times["up"]) / 1000.0, to_send=(sent - times["up"]) / 1000.0)
+
+
+def engine_seconds(page, methods=CAMS) -> float:
+    """The engine's own time, as the maps' captions report it ("Grad-CAM · 0.02 s")."""
+    captions = [v["caption"] for v in shown(page, methods).values() if v]
     found = [float(m.group(1)) for c in captions if (m := re.search(r"·\s*([0-9.]+)\s*s", c))]
     return max(found) if found else float("nan")
 
@@ -96,18 +129,22 @@ def in_viewport(page, methods) -> dict[str, bool]:
     return out
 
 
-def summary(samples: list[float]) -> str:
-    return f"median {statistics.median(samples):.3f} s, worst {max(samples):.3f} s (n={len(samples)})"
+def ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    return [a / b for a, b in zip(numerators, denominators, strict=False) if b > 0]
 
 
 def run(strokes: int = 8) -> dict[str, list[float]]:
     from e2e_server import StreamlitServer, choose_layer
     from playwright.sync_api import sync_playwright
 
-    out: dict[str, list[float]] = {"stroke": [], "stroke_engine": [], "layer": [], "layer_engine": [], "xrai": []}
+    out: dict[str, list[float]] = {name: [] for name in (
+        "stroke", "stroke_send", "stroke_after_send", "stroke_engine", "layer", "layer_engine", "layer_first",
+        "xrai", "xrai_engine")}
     with StreamlitServer(root=ROOT, startup_timeout=240) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(CLOCK_JS)
+        page = context.new_page()
         page.set_default_timeout(240_000)
         page.goto(server.url, wait_until="domcontentloaded")
         page.get_by_text("Draw on the image to mark the region to explain").wait_for()
@@ -119,20 +156,27 @@ def run(strokes: int = 8) -> dict[str, list[float]]:
         for x, y in STROKES[:strokes]:
             before = shown(page, (*CAMS, "xrai"))
             stroke(page, x, y)
-            out["stroke"].append(wait_changed(page, before))
+            cams = wait_changed(page, before)
+            out["stroke"].append(cams.total)
+            out["stroke_send"].append(cams.to_send)
+            out["stroke_after_send"].append(cams.after_send)
             out["stroke_engine"].append(engine_seconds(page))
-            start = time.perf_counter()
-            wait_changed(page, before, methods=("xrai",), timeout_ms=600_000)
-            out["xrai"].append(out["stroke"][-1] + time.perf_counter() - start)
-            print(f"stroke at ({x:.2f}, {y:.2f}): CAMs {out['stroke'][-1]:.3f} s (engine "
-                  f"{out['stroke_engine'][-1]:.3f} s), XRAI {out['xrai'][-1]:.2f} s", flush=True)
-        for k in range(max(2, strokes // 2)):
+            out["xrai"].append(wait_changed(page, before, methods=("xrai",), timeout_ms=600_000).total)
+            out["xrai_engine"].append(engine_seconds(page, ("xrai",)))
+            print(f"stroke at ({x:.2f}, {y:.2f}): CAMs {cams.total:.3f} s (request sent after {cams.to_send:.3f} s; "
+                  f"engine {out['stroke_engine'][-1]:.3f} s), XRAI {out['xrai'][-1]:.2f} s (engine "
+                  f"{out['xrai_engine'][-1]:.2f} s)", flush=True)
+        for k in range(max(2, strokes // 2) + 1):
+            layer = LAYERS[k % 2]
             before = shown(page)
-            choose_layer(page, LAYERS[k % 2])
-            out["layer"].append(wait_changed(page, before))
-            out["layer_engine"].append(engine_seconds(page))
-            print(f"layer → {LAYERS[k % 2]}: CAMs {out['layer'][-1]:.3f} s (engine {out['layer_engine'][-1]:.3f} s)",
-                  flush=True)
+            choose_layer(page, layer)
+            timing = wait_changed(page, before)
+            first = k == 0  # the first visit of a layer other than the default traces its gradient function
+            out["layer_first" if first else "layer"].append(timing.total)
+            if not first:
+                out["layer_engine"].append(engine_seconds(page))
+            print(f"layer → {layer}{' (first visit)' if first else ''}: CAMs {timing.total:.3f} s (engine "
+                  f"{engine_seconds(page):.3f} s)", flush=True)
         browser.close()
     return out
 
@@ -142,12 +186,19 @@ START, END = "<!-- ui_latency:start -->", "<!-- ui_latency:end -->"
 
 def table(out: dict[str, list[float]]) -> str:
     """The figures as a Markdown table (for RESULTS.md)."""
-    rows = [("stroke → 3 CAM maps on screen", out["stroke"]), ("engine CAM pass after a stroke", out["stroke_engine"]),
-            ("layer change → 3 CAM maps on screen", out["layer"]),
+    rows = [("stroke → 3 CAM maps on screen", out["stroke"]),
+            ("  of which: mouse-up → rerun request sent (the canvas's own 200 ms hold-back)", out["stroke_send"]),
+            ("  of which: request sent → 3 CAM maps on screen", out["stroke_after_send"]),
+            ("engine CAM pass after a stroke", out["stroke_engine"]),
+            ("layer change → 3 CAM maps on screen (warm)", out["layer"]),
             ("engine CAM pass after a layer change", out["layer_engine"]),
-            ("stroke → XRAI map on screen (image already seen)", out["xrai"])]
+            ("first visit of another layer → 3 CAM maps (traces its function)", out["layer_first"]),
+            ("stroke → XRAI map on screen (image already seen)", out["xrai"]),
+            ("engine XRAI for that map (its caption)", out["xrai_engine"]),
+            ("XRAI on screen ÷ XRAI engine (same run)", ratios(out["xrai"], out["xrai_engine"]))]
     lines = ["| measure | median | worst | n |", "|---|---|---|---|"]
-    lines += [f"| {name} | {statistics.median(v):.3f} s | {max(v):.3f} s | {len(v)} |" for name, v in rows if v]
+    lines += [f"| {name} | {statistics.median(v):.3f}{'×' if '÷' in name else ' s'} | {max(v):.3f}"
+              f"{'×' if '÷' in name else ' s'} | {len(v)} |" for name, v in rows if v]
     return "\n".join(lines)
 
 
@@ -173,11 +224,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="put the figures into benchmarks/RESULTS.md")
     args = parser.parse_args()
     out = run(args.strokes)
-    print("stroke → 3 CAM maps on screen:", summary(out["stroke"]))
-    print("  engine (CAM pass, from the captions):", summary(out["stroke_engine"]))
-    print("layer change → 3 CAM maps on screen:", summary(out["layer"]))
-    print("  engine (CAM pass, from the captions):", summary(out["layer_engine"]))
-    print("stroke → XRAI map on screen (image already seen):", summary(out["xrai"]))
+    print(table(out))
     if args.write:
         write(out)
 

@@ -7,6 +7,8 @@ a region is `explainers.regions`' job.
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,19 +38,30 @@ class Drawing:
         return self.rgba is None or not bool((self.rgba[..., 3] > 0).any())
 
 
-def draw(background: np.ndarray, key: str, tool: str, stroke_width: int) -> Drawing:
-    """Show the canvas over `background` (uint8 RGB at canvas size) and return the current drawing.
+def background_url(background: np.ndarray) -> str:
+    """`background` (uint8 RGB) as a PNG data URL, the form the component takes without re-encoding it.
+
+    Handing the component a PIL image makes it PNG-encode the picture on every rerun (a stroke's
+    rerun included); the page encodes it once per picture and caches the URL."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(background, dtype=np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int) -> Drawing:
+    """Show the canvas (`size` = (width, height)) over `background` (a `background_url`) and return the
+    current drawing.
 
     The toolbar of the component gives undo, redo and clear; a new `key` gives an empty canvas.
     """
     from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
 
-    height, width = background.shape[:2]
+    width, height = size
     result = st_canvas(
         fill_color=FILL_COLOR,
         stroke_width=stroke_width,
         stroke_color=STROKE_COLOR,
-        background_image=Image.fromarray(background),
+        background_image=background,
         update_streamlit=True,
         height=height,
         width=width,

@@ -61,6 +61,11 @@ def method_settings() -> dict[str, int]:
                                  key=state.SMOOTHGRAD_SAMPLES,
                                  help="Noisy copies averaged by SmoothGrad (one gradient each). "
                                       f"{registry.default('smoothgrad', 'samples')} is the library's default.")
+    return current_method_settings()
+
+
+def current_method_settings() -> dict[str, int]:
+    """The slow methods' settings as the widgets of `method_settings` hold them (before they are drawn)."""
     return {"scorecam_channels": int(state.get(state.SCORECAM_CHANNELS)),
             "input_steps": int(state.get(state.INPUT_STEPS)),
             "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES))}

@@ -3,10 +3,11 @@
 The fast maps (the gradient CAMs, which share one pass) are computed and drawn at once; the slow ones
 (XRAI, Score-CAM, the Integrated-Gradients family) are background jobs (`compute.slow_job`) keyed by
 everything they depend on (`slow_key`: the layer only for the methods that use one), so a change of
-anything else finds the same job, running or done. The grid sits in a fragment that polls the jobs
-while they run. Maps are pictures (`figures.map_image`) at their column's width, two per row, with
-adjustable opacity and a per-map or common scale; `meaning` says when maps are identical or ignore
-the drawn region, with the numbers from `explainers.diagnostics`.
+anything else finds the same job, running or done. Each running slow map's cell is a small fragment
+that polls its job (the CAM pictures are not redrawn meanwhile). Maps are pictures
+(`figures.map_image`) at their column's width, two per row, with adjustable opacity and a per-map
+or common scale; `meaning` says when maps are identical or ignore the drawn region, with the
+numbers from `explainers.diagnostics`.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ SCALE_LABELS = {"own": "each map ÷ its own maximum", "common": "common scale (m
 # the same units (activation × gradient of one score), so one absolute scale compares their strength.
 COMMON_UNITS = ("gradcam", "hirescam", "layercam", "xgradcam")
 PER_ROW_GRID = 2  # maps per row in the loop view: each map at least 300 px wide on a 1600 px screen
-POLL_SECONDS = 0.7  # how often the page looks at the slow maps while they run
+POLL_SECONDS = 0.5  # how often a running slow map's cell looks at its job (each look re-renders the page in the browser)
 
 
 @dataclass(frozen=True)
@@ -212,14 +213,17 @@ def fast_maps(request: Request) -> dict[str, Any]:
                             request.layer, cams, request.target, request.image, request.region, request.model)
 
 
-def maps_grid(request: Request, view: View, polling: bool = False) -> dict[str, Any]:
-    """Every map on screen, `PER_ROW_GRID` per row: CAMs at once, slow maps as they finish.
+def show_grid(request: Request, view: View) -> dict[str, Any]:
+    """Every map on screen, `PER_ROW_GRID` per row: the CAMs at once, each slow map in a cell of its own.
 
-    Drawn inside a fragment that reruns every `POLL_SECONDS` while slow maps run; when the last one
-    finishes it reruns the page once, so the sections that use all maps see them. Returns
-    {method: Explanation} of the maps that are ready, in the order shown."""
+    A slow map's cell is a fragment that polls its job every `POLL_SECONDS` while it runs (a progress
+    bar: cheap), so the CAM pictures are not re-encoded and re-sent on every poll. Returns
+    {method: Explanation} of the maps that are ready now, in the order shown."""
     results = fast_maps(request)
     jobs = slow_jobs(request)
+    if state.get(state.WAIT_FOR_SLOW):  # test hook: finish the slow maps within this run
+        for job in jobs.values():
+            job.wait()
     for method, job in jobs.items():
         if job.result is not None:
             results[method] = job.result
@@ -231,32 +235,32 @@ def maps_grid(request: Request, view: View, polling: bool = False) -> dict[str, 
         row = methods[start:start + PER_ROW_GRID]
         for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
             with column, st.container(key=map_key(method)):
-                if method in ready:
+                if method in jobs and not jobs[method].done:
+                    polling = st.fragment(_slow_cell, run_every=POLL_SECONDS)
+                    polling(request, method, view, paths, tuple(jobs.values()))
+                elif method in ready:
                     _draw_map(request.image, method, ready[method], paths, view, factors[method])
                     if method == "gradcam++":
-                        _score_choice(request)
+                        st.caption(GRADCAMPP_SCALE_NOTE)
                 else:
-                    _draw_pending(request, method, jobs[method])
-    pending = [m for m, job in jobs.items() if not job.done]
-    if polling and not pending:
-        st.rerun(scope="app")  # the last slow map is in: let agreement, faithfulness and export see it
+                    _draw_pending(request, method, jobs[method])  # failed: its message
     return ready
 
 
-def show_grid(request: Request, view: View) -> dict[str, Any]:
-    """`maps_grid` in a fragment that polls only while some slow map is still being computed."""
-    jobs = slow_jobs(request)
-    if state.get(state.WAIT_FOR_SLOW):  # test hook: finish the slow maps within this run
-        for job in jobs.values():
-            job.wait()
-    pending = any(not job.done for job in jobs.values())
-    box: dict[str, Any] = {}
+def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.ndarray], jobs: tuple) -> None:
+    """One slow map's cell while its job runs: progress, then the map; when the last job of the request
+    is in, the page reruns once, so the agreement, faithfulness and export see every map."""
+    job = next(j for j in jobs if j.key == slow_key(request, method))
+    if job.result is not None:
+        _draw_map(request.image, method, job.result, paths, view, 1.0)
+    else:
+        _draw_pending(request, method, job)
+    if job.done and all(j.done for j in jobs):
+        st.rerun(scope="app")
 
-    def grid() -> None:
-        box["ready"] = maps_grid(request, view, polling=pending)
 
-    st.fragment(grid, run_every=POLL_SECONDS if pending else None)()
-    return box.get("ready", {})
+GRADCAMPP_SCALE_NOTE = ("Grad-CAM++ depends on the score's scale (here the adapter's mean); the “Agreement and "
+                        "notes” tab measures how much its map changes on the region sum.")
 
 
 def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
@@ -271,12 +275,21 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
         st.caption(f"{icon} {message}")
 
 
-def _score_choice(request: Request) -> None:
-    """Under Grad-CAM++: how much its map changes when it differentiates the region sum instead."""
+def score_choice(request: Request) -> None:
+    """How much Grad-CAM++'s map changes when it differentiates the region sum instead of the adapter mean.
+
+    Behind a switch: it costs two more gradient passes (and a trace per new layer), which the stroke's
+    maps should not wait for."""
+    if "gradcam++" not in request.methods:
+        return
+    if not st.toggle("Measure how much Grad-CAM++ depends on its score (adapter mean vs region sum)",
+                     key=state.SCORE_CHOICE):
+        return
     rho = compute.score_choice(request.model_key, request.image_key, region_key(request), request.class_index,
                                request.layer, request.target, request.image, request.region, request.model)
-    st.caption(f"Grad-CAM++ depends on the score's scale: on the region sum instead of the adapter mean its map "
-               f"has rank correlation {rho:.2f} with this one.")
+    st.caption(f"Grad-CAM++ on the region sum instead of the adapter mean: rank correlation {rho:.2f} with the "
+               "map on screen (1.00 would mean the score's scale does not matter here; for Grad-CAM and the "
+               "other linear CAMs it never does).")
 
 
 def _draw_pending(request: Request, method: str, job: compute.Job) -> None:

@@ -147,9 +147,15 @@ def score_choice(model_key: str, image_key: str, region_key: str, class_index: i
 
 
 def agreement(maps: dict[str, np.ndarray]) -> list[dict]:
+    """The agreement table of `maps`, computed once per set of maps (a rerun with the same maps reuses it)."""
+    return _agreement(tuple((name, digest(np.asarray(m))) for name, m in maps.items()), maps)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _agreement(key: tuple, _maps: dict[str, np.ndarray]) -> list[dict]:
     from explainers import metrics
 
-    return metrics.agreement_table(maps)
+    return metrics.agreement_table(_maps)
 
 
 def outline(region: np.ndarray) -> list[np.ndarray]:

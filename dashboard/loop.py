@@ -3,9 +3,12 @@
 Everything here runs in one `st.fragment`: a stroke on the canvas, a new class, layer or method set,
 or a display change reruns this part of the page only (the sidebar, the ground truth, the class
 overview, the gallery and the browser stay as they are). The gradient CAMs are computed at once; the
-slow maps run as background jobs (`compute.slow_job`) that a rerun never restarts, and an inner
-fragment polls them while they run. Under the two columns, tabs hold what the loop's maps feed:
-agreement, layer sweep, faithfulness and export (the heavy ones behind a switch or a button).
+slow maps run as background jobs (`compute.slow_job`) that a rerun never restarts, and each one's
+cell is an inner fragment that polls it while it runs. The widgets the maps only read (opacity,
+scale, method settings, the class switch) are drawn after the maps, in the places kept for them, so
+fewer messages reach the browser ahead of a stroke's maps. Under the two columns, tabs hold what the
+loop's maps feed: agreement, layer sweep, faithfulness and export (the heavy ones behind a switch
+or a button).
 """
 
 from __future__ import annotations
@@ -54,11 +57,16 @@ def _show(ctx: Context) -> None:
         with st.container(key="methods-picker"):
             class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
                                                        ctx.names, ctx.model, ctx.model_key)
-        view = display_controls()
-        method_settings = choices.method_settings()
+        settings_box = st.container()  # display and method settings: drawn after the maps (see `_settings`)
+    view, method_settings = current_view(), choices.current_method_settings()
+
+    def settings() -> None:
+        _settings(settings_box, marked, mode)
+
     with right:
         request = _request(ctx, marked, class_index, layer, methods, method_settings)
         if request is None:
+            settings()
             return
         state.put(state.REQUEST, request)
         st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
@@ -68,12 +76,29 @@ def _show(ctx: Context) -> None:
         except ExplainerError as error:
             state.put(state.RESULT_ERROR, str(error))
             st.error(str(error))
+            settings()
             return
         runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
         st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
         comparison.remember(results)
+    settings()
+    with right:
         comparison.meaning(request, results, ctx.labels)
     _tabs(ctx, request, results, marked.how)
+
+
+def _settings(box: Any, marked: region.Marked, mode: str) -> None:
+    """The widgets whose values the maps read from the session state, drawn once the maps are sent, so
+    a stroke's maps reach the browser before them (the page shows them in their places all the same)."""
+    region.controls_below(marked, mode)
+    with box:
+        display_controls()
+        choices.method_settings()
+
+
+def current_view() -> comparison.View:
+    """The display settings as the widgets of `display_controls` hold them (before they are drawn)."""
+    return comparison.View(opacity=float(state.get(state.OPACITY)), scale=state.get(state.MAP_SCALE))
 
 
 def display_controls() -> comparison.View:
@@ -115,6 +140,7 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
         ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
     with agree_tab, guard.section("Agreement"):
         comparison.agreement(results)
+        comparison.score_choice(request)
         comparison.notes(results)
     with sweep_tab, guard.section("Layer sweep"):
         if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",

@@ -33,6 +33,7 @@ class Marked:
     how: str
     hint: str | None = None
     error: str | None = None
+    below: Any = None  # the container under the canvas that `controls_below` fills
 
 
 def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
@@ -84,6 +85,13 @@ def canvas_background(overlay: np.ndarray, size: tuple[int, int], region: np.nda
     return figures.enlarge(picture, size)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _background_url(canvas_id: str, classes: tuple[int, bool], size: tuple[int, int], picked_key: str | None,
+                    _overlay: np.ndarray, _picked: np.ndarray | None) -> str:
+    """The canvas picture as a data URL, encoded once per image, model, size and picked component."""
+    return canvas.background_url(canvas_background(_overlay, size, _picked))
+
+
 def _component_now(labels: np.ndarray) -> np.ndarray | None:
     """The component at the row/column currently in the inputs (what the canvas outlines)."""
     row, col = st.session_state.get(state.CLICK_ROW), st.session_state.get(state.CLICK_COL)
@@ -111,8 +119,10 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
         tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
         key = f"canvas-{canvas_id}-{mode}-{state.get(state.CANVAS_NONCE)}"
         picked = _component_now(labels) if mode == "component" else None
-        background = canvas_background(overlay, (canvas_w, canvas_h), picked)
-        drawing = canvas.draw(background, key, tool, int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
+        background = _background_url(canvas_id, (len(names), names[0] == "background"), (canvas_w, canvas_h),
+                                     None if picked is None else compute.digest(picked), overlay, picked)
+        drawing = canvas.draw(background, (canvas_w, canvas_h), key, tool,
+                              int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
         if drawing.message:
             st.warning(drawing.message)
         if mode == "component":
@@ -131,12 +141,21 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
                             config={"displayModeBar": False}, width="content")
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
-    restrict_col, clear_col = st.columns([3, 2], vertical_alignment="center")
-    restrict_col.toggle("Only pixels of the class", key=state.RESTRICT,
-                        help="Keep only the marked pixels predicted as the class being explained.")
-    if mode == "draw":
-        clear_col.button("Clear the drawing", on_click=_clear_drawing)
+    marked.below = st.container()  # the class switch and the clear button: `controls_below`, after the maps
     return marked
+
+
+def controls_below(marked: Marked, mode: str) -> None:
+    """Under the canvas: the restrict-to-class switch and the clear button.
+
+    Drawn after the maps (into the place `mark` kept for them), so a stroke's maps are sent first; the
+    switch's value is read from the session state before it is drawn (`finish`)."""
+    with marked.below if marked.below is not None else st.container():
+        restrict_col, clear_col = st.columns([3, 2], vertical_alignment="center")
+        restrict_col.toggle("Only pixels of the class", key=state.RESTRICT,
+                            help="Keep only the marked pixels predicted as the class being explained.")
+        if mode == "draw":
+            clear_col.button("Clear the drawing", on_click=_clear_drawing)
 
 
 def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[int, int]) -> None:

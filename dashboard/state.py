@@ -64,6 +64,7 @@ CLASS_FOR_REGION = "class_for_region"  # digest of the region the class default 
 LAYER = "layer"
 METHODS = "methods"
 SWEEP = "sweep_on"
+SCORE_CHOICE = "score_choice_on"  # measure Grad-CAM++ on the region sum too (one more pass per map set)
 
 # Results of the last run (read by tests)
 RESULTS = "results"
@@ -100,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     RESTRICT: False,
     CLASS_FOR_REGION: None,
     SWEEP: False,
+    SCORE_CHOICE: False,
     RESULTS: {},
     RESULT_ERROR: None,
 }
@@ -109,7 +111,7 @@ DEFAULTS: dict[str, Any] = {
 # Streamlit forgets the state of a widget that was not drawn in a run; writing the value back at
 # the top of each run keeps the user's choice for when the widget comes back.
 _KEEP_WHEN_HIDDEN = (DRAW_TOOL, STROKE_WIDTH, REGION_CLASS, CLICK_ROW, CLICK_COL, CLASS, LAYER,
-                     METHODS, TARGET, XRAI_STEPS, XRAI_ALGORITHM, SWEEP, SAMPLE)
+                     METHODS, TARGET, XRAI_STEPS, XRAI_ALGORITHM, SWEEP, SCORE_CHOICE, SAMPLE)
 
 
 def init() -> None:

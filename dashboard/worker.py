@@ -17,11 +17,21 @@ _QUEUE: Any = None
 _MODELS: dict[tuple, Any] = {}
 
 
+NICENESS = 15  # how much lower than the page the worker's CPU priority is (0..19)
+
+
 def init(queue: Any) -> None:
-    """Pool initializer: remember where progress goes; keep TensorFlow quiet."""
+    """Pool initializer: remember where progress goes; keep TensorFlow quiet; yield the CPU to the page.
+
+    The worker runs at a lower priority (`NICENESS`): when a stroke's CAM pass, its pictures and the
+    page's script want the two cores, they get them, and the slow map takes the rest. Without it the
+    worker's TensorFlow threads (which spin while they wait for work) slowed the page's NumPy and
+    Python work several times over."""
     global _QUEUE
     _QUEUE = queue
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.suppress(OSError, AttributeError):  # not on every platform
+        os.nice(NICENESS)
 
 
 def _model(source: tuple) -> Any:

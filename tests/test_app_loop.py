@@ -195,3 +195,42 @@ def test_common_scale_rescales_the_cams_sharing_units_and_leaves_the_others() ->
     assert comparison.display_factors(results, "own") == {m: 1.0 for m in results}
     common = comparison.display_factors(results, "common")
     assert common == {"gradcam": 0.25, "hirescam": 1.0, "gradcam++": 1.0, "xrai": 1.0}  # ++ and XRAI: own units
+
+
+@pytest.mark.slow
+def test_gradcampp_score_choice_is_measured_only_when_asked(monkeypatch) -> None:
+    """The extra Grad-CAM++ passes stay off the stroke's path: nothing is computed until the switch is on."""
+    calls = []
+    original = compute.score_choice
+    monkeypatch.setattr(compute, "score_choice", lambda *a, **k: calls.append(a[:5]) or original(*a, **k))
+    at = _app(_box(), **{state.METHODS: ["gradcam", "gradcam++"]})
+    at.run()
+    _clean(at)
+    assert calls == []
+    captions = " ".join(c.value for c in at.caption)
+    assert "depends on the score's scale" in captions and "rank correlation" not in captions
+    at.toggle(key=state.SCORE_CHOICE).set_value(True).run()
+    _clean(at)
+    assert len(calls) == 1
+    measured = [c.value for c in at.caption if "region sum instead of the adapter mean: rank correlation" in c.value]
+    assert len(measured) == 1
+    rho = float(measured[0].split("rank correlation ")[1].split(" ")[0])
+    assert -1.0 <= rho <= 1.0
+
+
+@pytest.mark.slow
+def test_settings_drawn_after_the_maps_keep_their_values_and_places() -> None:
+    """Opacity, scale and the class switch are read before they are drawn: a change applies to the maps."""
+    at = _app(_box(), **{state.METHODS: ["gradcam", "hirescam"]})
+    at.run()
+    _clean(at)
+    at.selectbox(key=state.MAP_SCALE).set_value("common").run()
+    _clean(at)
+    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    assert "of the common scale" in captions  # the maps were drawn with the scale just chosen
+    assert at.slider(key=state.OPACITY).value == pytest.approx(0.55)
+    at.toggle(key=state.RESTRICT).set_value(True).run()
+    _clean(at)
+    request = at.session_state[state.REQUEST]
+    labels = at.session_state[state.RESULTS]["gradcam"].heatmap.shape
+    assert request.region.shape == labels and request.region.sum() <= _box().sum()

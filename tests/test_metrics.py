@@ -140,3 +140,18 @@ def test_bad_maps_are_refused(a, b, words) -> None:
 def test_bad_fraction_is_refused(fraction) -> None:
     with pytest.raises(ExplainerError, match="fraction"):
         metrics.top_overlap(np.arange(4.0), np.arange(4.0), fraction)
+
+
+def test_agreement_table_ranks_each_map_once_and_gives_the_pairwise_numbers() -> None:
+    rng = np.random.default_rng(7)
+    maps = {"a": rng.random((20, 30)), "flat": np.zeros((20, 30)), "b": rng.random((20, 30))}
+    maps["ties"] = np.round(maps["a"] * 4)  # many tied values
+    rows = metrics.agreement_table(maps)
+    assert [(r["method_a"], r["method_b"]) for r in rows] == [
+        ("a", "flat"), ("a", "b"), ("a", "ties"), ("flat", "b"), ("flat", "ties"), ("b", "ties")]
+    for row in rows:
+        a, b = maps[row["method_a"]], maps[row["method_b"]]
+        assert row["rank_correlation"] == pytest.approx(metrics.rank_correlation(a, b), abs=1e-12)
+        assert row["top10_iou"] == pytest.approx(metrics.top_overlap(a, b, 0.1), abs=1e-12)
+    with pytest.raises(ExplainerError, match="same shape"):
+        metrics.agreement_table({"a": np.zeros((2, 2)), "b": np.zeros((3, 3))})
