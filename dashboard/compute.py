@@ -303,14 +303,10 @@ class _Dispatcher:
 
         _model, image, region, class_index, layer, method, target, options, _key = job.args
         try:
-            if self.pool is None:
-                context = multiprocessing.get_context("spawn")
-                self.queue = context.Queue()
-                self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                                                initargs=(self.queue,))
             job_id = next(self.ids)
-            future = self.pool.submit(worker.explain_one, job_id, source, np.asarray(image), np.asarray(region),
-                                      int(class_index), layer, method, target, dict(options))
+            future = self.process_pool().submit(worker.explain_one, job_id, source, np.asarray(image),
+                                                np.asarray(region), int(class_index), layer, method, target,
+                                                dict(options))
             while True:
                 try:
                     return future.result(timeout=0.2)
@@ -323,6 +319,17 @@ class _Dispatcher:
             print(f"segexplain: slow maps run in the page's process ({type(error).__name__}: {error})")
             self.pool = None
             return None
+
+    def process_pool(self) -> ProcessPoolExecutor:
+        """The one worker process (`dashboard.worker`), started on first use."""
+        from dashboard import worker
+
+        if self.pool is None:
+            context = multiprocessing.get_context("spawn")
+            self.queue = context.Queue()
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                                            initargs=(self.queue,))
+        return self.pool
 
     def _drain(self, job: Job, job_id: int) -> None:
         try:
@@ -397,12 +404,7 @@ def warm_worker(model_key: str) -> None:
     from dashboard import worker
 
     try:
-        if dispatcher.pool is None:
-            context = multiprocessing.get_context("spawn")
-            dispatcher.queue = context.Queue()
-            dispatcher.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                                                  initargs=(dispatcher.queue,))
-        dispatcher.pool.submit(worker.warm, source)
+        dispatcher.process_pool().submit(worker.warm, source)
     except (OSError, RuntimeError):
         dispatcher.use_process = False
 

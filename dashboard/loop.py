@@ -58,33 +58,38 @@ def _show(ctx: Context) -> None:
             class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
                                                        ctx.names, ctx.model, ctx.model_key)
         settings_box = st.container()  # display and method settings: drawn after the maps (see `_settings`)
-    view, method_settings = current_view(), choices.current_method_settings()
-
-    def settings() -> None:
-        _settings(settings_box, marked, mode)
-
+    view = current_view()
     with right:
-        request = _request(ctx, marked, class_index, layer, methods, method_settings)
-        if request is None:
-            settings()
-            return
-        state.put(state.REQUEST, request)
-        st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
-                   f"({int(request.region.sum())} px) at layer `{layer}`; the white line is the region's outline.")
-        try:
-            results = comparison.show_grid(request, view)
-        except ExplainerError as error:
-            state.put(state.RESULT_ERROR, str(error))
-            st.error(str(error))
-            settings()
-            return
-        runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
-        st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
-        comparison.remember(results)
-    settings()
+        shown = _maps(ctx, marked, class_index, layer, methods, view)
+    _settings(settings_box, marked, mode)
+    if shown is None:
+        return
+    request, results = shown
     with right:
         comparison.meaning(request, results, ctx.labels)
     _tabs(ctx, request, results, marked.how)
+
+
+def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, methods: list[str],
+          view: comparison.View) -> tuple[comparison.Request, dict[str, Any]] | None:
+    """The caption, the grid of maps and the colour bar; (request, maps shown), or None after saying why
+    there is nothing to show."""
+    request = _request(ctx, marked, class_index, layer, methods, choices.current_method_settings())
+    if request is None:
+        return None
+    state.put(state.REQUEST, request)
+    st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
+               f"({int(request.region.sum())} px) at layer `{layer}`; the white line is the region's outline.")
+    try:
+        results = comparison.show_grid(request, view)
+    except ExplainerError as error:
+        state.put(state.RESULT_ERROR, str(error))
+        st.error(str(error))
+        return None
+    runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
+    st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
+    comparison.remember(results)
+    return request, results
 
 
 def _settings(box: Any, marked: region.Marked, mode: str) -> None:

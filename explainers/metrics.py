@@ -19,12 +19,18 @@ def _flat_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ExplainerError(f"Maps to compare must have the same shape, got {a.shape} and {b.shape}.")
-    if a.size == 0:
+    return _flat(a), _flat(b)
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    """One map to compare as a float64 vector; empty or non-finite maps are refused."""
+    values = np.asarray(values)
+    if values.size == 0:
         raise ExplainerError("Maps to compare must have at least one pixel.")
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+    flat = values.astype(np.float64).ravel()
+    if not np.isfinite(flat).all():
         raise ExplainerError("Maps to compare must be finite (no NaN or infinity).")
-    return a, b
+    return flat
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -115,7 +121,7 @@ def agreement_table(maps: Mapping[str, np.ndarray | None]) -> list[dict]:
 
 def _ranked(values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """(centred average ranks, their norm, top-10 % mask) of one map, as `rank_correlation` and `top_overlap` use."""
-    flat, _ = _flat_pair(values, values)
+    flat = _flat(values)
     ranks = _average_ranks(flat)
     ranks -= ranks.mean()
     return ranks, math.sqrt(float(ranks @ ranks)), top_set(flat, 0.1)
