@@ -237,7 +237,7 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
             with column, st.container(key=map_key(method)):
                 if method in jobs and not jobs[method].done:
                     polling = st.fragment(_slow_cell, run_every=POLL_SECONDS)
-                    polling(request, method, view, paths, tuple(jobs.values()))
+                    polling(request, method, view, paths, jobs[method], tuple(jobs.values()))
                 elif method in ready:
                     _draw_map(request.image, method, ready[method], paths, view, factors[method])
                     if method == "gradcam++":
@@ -247,10 +247,10 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
     return ready
 
 
-def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.ndarray], jobs: tuple) -> None:
-    """One slow map's cell while its job runs: progress, then the map; when the last job of the request
-    is in, the page reruns once, so the agreement, faithfulness and export see every map."""
-    job = next(j for j in jobs if j.key == slow_key(request, method))
+def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.ndarray], job: compute.Job,
+               jobs: tuple[compute.Job, ...]) -> None:
+    """One slow map's cell while its `job` runs: progress, then the map; when the last of the request's
+    `jobs` is in, the page reruns once, so the agreement, faithfulness and export see every map."""
     if job.result is not None:
         _draw_map(request.image, method, job.result, paths, view, 1.0)
     else:
@@ -259,8 +259,7 @@ def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.nda
         st.rerun(scope="app")
 
 
-GRADCAMPP_SCALE_NOTE = ("Grad-CAM++ depends on the score's scale (here the adapter's mean); the “Agreement and "
-                        "notes” tab measures how much its map changes on the region sum.")
+GRADCAMPP_SCALE_NOTE = "Grad-CAM++ depends on the score's scale; “Agreement and notes” measures how much."
 
 
 def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
