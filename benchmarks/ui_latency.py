@@ -5,9 +5,8 @@ Playwright at 1280×800, draws strokes at different places on the canvas and swi
 reports the median and worst time from the action (mouse-up, option click) to every CAM map on
 screen showing its new picture, beside the engine's own time (the seconds each map's caption
 reports). All three instants are taken in the page's own clock (`performance.now()`): the mouse-up,
-the first websocket message after it (the rerun request; the drawing canvas holds its value back for
-200 ms after a stroke before it sends it, a constant of the component), and the frame in which the
-last map shows its new picture. It also times XRAI for a new region on an image already seen (its
+the first websocket message after it (the rerun request the drawing pad sends when a stroke ends),
+and the frame in which the last map shows its new picture. It also times XRAI for a new region on an image already seen (its
 segments are cached) beside XRAI's own seconds, times the first visit of a layer (which traces its
 gradient function) apart from the warm layer changes, and checks that the canvas and every map are
 inside the viewport together.
@@ -57,7 +56,9 @@ CHANGED_JS = """
 # Runs before the page's own scripts: the page-clock time of the last mouse-up and of every websocket send.
 CLOCK_JS = """
 window.__segexplain = {up: 0, sends: []};
-document.addEventListener('mouseup', () => { window.__segexplain.up = performance.now(); }, true);
+for (const type of ['pointerup', 'mouseup']) {  // a pointer handler may suppress the compatibility mouse events
+  document.addEventListener(type, () => { window.__segexplain.up = performance.now(); }, true);
+}
 const originalSend = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
   window.__segexplain.sends.push(performance.now());
@@ -118,8 +119,10 @@ def in_viewport(page, methods) -> dict[str, bool]:
     """Whether the canvas and each map's picture lie wholly inside the window (no scrolling).
 
     Playwright's locators reach into the canvas component's shadow DOM, `document.querySelector` does not."""
+    from e2e_server import CANVAS
+
     size = page.viewport_size
-    targets = {"canvas": page.locator("canvas.upper-canvas").first}
+    targets = {"canvas": page.locator(CANVAS).first}
     targets.update({m: page.locator(f".st-key-map-{key(m)} img").first for m in methods})
     out = {}
     for name, locator in targets.items():
@@ -187,11 +190,11 @@ START, END = "<!-- ui_latency:start -->", "<!-- ui_latency:end -->"
 def table(out: dict[str, list[float]]) -> str:
     """The figures as a Markdown table (for RESULTS.md)."""
     rows = [("stroke → 3 CAM maps on screen", out["stroke"]),
-            ("  of which: mouse-up → rerun request sent (the canvas's own 200 ms hold-back)", out["stroke_send"]),
+            ("  of which: mouse-up → rerun request sent (the drawing pad)", out["stroke_send"]),
             ("  of which: request sent → 3 CAM maps on screen", out["stroke_after_send"]),
             ("engine CAM pass after a stroke", out["stroke_engine"]),
             ("layer change → 3 CAM maps on screen (warm)", out["layer"]),
-            ("engine CAM pass after a layer change", out["layer_engine"]),
+            ("engine seconds in the captions after a layer change (a revisited layer's maps are cached and keep the time of their first pass)", out["layer_engine"]),
             ("first visit of another layer → 3 CAM maps (traces its function)", out["layer_first"]),
             ("stroke → XRAI map on screen (image already seen)", out["xrai"]),
             ("engine XRAI for that map (its caption)", out["xrai_engine"]),

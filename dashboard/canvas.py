@@ -1,23 +1,29 @@
-"""The drawing canvas: the only module that touches `streamlit_drawable_canvas`.
+"""The drawing canvas: our sketch pad component (`dashboard/sketch/`) and what it sends, read as arrays.
 
-The component can only be imported inside a running app (or AppTest), so the import happens inside
-`draw`. What the page needs from a drawing is returned as plain arrays and numbers; turning them into
-a region is `explainers.regions`' job.
+Why our own component: streamlit-drawable-canvas held each stroke back for a fixed 200 ms after
+mouse-up and PNG-encoded the canvas for every send (see docs/DESIGN.md). The sketch pad is a
+Streamlit components-v2 frontend in plain JavaScript that sends the finished shapes at once, as
+geometry in canvas pixels; `read` checks that geometry (the browser side can be tampered with) and
+`shapes_rgba` fills it into a picture at canvas size. Turning that into a region is
+`explainers.regions`' job.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-STROKE_COLOR = "#ffffff"
-FILL_COLOR = "rgba(255, 255, 255, 0.35)"
 POINT_RADIUS = 4
-
+FRONTEND = Path(__file__).with_name("sketch")
+MAX_SHAPES = 2_000
+MAX_COORDINATES = 200_000  # numbers in one send: a long free-hand session stays far below this
+KINDS = ("stroke", "rect", "polygon", "point")
 
 MALFORMED = "The canvas sent a drawing this page cannot read; it was ignored. Clear the drawing and draw again."
 
@@ -26,7 +32,7 @@ MALFORMED = "The canvas sent a drawing this page cannot read; it was ignored. Cl
 class Drawing:
     """What the user drew: `rgba` at canvas size (alpha > 0 = drawn; None before any drawing), the
     centres (x, y) of the points placed in point mode and the corners of each closed polygon, in canvas
-    pixels, oldest first. `message` says when part of what the browser sent was unreadable (ignored)."""
+    pixels, oldest first. `message` says when what the browser sent was unreadable (then ignored)."""
 
     rgba: np.ndarray | None
     points: list[tuple[float, float]] = field(default_factory=list)
@@ -38,128 +44,143 @@ class Drawing:
         return self.rgba is None or not bool((self.rgba[..., 3] > 0).any())
 
 
-def background_url(background: np.ndarray) -> str:
-    """`background` (uint8 RGB) as a PNG data URL, the form the component takes without re-encoding it.
+@dataclass(frozen=True)
+class Shape:
+    """One finished shape in canvas pixels: `kind` (one of KINDS), `points` [(x, y), ...] (a rectangle's
+    two opposite corners, a point's centre) and `width` (a stroke's width, a point's radius)."""
 
-    Handing the component a PIL image makes it PNG-encode the picture on every rerun (a stroke's
-    rerun included); the page encodes it once per picture and caches the URL."""
+    kind: str
+    points: list[tuple[float, float]]
+    width: float = 0.0
+
+
+def background_url(background: np.ndarray) -> str:
+    """`background` (uint8 RGB) as a PNG data URL, encoded once per picture (the page caches it)."""
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(background, dtype=np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int) -> Drawing:
-    """Show the canvas (`size` = (width, height)) over `background` (a `background_url`) and return the
-    current drawing.
+@functools.cache
+def _component():
+    import streamlit as st
 
-    The toolbar of the component gives undo, redo and clear; a new `key` gives an empty canvas.
-    """
-    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
-
-    width, height = size
-    result = st_canvas(
-        fill_color=FILL_COLOR,
-        stroke_width=stroke_width,
-        stroke_color=STROKE_COLOR,
-        background_image=background,
-        update_streamlit=True,
-        height=height,
-        width=width,
-        drawing_mode=tool,
-        point_display_radius=POINT_RADIUS,
-        return_image_data=True,
-        key=key,
+    return st.components.v2.component(
+        "segexplain.sketch",
+        html='<div class="sk-root"></div>',
+        css=(FRONTEND / "sketch.css").read_text(encoding="utf-8"),
+        js=(FRONTEND / "sketch.js").read_text(encoding="utf-8"),
+        isolate_styles=True,
     )
-    return read(getattr(result, "image_data", None), getattr(result, "json_data", None))
 
 
-def read(image_data: object, json_data: object) -> Drawing:
-    """The drawing from what the component returned; anything malformed is dropped with a message.
-
-    The browser side can be tampered with, so nothing here trusts the shapes or types it sends."""
-    message = None
-    rgba = None
-    if image_data is not None:
-        try:
-            rgba = np.asarray(image_data)
-            if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype.kind not in "uif" or rgba.size > 64_000_000:
-                rgba, message = None, MALFORMED
-        except (TypeError, ValueError):
-            rgba, message = None, MALFORMED
-    try:
-        points = point_centres(json_data)
-        polygons = closed_polygons(json_data)
-    except (TypeError, ValueError, AttributeError, OverflowError):
-        points, polygons, message = [], [], MALFORMED
-    return Drawing(rgba=rgba, points=points, polygons=polygons, message=message)
+def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int) -> Drawing:
+    """Show the sketch pad (`size` = (width, height)) over `background` (a `background_url`) and return
+    the current drawing. The pad has undo, redo and clear; a new `key` gives an empty pad."""
+    width, height = size
+    data = {"width": int(width), "height": int(height), "background": background, "tool": tool,
+            "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key}
+    result = _component()(data=data, key=key, default={"shapes": None}, on_shapes_change=lambda: None,
+                          width="content", height="content")
+    return read(result.get("shapes") if hasattr(result, "get") else None, (int(height), int(width)))
 
 
-def _objects(json_data: object) -> list[dict]:
-    if json_data is None:
-        return []
-    if not isinstance(json_data, dict):
-        raise TypeError("canvas JSON is not an object")
-    objects = json_data.get("objects", []) or []
-    if not isinstance(objects, list):
-        raise TypeError("canvas objects are not a list")
-    return [obj for obj in objects if isinstance(obj, dict)]
-
-
-def _number(value: object, default: float = 0.0) -> float:
+def read(value: object, size: tuple[int, int]) -> Drawing:
+    """The drawing from what the pad sent (`{"shapes": [...], "version": n}` or None), at `size`
+    (height, width). Anything malformed gives an empty drawing and a message, never an exception."""
     if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError("not a number")
-    number = float(value)
-    if not np.isfinite(number):
-        raise ValueError("not a finite number")
-    return number
+        return Drawing(rgba=None)
+    try:
+        shapes = parse_shapes(value)
+    except (TypeError, ValueError, OverflowError):
+        return Drawing(rgba=None, message=MALFORMED)
+    return Drawing(rgba=shapes_rgba(shapes, size),
+                   points=[s.points[0] for s in shapes if s.kind == "point"],
+                   polygons=[s.points for s in shapes if s.kind == "polygon"])
 
 
-def point_centres(json_data: dict | None) -> list[tuple[float, float]]:
-    """Centres (x, y) of the circles the point tool placed, from the canvas' Fabric.js JSON.
-
-    Fabric reports `left`/`top` of the bounding box (stroke included) for the origin it names, so the
-    centre is the origin plus half the box when the origin is "left"/"top". Malformed JSON raises
-    TypeError or ValueError (see `read`).
-    """
-    centres: list[tuple[float, float]] = []
-    for obj in _objects(json_data):
-        if str(obj.get("type", "")).lower() != "circle":
+def parse_shapes(value: object) -> list[Shape]:
+    """The shapes in what the pad sent; TypeError/ValueError when it is not what the pad sends."""
+    if not isinstance(value, dict) or not isinstance(value.get("shapes", []), list):
+        raise TypeError("not a sketch pad value")
+    raw_shapes = value.get("shapes") or []
+    if len(raw_shapes) > MAX_SHAPES:
+        raise ValueError("too many shapes")
+    shapes, numbers = [], 0
+    for raw in raw_shapes:
+        if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
+            raise TypeError("not a shape")
+        kind = raw["kind"]
+        if kind == "rect":
+            x, y, w, h = (_number(raw.get(k)) for k in ("x", "y", "w", "h"))
+            if w < 0 or h < 0:
+                raise ValueError("negative rectangle")
+            shapes.append(Shape(kind, [(x, y), (x + w, y + h)]))
             continue
-        centres.append((_centre(obj, "left", "originX", "width", "scaleX"),
-                        _centre(obj, "top", "originY", "height", "scaleY")))
-    return centres
-
-
-def closed_polygons(json_data: dict | None) -> list[list[tuple[float, float]]]:
-    """Corners (x, y) of each closed polygon in the canvas JSON (open ones are not in it)."""
-    polygons = []
-    for obj in _objects(json_data):
-        if str(obj.get("type", "")).lower() != "polygon":
+        if kind == "point":
+            shapes.append(Shape(kind, [(_number(raw.get("x")), _number(raw.get("y")))], _size(raw.get("r"))))
             continue
-        corners = obj.get("points") or []
-        if not isinstance(corners, list):
-            raise TypeError("polygon points are not a list")
-        points = [(_number(p.get("x")), _number(p.get("y"))) for p in corners if isinstance(p, dict)]
-        if len(points) >= 3:
-            polygons.append(points)
-    return polygons
+        flat = raw.get("points")
+        if not isinstance(flat, list) or len(flat) % 2 or not flat:
+            raise TypeError("points are not a flat list of x, y pairs")
+        numbers += len(flat)
+        if numbers > MAX_COORDINATES:
+            raise ValueError("too many coordinates")
+        values = [_number(v) for v in flat]
+        points = list(zip(values[0::2], values[1::2], strict=True))
+        if kind == "polygon":
+            if len(points) < 3:
+                raise ValueError("a polygon needs three corners")
+            shapes.append(Shape(kind, points))
+        else:
+            shapes.append(Shape(kind, points, _size(raw.get("width"))))
+    return shapes
+
+
+def shapes_rgba(shapes: list[Shape], size: tuple[int, int]) -> np.ndarray:
+    """The shapes filled on a transparent RGBA picture of `size` (height, width), as the pad shows them:
+    strokes with round ends and joins, rectangles and closed polygons filled, points as discs."""
+    height, width = size
+    picture = Image.new("RGBA", (int(width), int(height)), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(picture)
+    ink = (255, 255, 255, 255)
+    for shape in shapes:
+        if shape.kind == "rect":
+            (x0, y0), (x1, y1) = shape.points
+            pen.rectangle((x0, y0, x1, y1), fill=ink)
+        elif shape.kind == "polygon":
+            pen.polygon(shape.points, fill=ink)
+        elif shape.kind == "point":
+            _disc(pen, shape.points[0], shape.width, ink)
+        else:
+            if len(shape.points) > 1:
+                pen.line(shape.points, fill=ink, width=max(int(round(shape.width)), 1), joint="curve")
+            for end in {shape.points[0], shape.points[-1]}:
+                _disc(pen, end, shape.width / 2, ink)  # round caps (a click is a dot)
+    return np.asarray(picture)
 
 
 def polygons_rgba(polygons: list[list[tuple[float, float]]], size: tuple[int, int]) -> np.ndarray:
     """The closed polygons filled on a transparent RGBA canvas of `size` (height, width)."""
-    height, width = size
-    picture = Image.new("RGBA", (int(width), int(height)), (0, 0, 0, 0))
-    pen = ImageDraw.Draw(picture)
-    for points in polygons:
-        pen.polygon(points, fill=(255, 255, 255, 255))
-    return np.asarray(picture)
+    return shapes_rgba([Shape("polygon", p) for p in polygons], size)
 
 
-def _centre(obj: dict, pos: str, origin: str, size: str, scale: str) -> float:
-    extent = (_number(obj.get(size, 0)) + (_number(obj.get("strokeWidth", 0)) or 0.0)) * (
-        _number(obj.get(scale, 1), 1.0) or 1.0)
-    shift = {"left": 0.5, "top": 0.5, "center": 0.0, "right": -0.5, "bottom": -0.5}.get(str(obj.get(origin, "left")),
-                                                                                            0.5)
-    return _number(obj.get(pos, 0)) + shift * extent
+def _disc(pen: ImageDraw.ImageDraw, centre: tuple[float, float], radius: float, ink: tuple[int, ...]) -> None:
+    x, y = centre
+    pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    number = float(value)
+    if not np.isfinite(number) or abs(number) > 1e6:
+        raise ValueError("not a finite canvas coordinate")
+    return number
+
+
+def _size(value: object) -> float:
+    number = _number(value)
+    if not 0 <= number <= 1_000:
+        raise ValueError("not a stroke width")
+    return number

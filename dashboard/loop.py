@@ -95,7 +95,7 @@ def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, met
 def _settings(box: Any, marked: region.Marked, mode: str) -> None:
     """The widgets whose values the maps read from the session state, drawn once the maps are sent, so
     a stroke's maps reach the browser before them (the page shows them in their places all the same)."""
-    region.controls_below(marked, mode)
+    region.controls_below(marked)
     with box:
         display_controls()
         choices.method_settings()

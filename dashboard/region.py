@@ -43,13 +43,13 @@ def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
     return scale, int(round(width * scale)), int(round(height * scale))
 
 
-POLYGON_TIP = ("Polygon: click to place corners; click the first corner again to close the polygon (the "
-               "region counts once it is closed). Clicking another corner removes it.")
+POLYGON_TIP = ("Polygon: click to place corners; click the first (yellow) corner, double-click or press Enter "
+               "to close it (the region counts once it is closed). Undo removes the last corner, Esc the open polygon.")
 TOOL_TIPS = {
-    "freedraw": "Draw over the mask; the canvas toolbar has undo and clear.",
-    "rect": "Drag a rectangle over the mask; the toolbar has undo and clear.",
+    "freedraw": "Draw over the mask; the buttons under the canvas undo, redo and clear.",
+    "rect": "Drag a rectangle over the mask; the buttons under the canvas undo, redo and clear.",
     "polygon": POLYGON_TIP,
-    "point": "Click to place points (small discs); the toolbar has undo and clear.",
+    "point": "Click to place points (small discs); the buttons under the canvas undo, redo and clear.",
 }
 
 
@@ -67,10 +67,6 @@ def controls() -> str:
             st.slider("Brush", 4, 60, key=state.STROKE_WIDTH, help="Stroke width in screen pixels.",
                       label_visibility="collapsed")
     return mode
-
-
-def _clear_drawing() -> None:
-    state.put(state.CANVAS_NONCE, int(state.get(state.CANVAS_NONCE)) + 1)
 
 
 def canvas_background(overlay: np.ndarray, size: tuple[int, int], region: np.ndarray | None) -> np.ndarray:
@@ -117,7 +113,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     drawing = None
     if mode in ("draw", "component"):
         tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
-        key = f"canvas-{canvas_id}-{mode}-{state.get(state.CANVAS_NONCE)}"
+        key = f"canvas-{canvas_id}-{mode}"  # a new image, model or mode gives an empty pad
         picked = _component_now(labels) if mode == "component" else None
         background = _background_url(canvas_id, (len(names), names[0] == "background"), (canvas_w, canvas_h),
                                      None if picked is None else compute.digest(picked), overlay, picked)
@@ -141,21 +137,18 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
                             config={"displayModeBar": False}, width="content")
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
-    marked.below = st.container()  # the class switch and the clear button: `controls_below`, after the maps
+    marked.below = st.container()  # the class switch: `controls_below`, after the maps
     return marked
 
 
-def controls_below(marked: Marked, mode: str) -> None:
-    """Under the canvas: the restrict-to-class switch and the clear button.
+def controls_below(marked: Marked) -> None:
+    """Under the canvas: the restrict-to-class switch (the pad itself has undo, redo and clear).
 
-    Drawn after the maps (into the place `mark` kept for them), so a stroke's maps are sent first; the
+    Drawn after the maps (into the place `mark` kept for it), so a stroke's maps are sent first; the
     switch's value is read from the session state before it is drawn (`finish`)."""
     with marked.below if marked.below is not None else st.container():
-        restrict_col, clear_col = st.columns([3, 2], vertical_alignment="center")
-        restrict_col.toggle("Only pixels of the class", key=state.RESTRICT,
-                            help="Keep only the marked pixels predicted as the class being explained.")
-        if mode == "draw":
-            clear_col.button("Clear the drawing", on_click=_clear_drawing)
+        st.toggle("Only pixels of the class", key=state.RESTRICT,
+                  help="Keep only the marked pixels predicted as the class being explained.")
 
 
 def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[int, int]) -> None:
@@ -178,16 +171,12 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             return _error_region(truth, labels, names)
         if mode == "draw":
             if drawing is None or drawing.empty:
-                return Marked(None, "drawing", hint="Draw on the image to mark the region to explain.")
-            # the drawing covers the whole image: derive the scale from its size, which also holds
-            # when the browser hands back a high-DPI bitmap larger than the canvas' CSS size
+                # an open polygon is not sent: nothing counts until it is closed
+                polygon = state.get(state.DRAW_TOOL) == "polygon"
+                hint = POLYGON_TIP if polygon else "Draw on the image to mark the region to explain."
+                return Marked(None, "drawing", hint=hint)
+            # the picture is at canvas size: the scale is its size over the prediction's
             rgba = drawing.rgba
-            if state.get(state.DRAW_TOOL) == "polygon":
-                # closed polygons only: an open one (or the lone corner a double-click leaves) is not a region yet
-                _scale, canvas_w, canvas_h = canvas_geometry(shape)  # polygon corners are in canvas (CSS) pixels
-                rgba = canvas.polygons_rgba(drawing.polygons, (canvas_h, canvas_w))
-                if not rgba[..., 3].any():
-                    return Marked(None, "drawing", hint=POLYGON_TIP)
             fit = (rgba.shape[1] / shape[1], rgba.shape[0] / shape[0])
             return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
         if mode == "class":

@@ -49,7 +49,6 @@ XRAI_ALGORITHM = "xrai_algorithm"  # "full" | "fast"
 REGION_MODE = "region_mode"  # one of REGION_MODES
 DRAW_TOOL = "draw_tool"  # one of DRAW_TOOLS
 STROKE_WIDTH = "stroke_width"
-CANVAS_NONCE = "canvas_nonce"  # bumped by "clear drawing": part of the canvas key, so it remounts empty
 LAST_DRAWING = "last_drawing"  # digest of the last canvas drawing seen (detects a new drawing)
 LAST_CLICK = "last_click"  # (canvas key, x, y) of the last point used for the component mode
 CLICK_ROW = "click_row"
@@ -95,7 +94,6 @@ DEFAULTS: dict[str, Any] = {
     REGION_MODE: "draw",
     DRAW_TOOL: "freedraw",
     STROKE_WIDTH: 18,
-    CANVAS_NONCE: 0,
     LAST_DRAWING: None,
     LAST_CLICK: None,
     RESTRICT: False,

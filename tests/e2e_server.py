@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CANVAS = "canvas.segexplain-sketch"  # the drawing surface of the sketch pad (dashboard/sketch/sketch.js)
 
 
 def free_port() -> int:
@@ -116,7 +117,7 @@ def draw_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: f
     """A stroke on the drawing canvas from (x_frac, y_frac), `steps` moves of (dx, dy) (fractions of its size).
 
     Returns right after mouse-up, the action whose effect the tests wait for and the benchmark times."""
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = page.locator(CANVAS).first
     canvas.wait_for(state="visible")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
@@ -131,14 +132,32 @@ def draw_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: f
 
 def choose_layer(page, layer: str) -> None:
     """Pick `layer` in the page's layer selector (found by its label, not the stage selector above it)."""
-    label = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(r"^Layer$"))
-    select = page.locator("[data-testid=stSelectbox]").filter(has=label).first
+    choose(page, "Layer", layer)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label` (a hidden label counts)."""
+    label_element = page.locator("[data-testid=stWidgetLabel]", has_text=re.compile(rf"^{re.escape(label)}$"))
+    select = page.locator("[data-testid=stSelectbox]").filter(has=label_element).first
     select.scroll_into_view_if_needed()
     select.click()
-    page.keyboard.type(layer)  # the list is virtualised: filter it so the option is rendered
-    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(layer)}\b")).first
-    option.wait_for()
-    option.click()
+    page.keyboard.type(option)  # the list is virtualised: filter it so the option is rendered
+    choice = page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).first
+    choice.wait_for()
+    choice.click()
+
+
+def click_canvas(page, points: list[tuple[float, float]], double: bool = False) -> None:
+    """Clicks on the drawing canvas at (x, y) fractions of its size; the last one a double-click if asked."""
+    canvas = page.locator(CANVAS).first
+    box = canvas.bounding_box()
+    assert box is not None, "no drawing canvas on the page"
+    for i, (x, y) in enumerate(points):
+        position = (box["x"] + x * box["width"], box["y"] + y * box["height"])
+        if double and i == len(points) - 1:
+            page.mouse.dblclick(*position)
+        else:
+            page.mouse.click(*position)
 
 
 if __name__ == "__main__":

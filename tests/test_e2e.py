@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import StreamlitServer, choose_layer, draw_stroke
+from e2e_server import CANVAS, StreamlitServer, choose, choose_layer, click_canvas, draw_stroke
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,7 @@ def _draw_stroke(page) -> None:
 def _in_viewport(page) -> dict[str, bool]:
     """Whether the canvas and each map lie wholly inside the window, with no scrolling."""
     size = page.viewport_size
-    targets = {"canvas": page.locator("canvas.upper-canvas").first}
+    targets = {"canvas": page.locator(CANVAS).first}
     targets.update({m: page.locator(f".st-key-map-{_key(m)} img").first for m in METHODS})
     inside = {}
     for name, locator in targets.items():
@@ -146,7 +146,7 @@ def _tag(page, text: str):
 
 def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     started = time.monotonic()
-    page.wait_for_selector("canvas.upper-canvas", timeout=SLOW_MS)
+    page.wait_for_selector(CANVAS, timeout=SLOW_MS)
     page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
     _wait_until_idle(page)
 
@@ -204,6 +204,54 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
     _screenshot(page, SCREENSHOT)
     assert SCREENSHOT.stat().st_size > 50_000
     print(f"e2e: draw → 4 maps → layer switch → tags → screenshot in {time.monotonic() - started:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------
+# The drawing pad's own tools (dashboard/sketch/sketch.js)
+
+
+def _drawn_pixels(page, not_equal: int | None = None) -> int:
+    """The region size the page states ("… for the drawing (443 px) …"), once it differs from `not_equal`."""
+    pattern = re.compile(r"for the drawing \((\d+) px\)")
+    deadline = time.monotonic() + SLOW_MS / 1000
+    while time.monotonic() < deadline:
+        found = pattern.search(page.locator("[data-testid=stMainBlockContainer]").first.inner_text())
+        if found and int(found.group(1)) != not_equal:
+            return int(found.group(1))
+        time.sleep(0.2)
+    raise AssertionError(f"the page never stated a drawn region other than {not_equal} px")
+
+
+def _pad_counts(page, shapes: int, open_corners: int) -> None:
+    canvas = page.locator(CANVAS).first
+    page.wait_for_function("([el, s, o]) => el.dataset.shapes === s && el.dataset.openCorners === o",
+                           arg=[canvas.element_handle(), str(shapes), str(open_corners)], timeout=10_000)
+
+
+def test_polygons_close_by_double_click_or_first_corner_and_undo_takes_one_back(page) -> None:
+    """Issue 13's polygon bugs: how to close one is said, a double-click closes it without leaving a stray
+    corner behind, and only closed polygons count; undo removes the last one."""
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+    choose(page, "Tool", "Polygon")
+    page.get_by_text("click the first (yellow) corner, double-click or press Enter").first.wait_for()
+
+    click_canvas(page, [(0.30, 0.35), (0.55, 0.35), (0.55, 0.50)])
+    _pad_counts(page, shapes=0, open_corners=3)  # open: nothing is sent, no region yet
+    assert not re.search(r"for the drawing \(", page.locator("[data-testid=stMainBlockContainer]").first.inner_text())
+    click_canvas(page, [(0.30, 0.50)], double=True)  # the fourth corner; the double-click closes the polygon
+    _pad_counts(page, shapes=1, open_corners=0)  # no stray corner left by the double-click
+    first = _drawn_pixels(page)
+    # 0.25 × 0.15 of the 144-px image is 36 × 21.6 px; overlap pooling adds at most a pixel round the edge
+    assert 700 <= first <= 36 * 21.6 + 2 * (37 + 23), first
+
+    click_canvas(page, [(0.62, 0.62), (0.78, 0.62), (0.70, 0.78), (0.621, 0.621)])  # closed on its first corner
+    _pad_counts(page, shapes=2, open_corners=0)
+    both = _drawn_pixels(page, not_equal=first)
+    assert both > first + 200, (first, both)
+
+    page.get_by_role("button", name=re.compile("^Undo the last shape")).click()
+    _pad_counts(page, shapes=1, open_corners=0)
+    assert _drawn_pixels(page, not_equal=both) == first
 
 
 # ------------------------------------------------------------------------------------------------
