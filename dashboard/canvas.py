@@ -1,4 +1,4 @@
-"""The drawing canvas: our sketch pad component (`dashboard/sketch/`) and what it sends, read as arrays.
+"""The drawing canvas: our sketch pad component (`dashboard/frontend/sketch.js`) and what it sends, read as arrays.
 
 Why our own component: streamlit-drawable-canvas held each stroke back for a fixed 200 ms after
 mouse-up and PNG-encoded the canvas for every send (see docs/DESIGN.md). The sketch pad is a
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 POINT_RADIUS = 4
-FRONTEND = Path(__file__).with_name("sketch")
+FRONTEND = Path(__file__).with_name("frontend")
 MAX_SHAPES = 2_000
 MAX_COORDINATES = 200_000  # numbers in one send: a long free-hand session stays far below this
 KINDS = ("stroke", "rect", "polygon", "point")

@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from dashboard import compute, figures, state
+from dashboard import compute, figures, state, wake
 from explainers import diagnostics, regions, registry, results
 from explainers.caching import LRU
 
@@ -170,7 +170,6 @@ SCALE_LABELS = {"own": "each map ÷ its own maximum", "common": "common scale (m
 # the same units (activation × gradient of one score), so one absolute scale compares their strength.
 COMMON_UNITS = ("gradcam", "hirescam", "layercam", "xgradcam")
 PER_ROW_GRID = 2  # maps per row in the loop view: each map at least 300 px wide on a 1600 px screen
-POLL_SECONDS = 0.5  # how often a running slow map's cell looks at its job (each look re-renders the page in the browser)
 
 
 @dataclass(frozen=True)
@@ -216,8 +215,8 @@ def fast_maps(request: Request) -> dict[str, Any]:
 def show_grid(request: Request, view: View) -> dict[str, Any]:
     """Every map on screen, `PER_ROW_GRID` per row: the CAMs at once, each slow map in a cell of its own.
 
-    A slow map's cell is a fragment that polls its job every `POLL_SECONDS` while it runs (a progress
-    bar: cheap), so the CAM pictures are not re-encoded and re-sent on every poll. Returns
+    A slow map's cell is a fragment of its own that looks at its job when the job should be done
+    (`wake`), so the CAM pictures are not re-encoded and re-sent while it runs. Returns
     {method: Explanation} of the maps that are ready now, in the order shown."""
     results = fast_maps(request)
     jobs = slow_jobs(request)
@@ -236,8 +235,7 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
         for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
             with column, st.container(key=map_key(method)):
                 if method in jobs and not jobs[method].done:
-                    polling = st.fragment(_slow_cell, run_every=POLL_SECONDS)
-                    polling(request, method, view, paths, jobs[method], tuple(jobs.values()))
+                    st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
                 elif method in ready:
                     _draw_map(request.image, method, ready[method], paths, view, factors[method])
                     if method == "gradcam++":
@@ -296,7 +294,7 @@ def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
         st.error(job.error)
         return
     text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
-    st.progress(job.progress, text=f"{text} {100 * job.progress:.0f} %")
+    wake.progress(job.progress, job.remaining(), f"{text} {100 * job.progress:.0f} %", key=f"wake-{map_key(method)}")
     st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
                "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
 

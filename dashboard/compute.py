@@ -23,7 +23,7 @@ import pickle
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -234,17 +234,55 @@ class Job:
     result: Any = None
     error: str | None = None
     asked: float = 0.0  # when the page last asked for it (the most recent goes first)
+    started_at: float = 0.0  # time.monotonic() when the worker took it
+    reported_at: float = 0.0  # time.monotonic() of the last progress report
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def done(self) -> bool:
         return self.result is not None or self.error is not None
 
+    def report(self, fraction: float) -> None:
+        self.progress = float(min(max(fraction, 0.0), 1.0))
+        self.reported_at = time.monotonic()
+
+    def remaining(self, now: float | None = None) -> float:
+        """Expected seconds until the job is done.
+
+        The best guess is the quickest of the last runs of the same method in this server (XRAI on one
+        model takes about the same time for any region), or the job's own rate up to its last progress
+        report when that says less (the reports are few and the first batches slow, so the rate alone
+        is pessimistic). A job far past every estimate is given a tenth of its elapsed time more."""
+        if self.done:
+            return 0.0
+        typical = self.typical()
+        if not self.started:
+            return typical if typical is not None else FIRST_GUESS_SECONDS
+        elapsed = max((time.monotonic() if now is None else now) - self.started_at, 0.0)
+        by_rate = None
+        if self.progress > 0.0:
+            by_rate = (self.reported_at - self.started_at) / self.progress - elapsed
+        if typical is not None and typical > elapsed:
+            # a slow cold run (the worker loading the model) must not hold back the next warm one
+            return typical - elapsed if by_rate is None else max(min(typical - elapsed, by_rate), 0.0)
+        if typical is not None and elapsed < 1.25 * typical:
+            return OVERDUE_SECONDS  # a little past its usual time: it is about to end
+        guess = by_rate if by_rate is not None else FIRST_GUESS_SECONDS - elapsed
+        return max(guess, 0.1 * elapsed)
+
+    def typical(self) -> float | None:
+        """Seconds of the quickest of the last runs of this method in this server (None before any)."""
+        runs = TYPICAL_SECONDS.get(self.label)
+        return min(runs) if runs else None
+
     def wait(self, timeout: float | None = None) -> bool:
         return self.finished.wait(timeout)
 
 
 _JOBS_SIZE = 64
+FIRST_GUESS_SECONDS = 2.0
+OVERDUE_SECONDS = 0.25
+TYPICAL_SECONDS: dict[str, deque] = {}  # label → seconds of its last few finished runs in this server
 
 
 class _Dispatcher:
@@ -272,7 +310,7 @@ class _Dispatcher:
                 while job is None:
                     self.wake.wait()
                     job = self._next()
-                job.started = True
+                job.started, job.started_at = True, time.monotonic()
             self._run(job)
 
     def _run(self, job: Job) -> None:
@@ -284,8 +322,9 @@ class _Dispatcher:
                 result = self._in_process(job, source)
             if result is None:
                 result = slow_map(job.key, model, image, region, class_index, layer, method, target, options,
-                                  progress=lambda f, *_a, **_k: setattr(job, "progress", float(min(max(f, 0.0), 1.0))))
+                                  progress=lambda f, *_a, **_k: job.report(f))
             _keep(job.key, result)
+            TYPICAL_SECONDS.setdefault(job.label, deque(maxlen=3)).append(time.monotonic() - job.started_at)
             job.result, job.progress = result, 1.0
         except explainers.ExplainerError as error:
             job.error = str(error)
@@ -336,7 +375,7 @@ class _Dispatcher:
             while True:
                 sent_id, fraction = self.queue.get_nowait()
                 if sent_id == job_id:
-                    job.progress = float(min(max(fraction, 0.0), 1.0))
+                    job.report(fraction)
         except (queue.Empty, OSError, EOFError, ValueError):
             return
 

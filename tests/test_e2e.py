@@ -207,7 +207,7 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The drawing pad's own tools (dashboard/sketch/sketch.js)
+# The drawing pad's own tools (dashboard/frontend/sketch.js)
 
 
 def _drawn_pixels(page, not_equal: int | None = None) -> int:

@@ -1,0 +1,47 @@
+"""A running slow map's progress, and the one moment its cell should look at the job again.
+
+Why not `st.fragment(run_every=…)`: polling every half second re-renders the page in the browser on
+each look, and on a 2-core machine that CPU is taken from the worker computing XRAI (measured: XRAI's
+own time 4.3 s with 0.5 s polls against 3.5 s with none). The component in `frontend/wake.js` moves
+its bar by itself and sends one trigger when the job is expected to be done; the trigger reruns the
+cell's fragment, which shows the map or asks again with a new estimate.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from pathlib import Path
+
+FRONTEND = Path(__file__).with_name("frontend")
+SOONEST, LATEST = 0.15, 2.5  # seconds between looks: not faster than a rerun, not so slow that a bad guess stalls
+# the look is timed in the browser from when the cell arrives there, some 0.1-0.3 s after the server
+# drew it, and the request takes a moment back: aim a little before the expected end
+MARGIN = -0.15
+_SEQ = itertools.count()
+
+
+def next_look(remaining: float) -> float:
+    """Seconds until the cell looks at its job again: at about its expected end (`MARGIN`)."""
+    return min(max(float(remaining) + MARGIN, SOONEST), LATEST)
+
+
+@functools.cache
+def _component():
+    import streamlit as st
+
+    return st.components.v2.component(
+        "segexplain.wake",
+        html='<div class="wk-root"></div>',
+        css=(FRONTEND / "wake.css").read_text(encoding="utf-8"),
+        js=(FRONTEND / "wake.js").read_text(encoding="utf-8"),
+        isolate_styles=True,
+    )
+
+
+def progress(fraction: float, remaining: float, text: str, key: str) -> None:
+    """Show the bar at `fraction`, gliding on over the `remaining` seconds expected, and rerun the
+    enclosing fragment at `next_look(remaining)`."""
+    data = {"progress": float(min(max(fraction, 0.0), 1.0)), "expectMs": int(1000 * max(remaining, 0.0)),
+            "wakeMs": int(1000 * next_look(remaining)), "text": text, "seq": next(_SEQ)}
+    _component()(data=data, key=key, on_tick_change=lambda: None, width="stretch", height="content")
