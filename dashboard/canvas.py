@@ -11,16 +11,15 @@ geometry in canvas pixels; `read` checks that geometry (the browser side can be 
 from __future__ import annotations
 
 import base64
-import functools
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dashboard import components
+
 POINT_RADIUS = 4
-FRONTEND = Path(__file__).with_name("frontend")
 MAX_SHAPES = 2_000
 MAX_COORDINATES = 200_000  # numbers in one send: a long free-hand session stays far below this
 KINDS = ("stroke", "rect", "polygon", "point")
@@ -61,27 +60,15 @@ def background_url(background: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-@functools.cache
-def _component():
-    import streamlit as st
-
-    return st.components.v2.component(
-        "segexplain.sketch",
-        html='<div class="sk-root"></div>',
-        css=(FRONTEND / "sketch.css").read_text(encoding="utf-8"),
-        js=(FRONTEND / "sketch.js").read_text(encoding="utf-8"),
-        isolate_styles=True,
-    )
-
-
 def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int) -> Drawing:
     """Show the sketch pad (`size` = (width, height)) over `background` (a `background_url`) and return
     the current drawing. The pad has undo, redo and clear; a new `key` gives an empty pad."""
     width, height = size
     data = {"width": int(width), "height": int(height), "background": background, "tool": tool,
             "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key}
-    result = _component()(data=data, key=key, default={"shapes": None}, on_shapes_change=lambda: None,
-                          width="content", height="content")
+    pad = components.declare("sketch", "sk-root")
+    result = pad(data=data, key=key, default={"shapes": None}, on_shapes_change=lambda: None,
+                 width="content", height="content")
     return read(result.get("shapes") if hasattr(result, "get") else None, (int(height), int(width)))
 
 

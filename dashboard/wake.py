@@ -9,11 +9,10 @@ cell's fragment, which shows the map or asks again with a new estimate.
 
 from __future__ import annotations
 
-import functools
 import itertools
-from pathlib import Path
 
-FRONTEND = Path(__file__).with_name("frontend")
+from dashboard import components
+
 SOONEST, LATEST = 0.15, 2.5  # seconds between looks: not faster than a rerun, not so slow that a bad guess stalls
 # the look is timed in the browser from when the cell arrives there, some 0.1-0.3 s after the server
 # drew it, and the request takes a moment back: aim a little before the expected end
@@ -26,22 +25,10 @@ def next_look(remaining: float) -> float:
     return min(max(float(remaining) + MARGIN, SOONEST), LATEST)
 
 
-@functools.cache
-def _component():
-    import streamlit as st
-
-    return st.components.v2.component(
-        "segexplain.wake",
-        html='<div class="wk-root"></div>',
-        css=(FRONTEND / "wake.css").read_text(encoding="utf-8"),
-        js=(FRONTEND / "wake.js").read_text(encoding="utf-8"),
-        isolate_styles=True,
-    )
-
-
 def progress(fraction: float, remaining: float, text: str, key: str) -> None:
     """Show the bar at `fraction`, gliding on over the `remaining` seconds expected, and rerun the
     enclosing fragment at `next_look(remaining)`."""
     data = {"progress": float(min(max(fraction, 0.0), 1.0)), "expectMs": int(1000 * max(remaining, 0.0)),
             "wakeMs": int(1000 * next_look(remaining)), "text": text, "seq": next(_SEQ)}
-    _component()(data=data, key=key, on_tick_change=lambda: None, width="stretch", height="content")
+    bar = components.declare("wake", "wk-root")
+    bar(data=data, key=key, on_tick_change=lambda: None, width="stretch", height="content")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard import canvas, region
+from dashboard import canvas, components, region
 
 SIZE = (20, 30)  # (height, width) of the pad in these tests
 
@@ -92,7 +92,7 @@ def test_tampered_values_give_a_message_and_an_empty_drawing(value) -> None:
 
 def test_the_pad_frontend_sends_the_shapes_python_reads() -> None:
     """The JavaScript and `parse_shapes` name the same kinds and fields (a rename on one side breaks this)."""
-    source = (canvas.FRONTEND / "sketch.js").read_text(encoding="utf-8")
+    source = (components.FRONTEND / "sketch.js").read_text(encoding="utf-8")
     for kind in canvas.KINDS:
         assert f'kind: "{kind}"' in source
     assert "setTimeout" not in source  # nothing is held back before it is sent

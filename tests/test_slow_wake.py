@@ -10,7 +10,7 @@ from collections import deque
 
 import pytest
 
-from dashboard import compute, wake
+from dashboard import components, compute, wake
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +79,7 @@ def test_the_next_look_is_about_the_expected_end_within_bounds(remaining, look) 
 
 def test_the_wake_frontend_triggers_once_per_render_and_clears_its_timer() -> None:
     """The JavaScript keeps one timer per cell (a rerun replaces it) and sends the trigger Python registers."""
-    source = (wake.FRONTEND / "wake.js").read_text(encoding="utf-8")
+    source = (components.FRONTEND / "wake.js").read_text(encoding="utf-8")
     assert 'setTriggerValue("tick"' in source
     assert "clearTimeout(timers.get(parentElement))" in source
     assert "setInterval" not in source
