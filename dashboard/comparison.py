@@ -294,7 +294,8 @@ def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
         st.error(job.error)
         return
     text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
-    wake.progress(job.progress, job.remaining(), f"{text} {100 * job.progress:.0f} %", key=f"wake-{map_key(method)}")
+    # no percentage in the text: the bar moves between looks, a number would stand still
+    wake.progress(job.progress, job.remaining(), text, key=f"wake-{map_key(method)}")
     st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
                "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
 
