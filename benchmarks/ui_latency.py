@@ -67,7 +67,8 @@ WebSocket.prototype.send = function (data) {
 };
 """
 TIMES_JS = """
-() => { const t = window.__segexplain; return {up: t.up, sent: t.sends.find(s => s >= t.up) ?? null}; }
+() => { const t = window.__segexplain;
+        return t ? {up: t.up, sent: t.sends.find(s => s >= t.up) ?? null} : null; }
 """
 
 
@@ -98,6 +99,8 @@ def wait_changed(page, before: dict, methods=CAMS, timeout_ms: int = 120_000, po
                                                    {k: (v or {}).get("src") for k, v in before.items()}],
                                   polling=polling, timeout=timeout_ms).json_value()
     times = page.evaluate(TIMES_JS)
+    if times is None:
+        raise RuntimeError("the page has no clock: add `context.add_init_script(CLOCK_JS)` before opening it")
     sent = times["sent"] if times["sent"] is not None else times["up"]
     return Timing(total=(done - times["up"]) / 1000.0, to_send=(sent - times["up"]) / 1000.0)
 
