@@ -207,6 +207,97 @@ def test_draw_region_compare_four_maps_switch_layer(page) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Partial reruns (issue 13, item 2), read off the websocket: Streamlit's own protocol messages
+
+
+def _record_protocol(page) -> dict[str, list]:
+    """Every ForwardMsg the page receives and every BackMsg it sends, parsed, in order (attach before goto)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    log: dict[str, list] = {"received": [], "sent": []}
+
+    def parse(kind, cls, payload) -> None:
+        if isinstance(payload, bytes | bytearray):
+            message = cls()
+            message.ParseFromString(bytes(payload))
+            log[kind].append(message)
+
+    def attach(socket) -> None:
+        socket.on("framereceived", lambda payload: parse("received", ForwardMsg, payload))
+        socket.on("framesent", lambda payload: parse("sent", BackMsg, payload))
+
+    page.on("websocket", attach)
+    return log
+
+
+def _whole_runs_finished(log: dict[str, list]) -> int:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    return sum(1 for m in log["received"]
+               if m.WhichOneof("type") == "script_finished" and m.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY)
+
+
+def _assert_fragment_only(log: dict[str, list], sent: int, received: int) -> None:
+    """Since message `sent`/`received`: reruns asked for name a fragment, every run that ended was a
+    fragment run, and no delta went to the sidebar (root container 1)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    reruns = [m.rerun_script for m in log["sent"][sent:] if m.WhichOneof("type") == "rerun_script"]
+    assert reruns and all(r.fragment_id for r in reruns), reruns
+    answer = log["received"][received:]
+    finished = [m.script_finished for m in answer if m.WhichOneof("type") == "script_finished"]
+    assert finished and all(f == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY for f in finished), str(finished)
+    deltas = [m for m in answer if m.WhichOneof("type") == "delta"]
+    assert deltas, "the rerun sent no deltas"
+    assert not [list(m.metadata.delta_path) for m in deltas if m.metadata.delta_path[0] == 1]
+
+
+def test_a_stroke_and_a_layer_change_rerun_only_the_loop_fragment(server) -> None:
+    """Issue 13, item 2, read off the websocket: after a stroke and after a layer pick, the browser asks
+    for a fragment rerun, the server runs fragments only and sends nothing to the sidebar.
+
+    (Playwright hands over websocket events only while the test calls into it: waits use the page.)"""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            tab = browser.new_context(viewport=VIEWPORT).new_page()
+            tab.set_default_timeout(SLOW_MS)
+            log = _record_protocol(tab)
+            tab.goto(server.url, wait_until="domcontentloaded")
+            deadline = time.monotonic() + SLOW_MS / 1000
+            while _whole_runs_finished(log) < 1 and time.monotonic() < deadline:
+                tab.wait_for_timeout(200)
+            assert any(m.WhichOneof("type") == "delta" and m.metadata.delta_path[0] == 1 for m in log["received"])
+
+            # a stroke: the CAM maps come from a fragment run (XRAI, seconds away, ends with one whole run)
+            sent, received = len(log["sent"]), len(log["received"])
+            _draw_stroke(tab)
+            cams = [t for t in TITLES if not t.startswith("XRAI")]
+            while not all(any(m["title"].startswith(t) for m in _maps(tab)) for t in cams):
+                assert time.monotonic() < deadline, "no CAM maps after the stroke"
+                tab.wait_for_timeout(50)
+            tab.wait_for_timeout(300)
+            _assert_fragment_only(log, sent, received)
+
+            # once XRAI is in and its one whole-page run is done, a layer pick (XRAI is layer-free)
+            runs = _whole_runs_finished(log)
+            while _whole_runs_finished(log) == runs and time.monotonic() < deadline:
+                tab.wait_for_timeout(200)
+            _wait_until_idle(tab)
+            before = {t: m["fingerprint"] for t in TITLES for m in _maps(tab) if m["title"].startswith(t)}
+            sent, received = len(log["sent"]), len(log["received"])
+            choose_layer(tab, SECOND_LAYER)
+            _wait_for_maps(tab, previous=before)
+            tab.wait_for_timeout(500)
+            _assert_fragment_only(log, sent, received)
+        finally:
+            browser.close()
+
+
+# ------------------------------------------------------------------------------------------------
 # The drawing pad's own tools (dashboard/frontend/sketch.js)
 
 
