@@ -60,16 +60,22 @@ def background_url(background: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int) -> Drawing:
-    """Show the sketch pad (`size` = (width, height)) over `background` (a `background_url`) and return
-    the current drawing. The pad has undo, redo and clear; a new `key` gives an empty pad."""
+def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_width: int,
+         saved: object = None, restore: bool = False) -> tuple[Drawing, object]:
+    """Show the sketch pad (`size` = (width, height)) over `background` (a `background_url`); return the
+    current drawing and the pad's raw value (to hand back as `saved` next time).
+
+    The pad has undo, redo and clear; a new `key` gives an empty pad. A pad mounted again under the
+    same key (the user left the draw mode and came back) starts from `saved`, so what it shows is
+    what the maps explain (`restore`: the caller knows the pad was not on the page in its last run)."""
     width, height = size
     data = {"width": int(width), "height": int(height), "background": background, "tool": tool,
-            "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key}
+            "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key, "initial": saved if restore else None}
     pad = components.declare("sketch", "sk-root")
-    result = pad(data=data, key=key, default={"shapes": None}, on_shapes_change=lambda: None,
+    result = pad(data=data, key=key, default={"shapes": saved}, on_shapes_change=lambda: None,
                  width="content", height="content")
-    return read(result.get("shapes") if hasattr(result, "get") else None, (int(height), int(width)))
+    value = result.get("shapes") if hasattr(result, "get") else None
+    return read(value, (int(height), int(width))), value
 
 
 def read(value: object, size: tuple[int, int]) -> Drawing:
@@ -145,11 +151,6 @@ def shapes_rgba(shapes: list[Shape], size: tuple[int, int]) -> np.ndarray:
             for end in {shape.points[0], shape.points[-1]}:
                 _disc(pen, end, shape.width / 2, ink)  # round caps (a click is a dot)
     return np.asarray(picture)
-
-
-def polygons_rgba(polygons: list[list[tuple[float, float]]], size: tuple[int, int]) -> np.ndarray:
-    """The closed polygons filled on a transparent RGBA canvas of `size` (height, width)."""
-    return shapes_rgba([Shape("polygon", p) for p in polygons], size)
 
 
 def _disc(pen: ImageDraw.ImageDraw, centre: tuple[float, float], radius: float, ink: tuple[int, ...]) -> None:

@@ -113,12 +113,11 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     drawing = None
     if mode in ("draw", "component"):
         tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
-        key = f"canvas-{canvas_id}-{mode}"  # a new image, model or mode gives an empty pad
+        key = f"canvas-{canvas_id}-{mode}"  # one pad per image, model and mode
         picked = _component_now(labels) if mode == "component" else None
         background = _background_url(canvas_id, (len(names), names[0] == "background"), (canvas_w, canvas_h),
                                      None if picked is None else compute.digest(picked), overlay, picked)
-        drawing = canvas.draw(background, (canvas_w, canvas_h), key, tool,
-                              int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6)
+        drawing = _pad(background, (canvas_w, canvas_h), key, tool, canvas_id, mode)
         if drawing.message:
             st.warning(drawing.message)
         if mode == "component":
@@ -126,6 +125,8 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
         tip = TOOL_TIPS.get(tool, "") if mode == "draw" else (
             "Click a pixel (point tool) or type its row and column; the picked component is outlined.")
         st.caption(f"Predicted mask, {scale:.3g}× ({shape[1]}×{shape[0]} px). {tip}")
+    else:
+        state.put(state.PAD_SHOWN, None)
     preview = st.container()
     st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
                 unsafe_allow_html=True)
@@ -139,6 +140,20 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
     marked.below = st.container()  # the class switch: `controls_below`, after the maps
     return marked
+
+
+def _pad(background: str, size: tuple[int, int], key: str, tool: str, canvas_id: str, mode: str) -> canvas.Drawing:
+    """The sketch pad, its value kept per key: a pad shown again after another mode (its browser side
+    mounted anew, empty) starts from what it last sent, so it shows the region the maps explain.
+    The kept value is sent only then, not with every stroke's rerun."""
+    saved = {k: v for k, v in (state.get(state.PAD_SHAPES) or {}).items() if k.startswith(f"canvas-{canvas_id}-")}
+    mounted_anew = state.get(state.PAD_SHOWN) != key
+    drawing, saved[key] = canvas.draw(background, size, key, tool,
+                                      int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6,
+                                      saved.get(key), restore=mounted_anew)
+    state.put(state.PAD_SHAPES, saved)  # this image's pads only
+    state.put(state.PAD_SHOWN, key)
+    return drawing
 
 
 def controls_below(marked: Marked) -> None:

@@ -50,6 +50,8 @@ REGION_MODE = "region_mode"  # one of REGION_MODES
 DRAW_TOOL = "draw_tool"  # one of DRAW_TOOLS
 STROKE_WIDTH = "stroke_width"
 LAST_DRAWING = "last_drawing"  # digest of the last canvas drawing seen (detects a new drawing)
+PAD_SHAPES = "pad_shapes"  # {canvas key: what the pad last sent}: a pad mounted again starts from it
+PAD_SHOWN = "pad_shown"  # the canvas key of the pad the last run showed (None: no pad)
 LAST_CLICK = "last_click"  # (canvas key, x, y) of the last point used for the component mode
 CLICK_ROW = "click_row"
 CLICK_COL = "click_col"
@@ -95,6 +97,8 @@ DEFAULTS: dict[str, Any] = {
     DRAW_TOOL: "freedraw",
     STROKE_WIDTH: 18,
     LAST_DRAWING: None,
+    PAD_SHAPES: None,
+    PAD_SHOWN: None,
     LAST_CLICK: None,
     RESTRICT: False,
     CLASS_FOR_REGION: None,

@@ -345,6 +345,23 @@ def test_polygons_close_by_double_click_or_first_corner_and_undo_takes_one_back(
     assert _drawn_pixels(page, not_equal=both) == first
 
 
+def test_the_pad_shows_its_drawing_again_after_another_region_mode(page) -> None:
+    """Leaving the draw mode and coming back mounts the pad anew: it must show the drawing the maps
+    still explain (not an empty pad over an invisible region), and undo must take that drawing back."""
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+    _draw_stroke(page)
+    _pad_counts(page, shapes=1, open_corners=0)
+    drawn = _drawn_pixels(page)
+    choose(page, "Region", "Whole class")
+    page.get_by_text(re.compile(r"for the whole class")).first.wait_for()
+    choose(page, "Region", "Draw")
+    _pad_counts(page, shapes=1, open_corners=0)
+    assert _drawn_pixels(page) == drawn
+    page.get_by_role("button", name=re.compile("^Undo the last shape")).click()
+    _pad_counts(page, shapes=0, open_corners=0)
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for()
+
+
 # ------------------------------------------------------------------------------------------------
 # Two browser sessions computing at the same time on the one cached model (issue 8)
 

@@ -5,7 +5,8 @@
 // sends the finished shapes the moment a stroke, rectangle, point or polygon is complete, as plain
 // geometry in canvas (CSS) pixels. Python turns the geometry into a mask (`dashboard.canvas`).
 //
-// data (from Python): {width, height, background (data URL), tool, strokeWidth, pointRadius, resetKey}
+// data (from Python): {width, height, background (data URL), tool, strokeWidth, pointRadius, resetKey,
+//                      initial (what this pad last sent, or null): a pad mounted again starts from it}
 // state sent back:    "shapes" = {shapes: [...], version: n}; each shape is one of
 //   {kind: "stroke", width, points: [x0, y0, x1, y1, ...]}
 //   {kind: "rect", x, y, w, h}
@@ -261,8 +262,11 @@ function paint(pad) {
 function update(pad, data) {
   const resized = !pad.data || pad.data.width !== data.width || pad.data.height !== data.height;
   if (pad.resetKey !== data.resetKey) {
+    // a new pad, or a new image: start from what Python kept for this key (nothing for a new image)
     pad.resetKey = data.resetKey;
-    pad.shapes = [];
+    const initial = data.initial;
+    pad.shapes = initial && Array.isArray(initial.shapes) ? initial.shapes.slice() : [];
+    pad.version = initial && Number.isFinite(initial.version) ? initial.version : 0;
     pad.redo = [];
     pad.draft = null;
     pad.corners = [];
