@@ -6,10 +6,11 @@ reports the median and worst time from the action (mouse-up, option click) to ev
 screen showing its new picture, beside the engine's own time (the seconds each map's caption
 reports). All three instants are taken in the page's own clock (`performance.now()`): the mouse-up,
 the first websocket message after it (the rerun request the drawing pad sends when a stroke ends),
-and the frame in which the last map shows its new picture. It also times XRAI for a new region on an image already seen (its
-segments are cached) beside XRAI's own seconds, times the first visit of a layer (which traces its
-gradient function) apart from the warm layer changes, and checks that the canvas and every map are
-inside the viewport together.
+and the check that finds the last map showing its new picture (every frame for the CAMs, every
+`XRAI_POLL_MS` for XRAI). It also times XRAI for a new region on an image already seen (its segments
+are cached) beside XRAI's own seconds, times the first visit of a layer (which traces its gradient
+function) apart from the warm layer changes, and checks that the canvas and every map are inside the
+viewport together.
 
 Run: `python -m benchmarks.ui_latency [--strokes N] [--write]` (`--write` puts the table into
 benchmarks/RESULTS.md between this benchmark's markers). Figures depend on the machine's load.
@@ -93,8 +94,8 @@ class Timing:
 
 
 def wait_changed(page, before: dict, methods=CAMS, timeout_ms: int = 120_000, polling: str | int = "raf") -> Timing:
-    """Wait until every map in `methods` shows a picture different from `before` (checked every frame);
-    the times from the last mouse-up."""
+    """Wait until every map in `methods` shows a picture different from `before` (checked every frame,
+    or every `polling` ms); the times from the last mouse-up."""
     done = page.wait_for_function(CHANGED_JS, arg=[[key(m) for m in methods],
                                                    {k: (v or {}).get("src") for k, v in before.items()}],
                                   polling=polling, timeout=timeout_ms).json_value()

@@ -70,7 +70,8 @@ def draw(background: str, size: tuple[int, int], key: str, tool: str, stroke_wid
     what the maps explain (`restore`: the caller knows the pad was not on the page in its last run)."""
     width, height = size
     data = {"width": int(width), "height": int(height), "background": background, "tool": tool,
-            "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key, "initial": saved if restore else None}
+            "strokeWidth": int(stroke_width), "pointRadius": POINT_RADIUS, "resetKey": key,
+            "initial": saved if restore else None}
     pad = components.declare("sketch", "sk-root")
     result = pad(data=data, key=key, default={"shapes": saved}, on_shapes_change=lambda: None,
                  width="content", height="content")
