@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `explainers` asks, before any benchmark loads TensorFlow
 
 import numpy as np  # noqa: E402
 
@@ -70,6 +71,8 @@ def rss_mb() -> float:
 def machine_description() -> str:
     import tensorflow as tf
 
+    import explainers
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -78,7 +81,37 @@ def machine_description() -> str:
             cpu = f"{names[0]} x{len(names)}"
     except OSError:
         pass
-    return f"{cpu}; Python {platform.python_version()}; TensorFlow {tf.__version__}; {os.cpu_count()} cores"
+    onednn = {True: "on", False: "off", None: "unknown"}[explainers.onednn_enabled()]
+    return (f"{cpu}; Python {platform.python_version()}; TensorFlow {tf.__version__} (oneDNN {onednn}); "
+            f"{os.cpu_count()} cores")
+
+
+def conv_flops(model) -> int:
+    """Multiply-adds × 2 of one image's forward pass through the model's Conv2D and Dense layers.
+
+    Other layers (pooling, resizing, activations) are left out, so bounds made from it are lower bounds."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2 * kh * kw * cin * cout * h * w // max(int(layer.groups), 1)
+        elif isinstance(layer, keras.layers.Dense):
+            cin, cout = layer.kernel.shape
+            positions = int(np.prod([d for d in layer.output.shape[1:-1]])) if len(layer.output.shape) > 2 else 1
+            total += 2 * cin * cout * positions
+    return int(total)
+
+
+def matmul_flops_per_second(size: int = 2048) -> float:
+    """This host's float32 matrix-multiply rate through TensorFlow (both cores), median of five."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size))
+    seconds = timed(lambda: tf.linalg.matmul(a, a).numpy(), repeats=5, warmup=2)
+    return 2 * size**3 / seconds
 
 
 def default_setup():

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # TensorFlow leaves oneDNN off on some CPUs (see explainers/__init__)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -362,6 +362,40 @@ def test_the_pad_shows_its_drawing_again_after_another_region_mode(page) -> None
     page.get_by_text("Draw on the image to mark the region to explain").wait_for()
 
 
+def _backing_store(page) -> dict:
+    """The pad canvas's CSS size, backing-store size and how many of its backing pixels are painted."""
+    return page.locator(CANVAS).first.evaluate(
+        """el => {
+            const r = el.getBoundingClientRect();
+            const px = el.getContext("2d").getImageData(0, 0, el.width, el.height).data;
+            let painted = 0;
+            for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+            return {css: r.width, width: el.width, height: el.height, painted};
+        }""")
+
+
+def test_the_pad_refits_its_pixels_when_the_device_pixel_ratio_changes(page) -> None:
+    """Zooming the browser (or moving it to another screen) after the pad is shown changes the device
+    pixel ratio: the pad must refit its backing store to one pixel per device pixel and paint the
+    drawing again, not stay blurred (or blank) at the old resolution."""
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+    _draw_stroke(page)
+    _pad_counts(page, shapes=1, open_corners=0)
+    before = _backing_store(page)
+    assert before["width"] == round(before["css"]) and before["painted"] > 0, before
+
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setDeviceMetricsOverride",
+             {"width": 1280, "height": 800, "deviceScaleFactor": 2, "mobile": False})
+    page.wait_for_function("el => el.width === 2 * Math.round(el.getBoundingClientRect().width)",
+                           arg=page.locator(CANVAS).first.element_handle(), timeout=10_000)
+    after = _backing_store(page)
+    assert after["height"] == 2 * before["height"], (before, after)
+    # the same stroke painted at twice the resolution covers about four times as many backing pixels
+    assert 3 * before["painted"] < after["painted"] < 5 * before["painted"], (before, after)
+    _pad_counts(page, shapes=1, open_corners=0)
+
+
 # ------------------------------------------------------------------------------------------------
 # Two browser sessions computing at the same time on the one cached model (issue 8)
 

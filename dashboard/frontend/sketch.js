@@ -49,7 +49,11 @@ function build(root) {
     redoButton: button("↷ Redo", "Redo"),
     clearButton: button("✕ Clear", "Clear the drawing"),
     shapes: [], redo: [], draft: null, corners: [], hover: null, version: 0,
-    data: null, resetKey: null, send: null, pointerId: null,
+    data: null, resetKey: null, send: null, pointerId: null, ratio: 1, ratioQuery: null,
+  };
+  pad.onRatio = () => {
+    fitBackingStore(pad);
+    paint(pad);
   };
   root.append(box, bar);
   wire(pad);
@@ -221,9 +225,22 @@ function paintShape(ctx, shape) {
   }
 }
 
+// The canvas's backing store has one pixel per device pixel, so lines stay sharp; a change of the
+// device pixel ratio (browser zoom, another screen) refits it and repaints, and listens again for the
+// next ratio (a resolution media query matches one ratio only).
+function fitBackingStore(pad) {
+  const ratio = window.devicePixelRatio || 1;
+  pad.ratio = ratio;
+  pad.canvas.width = Math.round(pad.data.width * ratio);
+  pad.canvas.height = Math.round(pad.data.height * ratio);
+  if (pad.ratioQuery) pad.ratioQuery.removeEventListener("change", pad.onRatio);
+  pad.ratioQuery = window.matchMedia(`(resolution: ${ratio}dppx)`);
+  pad.ratioQuery.addEventListener("change", pad.onRatio);
+}
+
 function paint(pad) {
   const ctx = pad.canvas.getContext("2d");
-  const ratio = window.devicePixelRatio || 1;
+  const ratio = pad.ratio;
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, pad.data.width, pad.data.height);
   ctx.lineCap = "round";
@@ -277,11 +294,9 @@ function update(pad, data) {
   }
   pad.data = data;
   if (resized) {
-    const ratio = window.devicePixelRatio || 1;
     pad.box.style.width = `${data.width}px`;
     pad.box.style.height = `${data.height}px`;
-    pad.canvas.width = Math.round(data.width * ratio);
-    pad.canvas.height = Math.round(data.height * ratio);
+    fitBackingStore(pad);
   }
   if (pad.bg.getAttribute("src") !== data.background) pad.bg.setAttribute("src", data.background || "");
   pad.canvas.style.cursor = data.tool === "point" || data.tool === "polygon" ? "crosshair" : "cell";
@@ -302,6 +317,7 @@ export default function (component) {
   update(pad, data);
   return () => {
     pads.delete(parentElement);
+    if (pad.ratioQuery) pad.ratioQuery.removeEventListener("change", pad.onRatio);
     pad.box.remove();
     pad.bar.remove();
   };
