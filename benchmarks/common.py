@@ -87,21 +87,31 @@ def machine_description() -> str:
 
 
 def conv_flops(model) -> int:
-    """Multiply-adds × 2 of one image's forward pass through the model's Conv2D and Dense layers.
+    """Multiply-adds × 2 of one image's forward pass through the model's convolution and Dense layers.
 
     Other layers (pooling, resizing, activations) are left out, so bounds made from it are lower bounds."""
     import keras
 
     total = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            _, h, w, _ = layer.output.shape
-            total += 2 * kh * kw * cin * cout * h * w // max(int(layer.groups), 1)
+        out = layer.output.shape
+        positions = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw, cin, mult = layer.depthwise_kernel.shape
+            total += 2 * positions * cin * mult * (kh * kw + out[-1])
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw, cin, mult = layer.kernel.shape
+            total += 2 * positions * kh * kw * cin * mult
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            kh, kw, cout, cin = layer.kernel.shape
+            inputs = int(np.prod(layer.input.shape[1:-1]))
+            total += 2 * inputs * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin_per_group, cout = layer.kernel.shape
+            total += 2 * positions * kh * kw * cin_per_group * cout
         elif isinstance(layer, keras.layers.Dense):
             cin, cout = layer.kernel.shape
-            positions = int(np.prod([d for d in layer.output.shape[1:-1]])) if len(layer.output.shape) > 2 else 1
-            total += 2 * cin * cout * positions
+            total += 2 * positions * cin * cout
     return int(total)
 
 

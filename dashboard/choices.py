@@ -5,7 +5,8 @@ region (`regions.dominant_class`, background only when nothing else is there), t
 `explainers.default_layer` when the model changes; after that the user's choices are kept.
 The method picker offers every method of the registry (`explainers.registry.ALL_METHODS`), the default four
 selected; entries say which methods are layer-free and which are slow. The slow methods' own
-settings (Score-CAM channels, IG steps, SmoothGrad samples) sit in a small expander underneath.
+settings (Score-CAM channels, IG steps, SmoothGrad samples, RISE masks and grid) and Seg-XRes-CAM's pool
+size sit in a small expander underneath.
 """
 
 from __future__ import annotations
@@ -47,12 +48,19 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
 
 
 def method_settings() -> dict[str, int]:
-    """The slow methods' settings (Score-CAM channel cap, IG steps, SmoothGrad samples), in an expander."""
-    with st.expander("Method settings (Score-CAM, Integrated Gradients family, SmoothGrad)", expanded=False):
-        cap_col, steps_col, samples_col = st.columns(3)
+    """The methods' own settings (Score-CAM channel cap, IG steps, SmoothGrad samples, RISE masks and grid,
+    Seg-XRes-CAM pool size), in an expander."""
+    with st.expander("Method settings: Score-CAM, IG, SmoothGrad, RISE, Seg-XRes-CAM", expanded=False):
+        # two per row: the expander sits in the left column, too narrow for three labels side by side
+        cap_col, pool_col = st.columns(2)
         cap_col.number_input("Score-CAM channels", min_value=1, max_value=1024, step=16, key=state.SCORECAM_CHANNELS,
                              help="At most this many channels (largest mean activation) are scored: one forward "
                                   f"pass each. {registry.default('scorecam', 'channels')} is the library's default.")
+        pool_col.number_input("Seg-XRes-CAM pool", min_value=1, max_value=64, step=1, key=state.SEGXRES_POOL,
+                              help="Side, in cells of the layer's grid, of the blocks Seg-XRes-CAM averages its "
+                                   "gradient over (1 is HiResCAM's element-wise product). "
+                                   f"{registry.default('seg-xres-cam', 'pool_size')} is the library's default.")
+        steps_col, samples_col = st.columns(2)
         steps_col.number_input("IG steps", min_value=2, max_value=500, step=10, key=state.INPUT_STEPS,
                                help="Path points of Integrated Gradients, Guided IG and Blur IG (one gradient "
                                     f"each). {registry.default('integrated-gradients', 'steps')} is the library's "
@@ -61,14 +69,25 @@ def method_settings() -> dict[str, int]:
                                  key=state.SMOOTHGRAD_SAMPLES,
                                  help="Noisy copies averaged by SmoothGrad (one gradient each). "
                                       f"{registry.default('smoothgrad', 'samples')} is the library's default.")
+        masks_col, cells_col = st.columns(2)
+        masks_col.number_input("RISE masks", min_value=1, max_value=20_000, step=100, key=state.RISE_MASKS,
+                               help="Random masks RISE averages (one forward pass each). "
+                                    f"{registry.default('rise', 'masks')} is the library's default.")
+        cells_col.number_input("RISE grid", min_value=1, max_value=64, step=1, key=state.RISE_CELLS,
+                               help="Cells per side of each of RISE's random keep/drop grids before it is "
+                                    "upsampled: fewer cells, coarser masks. "
+                                    f"{registry.default('rise', 'cells')} is the library's default.")
     return current_method_settings()
 
 
 def current_method_settings() -> dict[str, int]:
-    """The slow methods' settings as the widgets of `method_settings` hold them (before they are drawn)."""
+    """The methods' settings as the widgets of `method_settings` hold them (before they are drawn)."""
     return {"scorecam_channels": int(state.get(state.SCORECAM_CHANNELS)),
             "input_steps": int(state.get(state.INPUT_STEPS)),
-            "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES))}
+            "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES)),
+            "rise_masks": int(state.get(state.RISE_MASKS)),
+            "rise_cells": int(state.get(state.RISE_CELLS)),
+            "segxres_pool": int(state.get(state.SEGXRES_POOL))}
 
 
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:

@@ -39,6 +39,8 @@ WIDGET_OPTIONS = {
     "integrated-gradients": {"steps": "input_steps"},
     "guided-ig": {"steps": "input_steps"},
     "blur-ig": {"steps": "input_steps"},
+    "rise": {"masks": "rise_masks", "cells": "rise_cells"},
+    "seg-xres-cam": {"pool_size": "segxres_pool"},
 }
 
 
@@ -60,6 +62,9 @@ class Request:
     scorecam_channels: int = registry.default("scorecam", "channels")
     input_steps: int = registry.default("integrated-gradients", "steps")
     smoothgrad_samples: int = registry.default("smoothgrad", "samples")
+    rise_masks: int = registry.default("rise", "masks")
+    rise_cells: int = registry.default("rise", "cells")
+    segxres_pool: int = registry.default("seg-xres-cam", "pool_size")
 
 
 def label(method: str) -> str:
@@ -209,7 +214,13 @@ def fast_maps(request: Request) -> dict[str, Any]:
     if not cams:
         return {}
     return compute.cam_maps(request.model_key, request.image_key, region_key(request), request.class_index,
-                            request.layer, cams, request.target, request.image, request.region, request.model)
+                            request.layer, cams, request.target, cam_options(request, cams), request.image,
+                            request.region, request.model)
+
+
+def cam_options(request: Request, cams: tuple[str, ...]) -> tuple:
+    """The page's options of these CAMs as `compute.cam_maps` takes them (hashable, in a fixed order)."""
+    return tuple((m, tuple(sorted(map_options(request, m).items()))) for m in cams if map_options(request, m))
 
 
 def show_grid(request: Request, view: View) -> dict[str, Any]:
@@ -336,8 +347,8 @@ def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) 
         return []
     try:
         whole_maps = compute.cam_maps(request.model_key, request.image_key, compute.digest(whole),
-                                      request.class_index, request.layer, cams, request.target, request.image,
-                                      whole, request.model)
+                                      request.class_index, request.layer, cams, request.target,
+                                      cam_options(request, cams), request.image, whole, request.model)
     except explainers.ExplainerError:
         return []
     blind = [m for m in cams

@@ -113,14 +113,15 @@ def cam_maps(
     layer: str,
     methods: tuple[str, ...],
     target: str,
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],
     _image: np.ndarray,
     _region: np.ndarray,
     _model: Any,
 ) -> dict[str, Any]:
-    """The gradient CAMs in one call; `region_key` is `digest(_region)`."""
-    return dict(
-        explainers.explain(_model, _image, _region, class_index, layer, methods=methods, target=target)
-    )
+    """The gradient CAMs in one call; `region_key` is `digest(_region)`, `options` ((method, ((option,
+    value), ...)), ...) those set by the page (e.g. Seg-XRes-CAM's pool size)."""
+    return dict(explainers.explain(_model, _image, _region, class_index, layer, methods=methods, target=target,
+                                   options={method: dict(items) for method, items in options}))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

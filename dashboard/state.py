@@ -140,8 +140,9 @@ def put(key: str, value: Any) -> None:
 # additions below take part in it like the keys above.
 #
 # Test hooks / read back after a run:
-# - `SCORECAM_CHANNELS`, `INPUT_STEPS`, `SMOOTHGRAD_SAMPLES`: the "Method settings" widgets of
-#   section 2; set them small before the first run to keep Score-CAM and the IG family cheap.
+# - `SCORECAM_CHANNELS`, `INPUT_STEPS`, `SMOOTHGRAD_SAMPLES`, `RISE_MASKS`, `RISE_CELLS`, `SEGXRES_POOL`:
+#   the "Method settings" widgets of section 2; set them small before the first run to keep the slow
+#   methods cheap.
 # - `FAITHFULNESS`: ``{method: explainers.faithfulness.Faithfulness}`` including ``"random"``, of
 #   the maps on screen, once section 6 has been switched on (empty otherwise).
 # - `OVERVIEW`: ``{class index: explainers.Explanation}`` of section 7 (empty until switched on).
@@ -149,6 +150,9 @@ def put(key: str, value: Any) -> None:
 SCORECAM_CHANNELS = "scorecam_channels"
 INPUT_STEPS = "input_steps"  # Integrated Gradients, Guided IG, Blur IG path points
 SMOOTHGRAD_SAMPLES = "smoothgrad_samples"
+RISE_MASKS = "rise_masks"  # RISE: random masks N
+RISE_CELLS = "rise_cells"  # RISE: cells per side of each random grid
+SEGXRES_POOL = "segxres_pool"  # Seg-XRes-CAM: side of the blocks its gradient is averaged over
 FAITHFULNESS_ON = "faithfulness_on"  # toggle of section 6
 FAITHFULNESS_TARGET = "faithfulness_target"  # score of the curves: "probabilities" | "logits"
 FAITHFULNESS = "faithfulness"  # read back: {method: Faithfulness}
@@ -162,6 +166,9 @@ DEFAULTS.update({
     SCORECAM_CHANNELS: registry.default("scorecam", "channels"),
     INPUT_STEPS: registry.default("integrated-gradients", "steps"),
     SMOOTHGRAD_SAMPLES: registry.default("smoothgrad", "samples"),
+    RISE_MASKS: registry.default("rise", "masks"),
+    RISE_CELLS: registry.default("rise", "cells"),
+    SEGXRES_POOL: registry.default("seg-xres-cam", "pool_size"),
     FAITHFULNESS_ON: False,
     FAITHFULNESS_TARGET: "probabilities",
     FAITHFULNESS: {},
@@ -169,7 +176,8 @@ DEFAULTS.update({
     OVERVIEW_METHOD: "gradcam",
     OVERVIEW: {},
 })
-_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, SCORECAM_CHANNELS, INPUT_STEPS, SMOOTHGRAD_SAMPLES, FAITHFULNESS_ON,
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, SCORECAM_CHANNELS, INPUT_STEPS, SMOOTHGRAD_SAMPLES, RISE_MASKS, RISE_CELLS,
+                     SEGXRES_POOL, FAITHFULNESS_ON,
                      FAITHFULNESS_TARGET, OVERVIEW_ON, OVERVIEW_METHOD)
 
 

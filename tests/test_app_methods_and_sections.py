@@ -156,6 +156,32 @@ def test_extra_methods_produce_maps_after_the_fast_ones() -> None:
 
 
 @pytest.mark.slow
+def test_rise_and_seg_xres_cam_settings_reach_their_maps() -> None:
+    """RISE's masks and grid and Seg-XRes-CAM's pool size are set in "Method settings" like the other
+    methods' settings, and the maps are computed with them: a pool of 1 cell is HiResCAM by definition."""
+    at = _app(_box(), **{state.METHODS: ["hirescam", "seg-xres-cam", "rise"], state.RISE_MASKS: 24,
+                         state.RISE_CELLS: 4})
+    at.run()
+    _clean(at)
+    results = at.session_state[state.RESULTS]
+    assert (results["rise"].options.masks, results["rise"].options.cells) == (24, 4)
+    assert results["seg-xres-cam"].options.pool_size == explainers.registry.default("seg-xres-cam", "pool_size")
+    assert not np.allclose(results["seg-xres-cam"].heatmap, results["hirescam"].heatmap, atol=1e-3)
+    first_rise = results["rise"]
+
+    at.number_input(key=state.SEGXRES_POOL).set_value(1).run()  # a CAM setting: the CAM pass again, RISE kept
+    _clean(at)
+    results = at.session_state[state.RESULTS]
+    assert results["seg-xres-cam"].options.pool_size == 1
+    np.testing.assert_allclose(results["seg-xres-cam"].heatmap, results["hirescam"].heatmap, atol=1e-5)
+    assert results["rise"] is first_rise
+
+    at.number_input(key=state.RISE_MASKS).set_value(16).run()
+    _clean(at)
+    assert at.session_state[state.RESULTS]["rise"].options.masks == 16
+
+
+@pytest.mark.slow
 def test_many_methods_wrap_into_rows_and_the_default_stays_four() -> None:
     at = _app(_box(), **{state.METHODS: ["gradcam", "gradcam++", "vinogradova", "hirescam", "layercam", "scorecam"]})
     at.run()

@@ -24,3 +24,21 @@ def test_quick_benchmark_produces_measurements(module) -> None:
     if module is xrai_speed:
         agreement = dict(section.verdicts)["maps agree: rank correlation >= 0.99"]
         assert agreement, "our XRAI path must give PAIR's map"
+
+
+def test_conv_flops_counts_each_layer_kind_by_its_definition() -> None:
+    """The XRAI floor's FLOP count, checked against the multiply-adds of each layer written out by hand."""
+    import keras
+
+    from benchmarks.common import conv_flops
+
+    x = keras.Input((10, 12, 4))
+    a = keras.layers.Conv2D(6, 3, padding="same")(x)  # 10·12 positions × 3·3·4 inputs × 6 outputs
+    b = keras.layers.Conv2D(6, 1, groups=2)(a)  # 10·12 × (6/2) × 6
+    c = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(b)  # 10·12 × 3·3 × 6·2
+    d = keras.layers.SeparableConv2D(5, 3, strides=2, padding="same")(c)  # 5·6 × (3·3·12 + 12·5)
+    e = keras.layers.Conv2DTranspose(3, 2, strides=2)(d)  # 5·6 inputs × 2·2 × 5 × 3
+    f = keras.layers.Dense(7)(e)  # 10·12 × 3 × 7
+    model = keras.Model(x, keras.layers.MaxPooling2D()(f))  # pooling is not counted
+    by_hand = 120 * 36 * 6 + 120 * 3 * 6 + 120 * 9 * 12 + 30 * (9 * 12 + 12 * 5) + 30 * 4 * 5 * 3 + 120 * 3 * 7
+    assert conv_flops(model) == 2 * by_hand

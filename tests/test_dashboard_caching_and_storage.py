@@ -55,7 +55,7 @@ def test_cam_maps_and_sweep_tell_apart_large_regions_a_few_pixels_apart(monkeypa
     assert compute.digest(one) != compute.digest(two)
     calls = []
 
-    def fake_explain(model, image, region, class_index, layer, methods, target):
+    def fake_explain(model, image, region, class_index, layer, methods, target, options):
         calls.append(int(region.sum()))
         return {m: FakeExplanation(np.full((2, 2), region.sum(), np.float64)) for m in methods}
 
@@ -66,14 +66,14 @@ def test_cam_maps_and_sweep_tell_apart_large_regions_a_few_pixels_apart(monkeypa
     monkeypatch.setattr(explainers, "explain", fake_explain)
     monkeypatch.setattr(explainers, "layer_sweep", fake_sweep)
     model_key = f"test-{uuid.uuid4().hex}"
-    maps = [compute.cam_maps(model_key, "img", compute.digest(r), 1, "final_conv", ("gradcam",), "logits",
+    maps = [compute.cam_maps(model_key, "img", compute.digest(r), 1, "final_conv", ("gradcam",), "logits", (),
                              np.zeros((8, 8, 3)), r, None)["gradcam"].heatmap[0, 0] for r in (one, two)]
     assert maps == [one.sum(), two.sum()]
     layers = [compute.sweep(model_key, "img", compute.digest(r), 1, "logits", np.zeros((8, 8, 3)), r, None)
               for r in (one, two)]
     assert [s["final_conv"]["gradcam"].heatmap[0, 0] for s in layers] == [one.sum(), two.sum()]
     # and the same region again is a cache hit
-    compute.cam_maps(model_key, "img", compute.digest(one), 1, "final_conv", ("gradcam",), "logits",
+    compute.cam_maps(model_key, "img", compute.digest(one), 1, "final_conv", ("gradcam",), "logits", (),
                      np.zeros((8, 8, 3)), one.copy(), None)
     assert len(calls) == 4
 
