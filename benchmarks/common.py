@@ -47,6 +47,19 @@ class Section:
         return "\n".join(lines) + "\n"
 
 
+def replace_block(text: str, start: str, end: str, block: str, at_top: bool = False) -> str:
+    """`text` with what lies between the markers `start` and `end` (both kept) replaced by `block`.
+
+    Several benchmarks write into one RESULTS.md, each its own part: without markers the part is put
+    at the top (`at_top`) or the end, and everything else stays as it was."""
+    part = f"{start}\n{block.strip()}\n{end}"
+    if start in text and end in text:
+        return text[:text.index(start)] + part + text[text.index(end) + len(end):]
+    if at_top:
+        return part + "\n\n" + text.lstrip()
+    return text.rstrip() + "\n\n" + part + "\n"
+
+
 def timed(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of `fn` in seconds (median, because the machine is shared and noisy)."""
     for _ in range(warmup):

@@ -218,15 +218,12 @@ def write(out: dict[str, list[float]], path: Path = ROOT / "benchmarks" / "RESUL
     import datetime as dt
     import os
 
+    from benchmarks.common import replace_block
+
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    block = f"{START}\nLatest run: {stamp}, load average {load} (2 cores).\n\n{table(out)}\n{END}"
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    block = f"Latest run: {stamp}, load average {load} (2 cores).\n\n{table(out)}"
+    path.write_text(replace_block(path.read_text() if path.exists() else "", START, END, block))
 
 
 def main() -> None:

@@ -42,3 +42,15 @@ def test_conv_flops_counts_each_layer_kind_by_its_definition() -> None:
     model = keras.Model(x, keras.layers.MaxPooling2D()(f))  # pooling is not counted
     by_hand = 120 * 36 * 6 + 120 * 3 * 6 + 120 * 9 * 12 + 30 * (9 * 12 + 12 * 5) + 30 * 4 * 5 * 3 + 120 * 3 * 7
     assert conv_flops(model) == 2 * by_hand
+
+
+def test_each_benchmark_replaces_only_its_own_part_of_results() -> None:
+    """run_all, ui_latency and batch_scale all write RESULTS.md: a run replaces its part and keeps the rest."""
+    from benchmarks.common import replace_block
+
+    text = "<!-- s -->\nold figures\n<!-- e -->\n\n## Browser latency\nkept\n"
+    assert replace_block(text, "<!-- s -->", "<!-- e -->", "new figures\n") == (
+        "<!-- s -->\nnew figures\n<!-- e -->\n\n## Browser latency\nkept\n")
+    assert replace_block("## Browser latency\nkept\n", "<!-- s -->", "<!-- e -->", "new", at_top=True) == (
+        "<!-- s -->\nnew\n<!-- e -->\n\n## Browser latency\nkept\n")
+    assert replace_block("kept\n", "<!-- s -->", "<!-- e -->", "new") == "kept\n\n<!-- s -->\nnew\n<!-- e -->\n"
