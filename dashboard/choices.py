@@ -47,36 +47,36 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
     return int(class_index), layer, list(methods)
 
 
+# The methods' own settings: (label, session key, min, max, step, method and option whose default
+# the help names, what the number is). Two per row: the expander sits in the left column, too narrow
+# for three labels side by side.
+SETTINGS = (
+    ("Score-CAM channels", state.SCORECAM_CHANNELS, 1, 1024, 16, "scorecam", "channels",
+     "At most this many channels (largest mean activation) are scored: one forward pass each."),
+    ("Seg-XRes-CAM pool", state.SEGXRES_POOL, 1, 64, 1, "seg-xres-cam", "pool_size",
+     "Side, in cells of the layer's grid, of the blocks Seg-XRes-CAM averages its gradient over (1 is "
+     "HiResCAM's element-wise product)."),
+    ("IG steps", state.INPUT_STEPS, 2, 500, 10, "integrated-gradients", "steps",
+     "Path points of Integrated Gradients, Guided IG and Blur IG (one gradient each)."),
+    ("SmoothGrad samples", state.SMOOTHGRAD_SAMPLES, 1, 500, 5, "smoothgrad", "samples",
+     "Noisy copies averaged by SmoothGrad (one gradient each)."),
+    ("RISE masks", state.RISE_MASKS, 1, 20_000, 100, "rise", "masks",
+     "Random masks RISE averages (one forward pass each)."),
+    ("RISE grid", state.RISE_CELLS, 1, 64, 1, "rise", "cells",
+     "Cells per side of each of RISE's random keep/drop grids before it is upsampled: fewer cells, coarser "
+     "masks."),
+)
+
+
 def method_settings() -> dict[str, int]:
-    """The methods' own settings (Score-CAM channel cap, IG steps, SmoothGrad samples, RISE masks and grid,
-    Seg-XRes-CAM pool size), in an expander."""
+    """The methods' own settings (`SETTINGS`: Score-CAM channel cap, Seg-XRes-CAM pool size, IG steps,
+    SmoothGrad samples, RISE masks and grid), in an expander."""
     with st.expander("Method settings: Score-CAM, IG, SmoothGrad, RISE, Seg-XRes-CAM", expanded=False):
-        # two per row: the expander sits in the left column, too narrow for three labels side by side
-        cap_col, pool_col = st.columns(2)
-        cap_col.number_input("Score-CAM channels", min_value=1, max_value=1024, step=16, key=state.SCORECAM_CHANNELS,
-                             help="At most this many channels (largest mean activation) are scored: one forward "
-                                  f"pass each. {registry.default('scorecam', 'channels')} is the library's default.")
-        pool_col.number_input("Seg-XRes-CAM pool", min_value=1, max_value=64, step=1, key=state.SEGXRES_POOL,
-                              help="Side, in cells of the layer's grid, of the blocks Seg-XRes-CAM averages its "
-                                   "gradient over (1 is HiResCAM's element-wise product). "
-                                   f"{registry.default('seg-xres-cam', 'pool_size')} is the library's default.")
-        steps_col, samples_col = st.columns(2)
-        steps_col.number_input("IG steps", min_value=2, max_value=500, step=10, key=state.INPUT_STEPS,
-                               help="Path points of Integrated Gradients, Guided IG and Blur IG (one gradient "
-                                    f"each). {registry.default('integrated-gradients', 'steps')} is the library's "
-                                    "default.")
-        samples_col.number_input("SmoothGrad samples", min_value=1, max_value=500, step=5,
-                                 key=state.SMOOTHGRAD_SAMPLES,
-                                 help="Noisy copies averaged by SmoothGrad (one gradient each). "
-                                      f"{registry.default('smoothgrad', 'samples')} is the library's default.")
-        masks_col, cells_col = st.columns(2)
-        masks_col.number_input("RISE masks", min_value=1, max_value=20_000, step=100, key=state.RISE_MASKS,
-                               help="Random masks RISE averages (one forward pass each). "
-                                    f"{registry.default('rise', 'masks')} is the library's default.")
-        cells_col.number_input("RISE grid", min_value=1, max_value=64, step=1, key=state.RISE_CELLS,
-                               help="Cells per side of each of RISE's random keep/drop grids before it is "
-                                    "upsampled: fewer cells, coarser masks. "
-                                    f"{registry.default('rise', 'cells')} is the library's default.")
+        for start in range(0, len(SETTINGS), 2):
+            for column, (label, key, low, high, step, method, option, text) in zip(
+                    st.columns(2), SETTINGS[start:start + 2], strict=False):
+                column.number_input(label, min_value=low, max_value=high, step=step, key=key,
+                                    help=f"{text} {registry.default(method, option)} is the library's default.")
     return current_method_settings()
 
 
