@@ -81,13 +81,9 @@ def method_settings() -> dict[str, int]:
 
 
 def current_method_settings() -> dict[str, int]:
-    """The methods' settings as the widgets of `method_settings` hold them (before they are drawn)."""
-    return {"scorecam_channels": int(state.get(state.SCORECAM_CHANNELS)),
-            "input_steps": int(state.get(state.INPUT_STEPS)),
-            "smoothgrad_samples": int(state.get(state.SMOOTHGRAD_SAMPLES)),
-            "rise_masks": int(state.get(state.RISE_MASKS)),
-            "rise_cells": int(state.get(state.RISE_CELLS)),
-            "segxres_pool": int(state.get(state.SEGXRES_POOL))}
+    """The methods' settings as the widgets of `method_settings` hold them (before they are drawn), by
+    session key; each key is also the name of the `comparison.Request` field it sets."""
+    return {key: int(state.get(key)) for _, key, *_ in SETTINGS}
 
 
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:
