@@ -72,7 +72,8 @@ def _explanation(method: registry.Method, raw: RawMap, layer: str | None, second
     layer_map = None if raw.layer_map is None else _finite(raw.layer_map)[0]
     return Explanation(method=method.name, heatmap=heatmap, layer_map=layer_map, seconds=seconds,
                        layer=None if method.layer_free else layer, options=raw.options, description=raw.description,
-                       warnings=tuple(w for w in (grid_warning, *raw.warnings, *warnings) if w is not None))
+                       warnings=tuple(w for w in (grid_warning, *raw.warnings, *warnings) if w is not None),
+                       preview=raw.preview)
 
 
 # ------------------------------------------------------------------------------------ public API
@@ -175,6 +176,7 @@ def explain(
     target: str = "logits",
     options: Mapping[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
+    preview: Callable[[str, Explanation], None] | None = None,
     **unknown: Any,
 ) -> dict[str, Explanation]:
     """Attribution maps of `methods` (names in `registry.ALL_METHODS`) for `region` (bool H×W) and `class_index`.
@@ -184,7 +186,9 @@ def explain(
     name to its options object or a dict of its fields, e.g. `{"xrai": {"steps": 20}, "scorecam":
     ScoreCAMOptions(channels=16)}`; methods not in it run with their defaults. The CAM family shares one
     compiled forward+backward pass; `progress` receives the progress of the slow methods in [0, 1],
-    one after the other.
+    one after the other. `preview(method, Explanation)`, if given, receives the early map of a slow
+    method that has one (XRAI: PAIR's XRAI at about an eighth of the steps, whose gradients the full
+    run reuses) as soon as it is ready; the returned maps are the same with or without it.
     """
     if unknown:
         old = [k for k in unknown if k in _LEGACY]
@@ -210,7 +214,13 @@ def explain(
             def part(fraction: float, index: int = index) -> None:
                 progress(min((index + fraction) / len(slow), 1.0))
         start = time.perf_counter()
-        raw = method.run(model, checked, None if method.layer_free else layer, chosen[method.name], part)
+        extra = {}
+        if preview is not None and method.previews:
+            def early(raw: RawMap, method: registry.Method = method, start: float = start) -> None:
+                preview(method.name, _explanation(method, raw, None, time.perf_counter() - start,
+                                                  checked.grid_warning))
+            extra["preview"] = early
+        raw = method.run(model, checked, None if method.layer_free else layer, chosen[method.name], part, **extra)
         results[method.name] = _explanation(method, raw, layer if not method.layer_free else None,
                                             time.perf_counter() - start, checked.grid_warning)
     return {m: results[m] for m in methods}

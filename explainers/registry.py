@@ -38,6 +38,7 @@ class Method:
     make_cam: Callable[[Any], cams.CAM] | None = None  # family CAM: options → CAM object of the shared pass
     run: Callable[..., Any] | None = None  # other families: (model, inputs, layer, options, progress) → RawMap
     status: Callable[[Any], str] | None = None  # progress heading of a slow method
+    previews: bool = False  # `run` takes `preview=` and may hand out an early, cheaper map first
 
     @property
     def short_label(self) -> str:
@@ -57,7 +58,8 @@ _P = methods_input.PathOptions
 _TABLE = (
     Method("gradcam", "Grad-CAM", CAM, False, False, make_cam=cams.plain(cams.GradCAM)),
     Method("gradcam++", "Grad-CAM++", CAM, False, False, cams.GradCAMPlusPlusOptions, make_cam=cams.gradcampp),
-    Method("xrai", "XRAI", ATTRIBUTION, True, True, xrai.XRAIOptions, "minmax", run=xrai.run, status=xrai.status),
+    Method("xrai", "XRAI", ATTRIBUTION, True, True, xrai.XRAIOptions, "minmax", run=xrai.run, status=xrai.status,
+           previews=True),
     Method("vinogradova", "Seg-Grad-CAM (Vinogradova et al.)", CAM, False, False, make_cam=cams.plain(cams.SegGradCAM)),
     Method("hirescam", "HiResCAM", CAM, False, False, make_cam=cams.plain(cams.HiResCAM)),
     Method("layercam", "LayerCAM", CAM, False, False, make_cam=cams.plain(cams.LayerCAM)),

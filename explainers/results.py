@@ -37,7 +37,8 @@ class Explanation:
     `layer_map` is the map at the layer's own resolution before upsampling (None for layer-free
     methods); `seconds` is the wall time of the pass that produced it (CAMs of one call share one
     pass); `options` is the method's options object as run (batch sizes resolved); `description`
-    says what was computed; `warnings` are `MapWarning`s.
+    says what was computed; `warnings` are `MapWarning`s. `preview` is True for the early map a slow
+    method hands to `explain(..., preview=...)` before its own (XRAI at fewer steps; `options` says how many).
     """
 
     method: str
@@ -48,6 +49,7 @@ class Explanation:
     options: Any = None
     description: str = ""
     warnings: tuple[MapWarning, ...] = field(default_factory=tuple)
+    preview: bool = False
 
     @property
     def note(self) -> str:
@@ -66,7 +68,8 @@ class RawMap:
     """What a slow method's `run` returns before the API normalises it.
 
     `heatmap` at image size (H×W, or H×W×C for input attributions), `layer_map` at the layer's grid or
-    None, `options` as run (batch size resolved), `description` what was computed, `warnings` so far.
+    None, `options` as run (batch size resolved), `description` what was computed, `warnings` so far;
+    `preview` marks the early, cheaper run a method may hand out before its map (XRAI).
     """
 
     heatmap: np.ndarray
@@ -74,6 +77,7 @@ class RawMap:
     options: Any
     description: str
     warnings: list[MapWarning] = field(default_factory=list)
+    preview: bool = False
 
 
 @dataclass(frozen=True)

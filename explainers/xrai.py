@@ -10,13 +10,17 @@ back to the library with `segments=`. The batch size defaults to what the memory
 
 `call_model_function` (the `saliency.core` call-model function over that gradient) is shared with the
 input-gradient methods in `methods_input`.
+
+A caller that wants something on screen early (the dashboard) passes `preview`: it first gets PAIR's
+XRAI at `preview_steps(steps)` steps, whose integration points are every d-th point of the full run's
+(d divides steps − 1), so the full run then reuses those gradients (`_Reuse`); what the preview adds
+is its own region selection (`benchmarks.xrai_speed` measures the whole: about 1.1× the run without).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -76,6 +80,51 @@ def call_model_function(model, target: str = "logits", progress: Callable[[], No
     return call
 
 
+PREVIEW_FRACTION = 1 / 8  # a preview uses about this share of the full run's gradients
+MIN_PREVIEW_STEPS = 4
+
+
+def preview_steps(steps: int) -> int | None:
+    """The step count of the preview of an XRAI run of `steps` steps, or None when there is none.
+
+    PAIR integrates at `np.linspace(0, 1, steps)`; `linspace(0, 1, p)` is every d-th of those points
+    exactly when d = (steps − 1) / (p − 1) is a whole number. Of those p, the one nearest to
+    `PREVIEW_FRACTION` of `steps`, at least `MIN_PREVIEW_STEPS` and at most a quarter of `steps`
+    (100 steps → 12: every 9th point)."""
+    if steps < 4 * MIN_PREVIEW_STEPS:
+        return None
+    candidates = [(steps - 1) // d + 1 for d in range(2, steps) if (steps - 1) % d == 0]
+    fitting = [p for p in candidates if MIN_PREVIEW_STEPS <= p <= steps // 4]
+    return min(fitting, key=lambda p: abs(p - PREVIEW_FRACTION * steps)) if fitting else None
+
+
+class _Reuse:
+    """A call-model function that, while `remember` is on, keeps each input row's gradient by the row's
+    float32 bytes, and serves rows it has seen from memory.
+
+    The full run after a preview asks again for the preview's points (the same arithmetic on the same
+    alphas gives the same float32 input); a row that differs in a single bit is computed afresh, so
+    the maps never depend on the reuse. `rows` counts the gradients actually computed."""
+
+    def __init__(self, call) -> None:
+        self.call, self.known, self.rows, self.remember = call, {}, 0, True
+
+    def __call__(self, x_batch, call_model_args=None, expected_keys=None):
+        x = np.asarray(x_batch, dtype=np.float32)
+        keys = [row.tobytes() for row in x]
+        missing = [i for i, k in enumerate(keys) if k not in self.known]
+        grads = np.empty_like(x)
+        if missing:
+            grads[missing] = self.call(x[missing], call_model_args, expected_keys)[saliency.INPUT_OUTPUT_GRADIENTS]
+            self.rows += len(missing)
+        for i, k in enumerate(keys):
+            if k in self.known:
+                grads[i] = self.known[k]
+            elif self.remember:
+                self.known[k] = grads[i].copy()
+        return {saliency.INPUT_OUTPUT_GRADIENTS: grads}
+
+
 def segments(image: np.ndarray) -> list[np.ndarray]:
     """The library's Felzenszwalb segments for this image, cached by its bytes (they depend on nothing else)."""
     image = np.ascontiguousarray(image)
@@ -94,11 +143,13 @@ def xrai_map(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[float], None] | None = None,
     notes: list[MapWarning] | None = None,
+    preview: Callable[[np.ndarray, int], None] | None = None,
 ) -> np.ndarray:
     """Raw XRAI attribution (H×W) of the adapter's region score; `mask` is at the model's output size.
 
     Settings are assumed valid (`XRAIOptions` checks them). When the model's gradients were not
-    finite, a warning saying so is appended to `notes` (if given).
+    finite, a warning saying so is appended to `notes` (if given). `preview(raw map, its steps)`, if
+    given, first receives PAIR's XRAI at `preview_steps(steps)` steps (see the module docstring).
     """
     x = np.asarray(image, dtype=np.float32)
     if float(np.ptp(x)) == 0.0:
@@ -106,29 +157,40 @@ def xrai_map(
         if progress is not None:
             progress(1.0)
         return np.zeros(x.shape[:2], dtype=np.float32)
-    total = 2 * math.ceil(steps / batch_size) + 1  # two baselines' IG batches, then segments + selection
+    early = preview_steps(steps) if preview is not None else None
+    total = 2 * steps + 1  # gradient rows of the two baselines, then segments + selection (as much as a row)
     done = [0]
 
-    def tick() -> None:
-        done[0] += 1
+    def tick(rows: int) -> None:
+        done[0] += rows
         if progress is not None:
             progress(min(done[0] / total, 1.0))
 
-    call = call_model_function(model, target, tick)
-    params = saliency.XRAIParameters(steps=steps, algorithm=algorithm)
-    result = saliency.XRAI().GetMask(
-        x,
-        call,
-        {"mask": mask, "class_index": class_index},
-        segments=segments(image),
-        batch_size=batch_size,
-        extra_parameters=params,
-    )
+    call = call_model_function(model, target)
+    counted = _Reuse(call) if early else call
+
+    def counting(x_batch, call_model_args=None, expected_keys=None):
+        before = counted.rows if early else 0
+        out = counted(x_batch, call_model_args, expected_keys)
+        tick(counted.rows - before if early else len(x_batch))
+        return out
+
+    def run(run_steps: int) -> np.ndarray:
+        params = saliency.XRAIParameters(steps=run_steps, algorithm=algorithm)
+        return np.asarray(saliency.XRAI().GetMask(
+            x, counting, {"mask": mask, "class_index": class_index}, segments=segments(image),
+            batch_size=batch_size, extra_parameters=params), dtype=np.float32)
+
+    if early:
+        first = run(early)
+        counted.remember = False
+        preview(first, early)
+    result = run(steps)
     if call.nonfinite and notes is not None:
         notes.append(nonfinite_warning(call.nonfinite))
     if progress is not None:
         progress(1.0)
-    return np.asarray(result, dtype=np.float32)
+    return result
 
 
 def nonfinite_warning(count: int) -> MapWarning:
@@ -136,17 +198,28 @@ def nonfinite_warning(count: int) -> MapWarning:
                       f"{count} non-finite input gradient value(s) (e.g. overflowing logits) were set to 0.")
 
 
-def run(model, inputs, layer: str | None, options: XRAIOptions, progress=None) -> RawMap:
-    """The registry's entry point: XRAI of the adapter score for validated `inputs`."""
+def run(model, inputs, layer: str | None, options: XRAIOptions, progress=None,
+        preview: Callable[[RawMap], None] | None = None) -> RawMap:
+    """The registry's entry point: XRAI of the adapter score for validated `inputs`; `preview`, if
+    given, first receives the RawMap of the preview run (see the module docstring)."""
     options, warnings = memory.resolve(model, inputs, options, "XRAI", DEFAULT_BATCH_SIZE)
+
+    def described(raw: np.ndarray, steps: int, notes: list[MapWarning]) -> RawMap:
+        text = (
+            f"XRAI attributes to input pixels (layer-free): Integrated Gradients of the adapter's region "
+            f"score (class {inputs.target}; {steps} steps; baselines filled with the image's min and max), "
+            f"ranked over Felzenszwalb regions ('{options.algorithm}'), rescaled to [0, 1]."
+        )
+        if steps != options.steps:
+            text += f" Preview: {steps} of the {options.steps} steps; the full map follows."
+        run_options = options if steps == options.steps else dataclasses.replace(options, steps=steps)
+        return RawMap(heatmap=raw, layer_map=None, options=run_options, description=text, warnings=list(notes),
+                      preview=steps != options.steps)
+
+    early = None if preview is None else (lambda raw, steps: preview(described(raw, steps, list(warnings))))
     raw = xrai_map(model, inputs.image, inputs.grid, inputs.class_index, inputs.target, options.steps,
-                   options.algorithm, options.batch_size, progress, notes=warnings)
-    text = (
-        f"XRAI attributes to input pixels (layer-free): Integrated Gradients of the adapter's region "
-        f"score (class {inputs.target}; {options.steps} steps; baselines filled with the image's min and max), "
-        f"ranked over Felzenszwalb regions ('{options.algorithm}'), rescaled to [0, 1]."
-    )
-    return RawMap(heatmap=raw, layer_map=None, options=options, description=text, warnings=warnings)
+                   options.algorithm, options.batch_size, progress, notes=warnings, preview=early)
+    return described(raw, options.steps, warnings)
 
 
 def status(options: XRAIOptions) -> str:

@@ -116,3 +116,72 @@ def test_bad_parameters(model, image) -> None:
         explainers.explain(model, image, _region(), 1, None, methods=("xrai",), options={"xrai": {"algorithm": "slow"}})
     with pytest.raises(explainers.ExplainerError, match="steps"):
         explainers.explain(model, image, _region(), 1, None, methods=("xrai",), options={"xrai": {"steps": 1}})
+
+
+@pytest.mark.parametrize("steps", [16, 37, 50, 100, 101, 201])
+def test_preview_steps_are_every_dth_of_pairs_integration_points(steps: int) -> None:
+    early = xrai.preview_steps(steps)
+    assert early is not None and xrai.MIN_PREVIEW_STEPS <= early <= steps // 4
+    stride = (steps - 1) // (early - 1)
+    assert (steps - 1) % (early - 1) == 0
+    np.testing.assert_allclose(np.linspace(0, 1, steps)[::stride], np.linspace(0, 1, early), atol=1e-15)
+
+
+def test_no_preview_when_no_even_subset_of_the_points_is_small_enough() -> None:
+    assert xrai.preview_steps(100) == 12  # 99 = 9 × 11: every 9th point
+    assert xrai.preview_steps(20) is None and xrai.preview_steps(200) is None  # 19, 199 prime: only the 2 end points
+    assert xrai.preview_steps(10) is None  # too few steps to be worth a preview
+
+
+def test_preview_is_pairs_xrai_at_its_steps_and_the_full_map_reuses_its_gradients(model, image, monkeypatch) -> None:
+    region, steps = _region(), 100
+    computed = []
+    real = xrai.call_model_function
+
+    def counting(*args, **kwargs):
+        call = real(*args, **kwargs)
+
+        def wrapped(x_batch, call_model_args=None, expected_keys=None):
+            computed.append(len(x_batch))
+            return call(x_batch, call_model_args, expected_keys)
+
+        wrapped.nonfinite = 0
+        return wrapped
+
+    monkeypatch.setattr(xrai, "call_model_function", counting)
+    previews = []
+    full = xrai.xrai_map(model, image, region, 1, steps=steps, batch_size=16,
+                         preview=lambda raw, early: previews.append((raw, early)))
+    rows_with_preview = sum(computed)
+    computed.clear()
+    plain = xrai.xrai_map(model, image, region, 1, steps=steps, batch_size=16)
+    assert sum(computed) == 2 * steps
+    (early_map, early), = previews
+    assert early == 12
+    args = {"region": region, "class_index": 1}
+    for run_steps, ours in ((early, early_map), (steps, full)):
+        reference = saliency.XRAI().GetMask(image.astype("float32"), plain_call_model_function(model), args,
+                                            batch_size=1, extra_parameters=saliency.XRAIParameters(steps=run_steps))
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(full, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
+    # the preview's 2 × 12 points are not computed again (a point whose float32 input differed by a bit would
+    # be; the two baselines' last point, the image itself, may be served once more)
+    assert 2 * steps - 2 <= rows_with_preview <= 2 * steps + 2
+
+
+def test_explain_hands_out_xrai_preview_first_and_returns_the_same_maps(model, image) -> None:
+    region = _region()
+    seen = []
+    methods = ("gradcam", "xrai", "integrated-gradients")
+    options = {"xrai": {"steps": 50, "batch_size": 20}, "integrated-gradients": {"steps": 16}}
+    out = explainers.explain(model, image, region, 1, None, methods=methods, options=options,
+                             preview=lambda method, explanation: seen.append((method, explanation)))
+    plain = explainers.explain(model, image, region, 1, None, methods=methods, options=options)
+    assert [method for method, _ in seen] == ["xrai"]
+    early = seen[0][1]
+    assert early.preview and early.options.steps == 8 and "Preview: 8 of the 50 steps" in early.description
+    assert early.heatmap.shape == out["xrai"].heatmap.shape and early.layer is None
+    for method in methods:
+        assert not out[method].preview
+        np.testing.assert_allclose(out[method].heatmap, plain[method].heatmap, atol=1e-5)
+    assert out["xrai"].options.steps == 50 and "Preview" not in out["xrai"].description
