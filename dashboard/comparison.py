@@ -129,6 +129,9 @@ def short_label(method: str) -> str:
 
 
 def title(method: str, explanation: Any) -> str:
+    if getattr(explanation, "preview", False):
+        return (f"{short_label(method)} preview, {explanation.options.steps} steps · "
+                f"{explanation.seconds:.2f} s · the full map follows")
     return f"{short_label(method)} · {explanation.seconds:.2f} s"
 
 
@@ -258,11 +261,14 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
 
 def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.ndarray], job: compute.Job,
                jobs: tuple[compute.Job, ...]) -> None:
-    """One slow map's cell while its `job` runs: progress, then the map; when the last of the request's
-    `jobs` is in, the page reruns once, so the agreement, faithfulness and export see every map."""
+    """One slow map's cell while its `job` runs: progress (under the method's preview once there is
+    one), then the map; when the last of the request's `jobs` is in, the page reruns once, so the
+    agreement, faithfulness and export see every map (never the preview)."""
     if job.result is not None:
         _draw_map(request.image, method, job.result, paths, view, 1.0)
     else:
+        if job.preview is not None:
+            _draw_map(request.image, method, job.preview, paths, view, 1.0)
         _draw_pending(request, method, job)
     if job.done and all(j.done for j in jobs):
         st.rerun(scope="app")
@@ -306,7 +312,7 @@ def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
         return
     text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
     # no percentage in the text: the bar moves between looks, a number would stand still
-    wake.progress(job.progress, job.remaining(), text, key=f"wake-{map_key(method)}")
+    wake.progress(job.progress, job.remaining(), text, key=f"wake-{map_key(method)}", look=job.until_preview())
     st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
                "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
 

@@ -197,14 +197,18 @@ def slow_map(
     target: str,
     options: dict[str, Any],
     progress: Callable[..., None] | None = None,
+    preview: Callable[[str, Any], None] | None = None,
 ) -> Any:
-    """One slow method's Explanation (`options`: a dict of its options fields), once per `key`."""
+    """One slow method's Explanation (`options`: a dict of its options fields), once per `key`;
+    `progress` and `preview` are `explainers.explain`'s."""
     hit = stored(key)
     if hit is not None:
         return hit
     kwargs: dict[str, Any] = dict(methods=(method,), target=target, options={method: options})
     if progress is not None:
         kwargs["progress"] = progress
+    if preview is not None:
+        kwargs["preview"] = preview
     result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
     _keep(key, result)
     return result
@@ -225,7 +229,8 @@ _MODEL_SOURCES: dict[str, tuple] = {}
 
 @dataclass
 class Job:
-    """A slow map being computed: `progress` in [0, 1], then `result` (an Explanation) or `error`."""
+    """A slow map being computed: `progress` in [0, 1], maybe an early `preview` (an Explanation with
+    `preview` set: XRAI at fewer steps), then `result` (an Explanation) or `error`."""
 
     key: tuple
     label: str
@@ -237,15 +242,28 @@ class Job:
     asked: float = 0.0  # when the page last asked for it (the most recent goes first)
     started_at: float = 0.0  # time.monotonic() when the worker took it
     reported_at: float = 0.0  # time.monotonic() of the last progress report
+    preview: Any = None
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def done(self) -> bool:
         return self.result is not None or self.error is not None
 
-    def report(self, fraction: float) -> None:
+    def report(self, fraction: float, preview: Any = None) -> None:
         self.progress = float(min(max(fraction, 0.0), 1.0))
         self.reported_at = time.monotonic()
+        if preview is not None and self.preview is None:
+            self.preview = preview
+            TYPICAL_PREVIEW_SECONDS.setdefault(self.label, deque(maxlen=3)).append(self.reported_at - self.started_at)
+
+    def until_preview(self, now: float | None = None) -> float | None:
+        """Expected seconds until this job's preview arrives (by the quickest of the last previews of the
+        same method), or None when it has one, is done, or its method has given none in this server."""
+        runs = TYPICAL_PREVIEW_SECONDS.get(self.label)
+        if self.done or self.preview is not None or not runs or not self.started:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.started_at
+        return max(min(runs) - elapsed, 0.0)
 
     def remaining(self, now: float | None = None) -> float:
         """Expected seconds until the job is done.
@@ -283,7 +301,9 @@ class Job:
 _JOBS_SIZE = 64
 FIRST_GUESS_SECONDS = 2.0
 OVERDUE_SECONDS = 0.25
+DRAIN_SECONDS = 0.05  # how often the dispatcher takes the worker's progress and preview messages
 TYPICAL_SECONDS: dict[str, deque] = {}  # label → seconds of its last few finished runs in this server
+TYPICAL_PREVIEW_SECONDS: dict[str, deque] = {}  # label → seconds from start to preview of its last few runs
 
 
 class _Dispatcher:
@@ -323,7 +343,8 @@ class _Dispatcher:
                 result = self._in_process(job, source)
             if result is None:
                 result = slow_map(job.key, model, image, region, class_index, layer, method, target, options,
-                                  progress=lambda f, *_a, **_k: job.report(f))
+                                  progress=lambda f, *_a, **_k: job.report(f),
+                                  preview=lambda _m, early: job.report(job.progress, early))
             _keep(job.key, result)
             TYPICAL_SECONDS.setdefault(job.label, deque(maxlen=3)).append(time.monotonic() - job.started_at)
             job.result, job.progress = result, 1.0
@@ -349,7 +370,7 @@ class _Dispatcher:
                                                 dict(options))
             while True:
                 try:
-                    return future.result(timeout=0.2)
+                    return future.result(timeout=DRAIN_SECONDS)
                 except FutureTimeout:
                     pass
                 finally:
@@ -374,9 +395,9 @@ class _Dispatcher:
     def _drain(self, job: Job, job_id: int) -> None:
         try:
             while True:
-                sent_id, fraction = self.queue.get_nowait()
+                sent_id, fraction, preview = self.queue.get_nowait()
                 if sent_id == job_id:
-                    job.report(fraction)
+                    job.report(fraction, preview)
         except (queue.Empty, OSError, EOFError, ValueError):
             return
 

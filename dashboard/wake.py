@@ -25,10 +25,12 @@ def next_look(remaining: float) -> float:
     return min(max(float(remaining) + MARGIN, SOONEST), LATEST)
 
 
-def progress(fraction: float, remaining: float, text: str, key: str) -> None:
+def progress(fraction: float, remaining: float, text: str, key: str, look: float | None = None) -> None:
     """Show the bar at `fraction`, gliding on over the `remaining` seconds expected, and rerun the
-    enclosing fragment at `next_look(remaining)`."""
+    enclosing fragment at `next_look(remaining)`, or at `next_look(look)` when something is expected
+    sooner (a preview of the map)."""
+    when = remaining if look is None else min(look, remaining)
     data = {"progress": float(min(max(fraction, 0.0), 1.0)), "expectMs": int(1000 * max(remaining, 0.0)),
-            "wakeMs": int(1000 * next_look(remaining)), "text": text, "seq": next(_SEQ)}
+            "wakeMs": int(1000 * next_look(when)), "text": text, "seq": next(_SEQ)}
     bar = components.declare("wake", "wk-root")
     bar(data=data, key=key, on_tick_change=lambda: None, width="stretch", height="content")

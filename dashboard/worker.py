@@ -51,14 +51,25 @@ def warm(source: tuple) -> bool:
 
 def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
                 method: str, target: str, options: dict[str, Any]) -> Any:
-    """One slow method's Explanation; progress goes to the queue as (job_id, fraction)."""
+    """One slow method's Explanation; progress goes to the queue as (job_id, fraction, None), and a
+    method's early map (XRAI's preview) as (job_id, fraction so far, Explanation)."""
     import explainers
 
+    done = [0.0]
+
     def report(fraction: float, *_args: Any, **_kwargs: Any) -> None:
-        if _QUEUE is not None:
-            with contextlib.suppress(Exception):  # a full or closed queue only costs the progress bar
-                _QUEUE.put_nowait((job_id, float(fraction)))
+        done[0] = float(fraction)
+        _send((job_id, done[0], None))
+
+    def preview(_method: str, explanation: Any) -> None:
+        _send((job_id, done[0], explanation))
 
     model = _model(source)
     return explainers.explain(model, image, region, class_index, layer, methods=(method,), target=target,
-                              progress=report, options={method: options})[method]
+                              progress=report, preview=preview, options={method: options})[method]
+
+
+def _send(message: tuple) -> None:
+    if _QUEUE is not None:
+        with contextlib.suppress(Exception):  # a full or closed queue only costs the progress bar (or the preview)
+            _QUEUE.put_nowait(message)

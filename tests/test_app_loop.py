@@ -234,3 +234,41 @@ def test_settings_drawn_after_the_maps_keep_their_values_and_places() -> None:
     request = at.session_state[state.REQUEST]
     labels = at.session_state[state.RESULTS]["gradcam"].heatmap.shape
     assert request.region.shape == labels and request.region.sum() <= _box().sum()
+
+
+@pytest.mark.slow
+def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_map() -> None:
+    """A running XRAI job that has its preview shows it (captioned as one) with the progress bar; the
+    agreement, faithfulness and export see XRAI only once the full map is in."""
+    import explainers
+    from dashboard import comparison
+
+    region = _box(44, 50, 70, 96)
+    at = _app(region, **{state.XRAI_STEPS: 16, state.WAIT_FOR_SLOW: False, state.METHODS: ["gradcam"]})
+    at.run()
+    _clean(at)
+    request = at.session_state[state.REQUEST]
+    key = comparison.slow_key(request, "xrai")
+    early = []
+    final = explainers.explain(request.model, request.image, request.region, request.class_index, None,
+                               methods=("xrai",), options={"xrai": {"steps": 16}},
+                               preview=lambda _m, e: early.append(e))["xrai"]
+    # a job that has sent its preview and is still computing its full map (the dispatcher never runs it)
+    job = compute.Job(key=key, label="XRAI", started=True, started_at=time.monotonic(), progress=0.3)
+    job.preview = early[0]
+    dispatcher = compute._dispatcher()
+    with dispatcher.lock:
+        dispatcher.jobs[key] = job
+    at.session_state[state.METHODS] = ["gradcam", "xrai"]
+    at.run()
+    _clean(at)
+    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    assert "XRAI preview, 4 steps" in captions and "the full map follows" in captions
+    assert "xrai" not in at.session_state[state.RESULTS]
+    job.result, job.progress = final, 1.0
+    job.finished.set()
+    at.run()
+    _clean(at)
+    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    assert "preview" not in captions and "XRAI · " in captions
+    assert at.session_state[state.RESULTS]["xrai"] is final

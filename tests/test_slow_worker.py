@@ -17,3 +17,32 @@ def test_the_worker_process_runs_at_a_lower_priority_than_the_page() -> None:
         niceness = pool.submit(os.nice, 0).result(timeout=120)
     here = os.nice(0)
     assert niceness == min(19, here + worker.NICENESS) > here
+
+
+def test_the_worker_sends_xrais_preview_before_its_map() -> None:
+    """The preview crosses the process boundary as a queue message; the map that follows is the full one."""
+    import numpy as np
+
+    from models.scenes import load_sample, sample_names
+
+    image, _ = load_sample(sample_names()[0])
+    region = np.zeros(image.shape[:2], bool)
+    region[40:72, 45:100] = True
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                             initargs=(queue,)) as pool:
+        final = pool.submit(worker.explain_one, 7, ("default",), image, region, 1, None, "xrai", "logits",
+                            {"steps": 16, "batch_size": 8}).result(timeout=300)
+        messages = []  # read before the pool shuts down: the worker cannot exit with its messages unread
+        while len(messages) < 100:
+            try:
+                messages.append(queue.get(timeout=5))
+            except Exception:  # the queue is empty
+                break
+    assert messages and all(job_id == 7 for job_id, _f, _p in messages)
+    previews = [p for _j, _f, p in messages if p is not None]
+    assert len(previews) == 1 and previews[0].preview and previews[0].options.steps == 4
+    fractions = [f for _j, f, _p in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert not final.preview and final.options.steps == 16
