@@ -24,6 +24,7 @@ from explainers.api import (  # noqa: E402
     fit_image,
     layer_sweep,
     predict,
+    prepare_image,
     score_choice,
 )
 from explainers.errors import ExplainerError  # noqa: E402
@@ -61,5 +62,6 @@ __all__ = [
     "layer_sweep",
     "onednn_enabled",
     "predict",
+    "prepare_image",
     "score_choice",
 ]

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, graph, inputs, metrics, regions, registry
+from explainers import cams, forward_cache, graph, inputs, metrics, regions, registry, xrai
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
@@ -31,7 +31,7 @@ LAYER_FREE_METHODS = registry.LAYER_FREE_METHODS
 METHOD_LABELS = registry.METHOD_LABELS
 TARGETS = inputs.TARGETS
 __all__ = ["Explanation", "MapWarning", "Prediction", "class_overview", "explain", "fit_image", "layer_sweep",
-           "predict", "score_choice"]
+           "predict", "prepare_image", "score_choice"]
 
 # ------------------------------------------------------------------------------- normalisation
 
@@ -224,6 +224,54 @@ def explain(
         results[method.name] = _explanation(method, raw, layer if not method.layer_free else None,
                                             time.perf_counter() - start, checked.grid_warning)
     return {m: results[m] for m in methods}
+
+
+def prepare_image(
+    model,
+    image,
+    methods: Sequence[str] = ("xrai",),
+    *,
+    target: str = "logits",
+    options: Mapping[str, Any] | None = None,
+    preview: bool = True,
+    stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Do, before any region is drawn, the part of `methods`' work that depends on the image alone, so
+    the first region costs what later ones do.
+
+    For XRAI: its Felzenszwalb segments and, when `forward_cache` is active in this process, the forward
+    passes of its integration points, laid in by one XRAI run that skips every backward pass. `options`
+    and `preview` (whether the later runs pass `preview`) must be those of the later `explain` calls,
+    since a kept batch is found again by its exact contents. Other methods need nothing ahead.
+    `stop()`, checked before each batch, ends the work early (a region is waiting: the batches laid in so
+    far stay). Returns whether everything was done.
+    """
+    methods = registry.check_methods(methods)
+    if "xrai" not in methods:
+        return True
+    checked = inputs.prepare(model, image, np.ones(np.asarray(image).shape[:2], bool), 0, target)
+    kept = forward_cache.active()
+    if stop is not None and stop():
+        return False
+    xrai.segments(checked.image)
+    if kept is None or not forward_cache.can_keep(model, target):
+        return True
+    if stop is not None and stop():
+        return False
+    def between(_method: str, _early: Explanation) -> None:  # after the preview's batches, before the full run's
+        if stop is not None and stop():
+            raise forward_cache.Stopped
+
+    laid_in = kept.misses
+    try:
+        with kept.forward_only(stop):
+            explain(model, image, checked.region, 0, None, ("xrai",), target=target, options=options,
+                    preview=between if preview else None)
+    except forward_cache.Stopped:
+        return False
+    if kept.misses > laid_in and not (stop is not None and stop()):
+        kept.settle()
+    return True
 
 
 def layer_sweep(

@@ -57,6 +57,12 @@ def budget(n_bytes: int) -> Iterator[None]:
 
 def bytes_per_image(model, image_size: tuple[int, int], backward: bool = True) -> int:
     """Estimated bytes one image costs in a batched forward (and backward) pass of `model`."""
+    return int(activation_bytes(model, image_size) * (BACKWARD_FACTOR if backward else FORWARD_FACTOR))
+
+
+def activation_bytes(model, image_size: tuple[int, int]) -> int:
+    """4 bytes per float of the input and of every activation of one image: about what a taped
+    forward pass keeps for its backward pass (measured 13 MB against 12.8 MB on the shipped model)."""
     flat = graph.flatten(model)
     h, w = image_size
 
@@ -69,7 +75,7 @@ def bytes_per_image(model, image_size: tuple[int, int], backward: bool = True) -
 
     floats = elements(flat.input.shape) + sum(elements(t.shape) for t in flat.taps.values())
     floats += elements(flat.logits.shape)
-    return int(4 * floats * (BACKWARD_FACTOR if backward else FORWARD_FACTOR))
+    return int(4 * floats)
 
 
 def fitting_batch(model, image_size: tuple[int, int], method: str, backward: bool = True) -> int:
