@@ -208,8 +208,21 @@ def slow_jobs(request: Request) -> dict[str, compute.Job]:
     """The jobs of the slow methods on screen (started now if new; never restarted)."""
     return {m: compute.slow_job(slow_key(request, m), request.model, request.image, request.region,
                                 request.class_index, request.layer, m, request.target, map_options(request, m),
-                                model_key=request.model_key)
+                                model_key=request.model_key, image_key=request.image_key)
             for m in request.methods if m in SLOW_METHODS}
+
+
+PREPARED_METHODS = ("xrai",)  # slow methods with work that depends on the image alone
+
+
+def prepare_slow(model_key: str, image_key: str, image: np.ndarray, methods: list[str],
+                 settings: dict[str, Any]) -> None:
+    """Ask the worker to do now, before a region is drawn, the image-only work of the slow methods shown
+    (with the options their jobs will get: the sidebar's settings of those methods)."""
+    for method in methods:
+        if method in PREPARED_METHODS:
+            options = {option: settings[name] for option, name in WIDGET_OPTIONS.get(method, {}).items()}
+            compute.prepare_worker(model_key, image_key, image, method, settings["target"], options)
 
 
 def fast_maps(request: Request) -> dict[str, Any]:

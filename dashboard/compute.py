@@ -258,10 +258,16 @@ class Job:
 
     def until_preview(self, now: float | None = None) -> float | None:
         """Expected seconds until this job's preview arrives (by the quickest of the last previews of the
-        same method), or None when it has one, is done, or its method has given none in this server."""
+        same method), or None when it has one, is done, or its method has given none in this server.
+
+        A job not started yet is usually about to be (the dispatcher takes it within milliseconds of the
+        stroke): its preview is expected the usual time from now, not after the whole run's estimate
+        (which made a look fall after the preview, then show it seconds late)."""
         runs = TYPICAL_PREVIEW_SECONDS.get(self.label)
-        if self.done or self.preview is not None or not runs or not self.started:
+        if self.done or self.preview is not None or not runs:
             return None
+        if not self.started:
+            return min(runs)
         elapsed = (time.monotonic() if now is None else now) - self.started_at
         return max(min(runs) - elapsed, 0.0)
 
@@ -313,12 +319,16 @@ class _Dispatcher:
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
-        self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
-        self.thread.start()
         self.pool: ProcessPoolExecutor | None = None
         self.queue: Any = None
         self.use_process = True
         self.ids = itertools.count(1)
+        self.prepared = LRU(8)  # what `prepare_worker` had the worker do
+        self.preparing: tuple | None = None  # (key, args) of the preparation to do when no job waits
+        self.waiting: Any = None  # the worker's Event: set while a job waits (a preparation then stops)
+        self.preparing_now: tuple | None = None  # the key of the preparation the worker is doing
+        self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
+        self.thread.start()  # last: the loop reads the fields above
 
     def _next(self) -> Job | None:
         pending = [j for j in self.jobs.values() if not j.started and not j.done]
@@ -328,11 +338,33 @@ class _Dispatcher:
         while True:
             with self.wake:
                 job = self._next()
-                while job is None:
+                while job is None and self.preparing is None:
                     self.wake.wait()
                     job = self._next()
-                job.started, job.started_at = True, time.monotonic()
-            self._run(job)
+                if job is None:
+                    key, args = self.preparing
+                    self.preparing, self.preparing_now = None, key
+                else:
+                    job.started, job.started_at = True, time.monotonic()
+                    if self._next() is None and self.waiting is not None:
+                        self.waiting.clear()
+            if job is None:
+                self._prepare(key, args)
+            else:
+                self._run(job)
+
+    def _prepare(self, key: tuple, args: tuple) -> None:
+        """`worker.prepare` in the worker process (best effort: a failure leaves it to the map's own job)."""
+        from dashboard import worker
+
+        try:
+            if self.process_pool().submit(worker.prepare, *args).result():
+                self.prepared.put(key, True)  # (stopped early for a map: asked again on a later rerun)
+        except Exception as error:  # noqa: BLE001 (the map's job reports any real problem)
+            print(f"segexplain: could not prepare the image for the slow maps ({type(error).__name__}: {error})")
+        finally:
+            with self.lock:
+                self.preparing_now = None
 
     def _run(self, job: Job) -> None:
         model, image, region, class_index, layer, method, target, options, model_key = job.args
@@ -388,8 +420,9 @@ class _Dispatcher:
         if self.pool is None:
             context = multiprocessing.get_context("spawn")
             self.queue = context.Queue()
+            self.waiting = context.Event()
             self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                                            initargs=(self.queue,))
+                                            initargs=(self.queue, self.waiting))
         return self.pool
 
     def _drain(self, job: Job, job_id: int) -> None:
@@ -422,10 +455,13 @@ def slow_job(
     target: str,
     options: dict[str, Any],
     model_key: str | None = None,
+    image_key: str | None = None,
 ) -> Job:
     """The job computing `method`'s map for `key`: the stored one, the running or queued one, or a new one.
 
-    Calling it again with the same key (any later rerun) returns the same job: nothing restarts."""
+    Calling it again with the same key (any later rerun) returns the same job: nothing restarts. A
+    preparation running in the worker (`prepare_worker`) is stopped for it unless it prepares exactly
+    this job's model, image (`image_key`), method, target and options: then the job gains by waiting."""
     dispatcher = _dispatcher()
     with dispatcher.lock:
         job = dispatcher.jobs.get(key)
@@ -448,8 +484,35 @@ def slow_job(
                 break  # never drop a job that is still to run
             dispatcher.jobs.pop(oldest_key)
         if hit is None:
+            if dispatcher.waiting is not None and dispatcher.preparing_now != _prepare_key(
+                    model_key, image_key, method, target, options):
+                dispatcher.waiting.set()  # a preparation for other maps stops at its next batch
             dispatcher.wake.notify()
     return job
+
+
+def _prepare_key(model_key: str | None, image_key: str | None, method: str, target: str,
+                 options: dict[str, Any]) -> tuple:
+    return (model_key, image_key, method, target, tuple(sorted(options.items())))
+
+
+def prepare_worker(model_key: str, image_key: str, image: np.ndarray, method: str, target: str,
+                   options: dict[str, Any]) -> None:
+    """Let the worker do, while the user draws, what `method`'s maps will need of this image alone (XRAI:
+    segments and forward passes, `worker.prepare`): asked once per model, image, target and options.
+
+    It waits in the dispatcher's one slot for preparations (a newer one replaces it) and runs only
+    when no map is waiting, so it never delays a map asked for already."""
+    dispatcher = _dispatcher()
+    source = _MODEL_SOURCES.get(model_key)
+    if source is None or not dispatcher.use_process:
+        return
+    key = _prepare_key(model_key, image_key, method, target, options)
+    with dispatcher.wake:
+        if key in dispatcher.prepared or (dispatcher.preparing and dispatcher.preparing[0] == key):
+            return
+        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options)))
+        dispatcher.wake.notify()
 
 
 def warm_worker(model_key: str) -> None:

@@ -14,21 +14,22 @@ import os
 from typing import Any
 
 _QUEUE: Any = None
+_WAITING: Any = None  # an Event the page sets while a map waits for this process (see `prepare`)
 _MODELS: dict[tuple, Any] = {}
 
 
 NICENESS = 15  # how much lower than the page the worker's CPU priority is (0..19)
 
 
-def init(queue: Any) -> None:
+def init(queue: Any, waiting: Any = None) -> None:
     """Pool initializer: remember where progress goes; keep TensorFlow quiet; yield the CPU to the page.
 
     The worker runs at a lower priority (`NICENESS`): when a stroke's CAM pass, its pictures and the
     page's script want the two cores, they get them, and the slow map takes the rest. Without it the
     worker's TensorFlow threads (which spin while they wait for work) slowed the page's NumPy and
     Python work several times over."""
-    global _QUEUE
-    _QUEUE = queue
+    global _QUEUE, _WAITING
+    _QUEUE, _WAITING = queue, waiting
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with contextlib.suppress(OSError, AttributeError):  # not on every platform
         os.nice(NICENESS)
@@ -38,8 +39,11 @@ def _model(source: tuple) -> Any:
     """The model named by `source` (("default",) or ("upload", path)), loaded once per process."""
     if source not in _MODELS:
         import models
+        from explainers import forward_cache
 
         _MODELS.clear()  # one model at a time: a new one replaces the old
+        kept = forward_cache.active() or forward_cache.enable()  # see `prepare`
+        kept.clear()
         _MODELS[source] = models.load_default() if source[0] == "default" else models.load_user_model(source[1])
     return _MODELS[source]
 
@@ -47,6 +51,29 @@ def _model(source: tuple) -> Any:
 def warm(source: tuple) -> bool:
     """Load the model ahead of the first job (TensorFlow's import and the model take seconds)."""
     return _model(source) is not None
+
+
+def prepare(source: tuple, image: Any, method: str, target: str, options: dict[str, Any]) -> bool:
+    """Do ahead of any region what `method` needs of this image alone (`explainers.prepare_image`: XRAI's
+    segments and its integration points' forward passes, kept in this process's `forward_cache`), so XRAI
+    for a region drawn later costs only its backward passes. False when it could not be done (the map's
+    own job then says why, or it stopped early because a map was waiting: the passes laid in so far stay)."""
+    import explainers
+
+    stop = None if _WAITING is None else _WAITING.is_set
+    try:
+        return explainers.prepare_image(_model(source), image, (method,), target=target,
+                                        options={method: options}, preview=True, stop=stop)
+    except explainers.ExplainerError:
+        return False
+
+
+def kept_counts() -> tuple[int, int]:
+    """(hits, misses) of this process's kept forward passes: how many gradient batches reused one."""
+    from explainers import forward_cache
+
+    kept = forward_cache.active()
+    return (kept.hits, kept.misses) if kept is not None else (0, 0)
 
 
 def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,

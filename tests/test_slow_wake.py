@@ -40,6 +40,20 @@ def test_the_quickest_of_the_last_three_runs_is_the_guess() -> None:
     assert queued.remaining() == 3.5
 
 
+def test_a_job_not_yet_taken_expects_its_preview_the_usual_time_from_now(monkeypatch) -> None:
+    """The cell is often drawn a few milliseconds before the dispatcher takes the job: its look must come at
+    the preview's usual time, not at the end of the whole run (which showed the preview seconds late)."""
+    monkeypatch.setattr(compute, "TYPICAL_PREVIEW_SECONDS", {"XRAI": deque([0.9, 0.6], maxlen=3)})
+    compute.TYPICAL_SECONDS["XRAI"] = deque([3.4], maxlen=3)
+    queued = compute.Job(key=("q",), label="XRAI")
+    assert queued.until_preview() == 0.6 < queued.remaining()
+    running = _job()
+    assert running.until_preview(now=100.25) == pytest.approx(0.35)
+    running.preview = object()
+    assert running.until_preview(now=100.25) is None
+    assert compute.Job(key=("n",), label="Score-CAM").until_preview() is None  # no preview seen for it
+
+
 def test_a_cold_first_run_does_not_hold_back_a_warm_job_that_reports_a_quicker_rate() -> None:
     compute.TYPICAL_SECONDS["XRAI"] = deque([12.0])  # the only run so far loaded the model first
     job = _job(progress=0.8, reported_at=103.2)  # 4 s in all at its rate

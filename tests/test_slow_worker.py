@@ -46,3 +46,37 @@ def test_the_worker_sends_xrais_preview_before_its_map() -> None:
     fractions = [f for _j, f, _p in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert not final.preview and final.options.steps == 16
+
+
+def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() -> None:
+    """`worker.prepare` (asked by the page while the user draws) lays in every forward pass the region's
+    XRAI job then asks for: the job's gradient batches all reuse one, and none is computed afresh."""
+    import numpy as np
+
+    from models.scenes import load_sample, sample_names
+
+    image, _ = load_sample(sample_names()[1])
+    region = np.zeros(image.shape[:2], bool)
+    region[30:90, 20:70] = True
+    options = {"steps": 16, "batch_size": 8}
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                             initargs=(queue,)) as pool:
+        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
+        final = pool.submit(worker.explain_one, 3, ("default",), image, region, 1, None, "xrai", "logits",
+                            options).result(timeout=300)
+        after = pool.submit(worker.kept_counts).result(timeout=60)
+        _drain(queue)  # the worker cannot exit with its progress messages unread
+    assert hits == 0 and laid_in > 0
+    assert after == (laid_in, laid_in), "the job computed a forward pass the preparation should have laid in"
+    assert not final.preview and final.options.steps == 16
+
+
+def _drain(queue) -> None:
+    while True:
+        try:
+            queue.get(timeout=2)
+        except Exception:  # the queue is empty
+            return
