@@ -140,6 +140,15 @@ def random_image(size: int = 16, seed: int = 0, channels: int = 3) -> np.ndarray
     return np.random.default_rng(seed).integers(0, 256, (size, size, channels), dtype=np.uint8)
 
 
+def two_patch_image(size: int = 24, seed: int = 4) -> np.ndarray:
+    """A noisy red left half and a green square: an image with clear Felzenszwalb segments for XRAI tests."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size, 3), np.uint8)
+    img[:, : size // 2] = (200, 40, 40)
+    img[size // 3: size * 5 // 6, size * 5 // 12: size * 11 // 12] = (30, 160, 60)
+    return np.clip(img.astype(int) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+
+
 def binary_sigmoid_model(size: int = 16, seed: int = 0) -> keras.Model:
     """Binary segmentation: one output channel with a fused sigmoid (foreground probability)."""
     _seed(seed)

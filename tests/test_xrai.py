@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import saliency.core as saliency
 import tensorflow as tf
-from helpers_models import tiny_seg_model
+from helpers_models import tiny_seg_model, two_patch_image
 
 import explainers
 from explainers import scores, xrai
@@ -37,11 +37,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def image():
-    rng = np.random.default_rng(4)
-    img = np.zeros((24, 24, 3), np.uint8)
-    img[:, :12] = (200, 40, 40)
-    img[8:20, 10:22] = (30, 160, 60)
-    return np.clip(img.astype(int) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+    return two_patch_image(24)
 
 
 def _region() -> np.ndarray:
