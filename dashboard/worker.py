@@ -42,8 +42,10 @@ def _model(source: tuple) -> Any:
         from explainers import forward_cache
 
         _MODELS.clear()  # one model at a time: a new one replaces the old
-        kept = forward_cache.active() or forward_cache.enable()  # see `prepare`
-        kept.clear()
+        kept = forward_cache.active()
+        if kept is None:
+            kept = forward_cache.enable()  # see `prepare`
+        kept.clear()  # the old model's passes are of no use to the new one
         _MODELS[source] = models.load_default() if source[0] == "default" else models.load_user_model(source[1])
     return _MODELS[source]
 
