@@ -249,27 +249,27 @@ def prepare_image(
     methods = registry.check_methods(methods)
     if "xrai" not in methods:
         return True
+    stopped = stop if stop is not None else (lambda: False)
     checked = inputs.prepare(model, image, np.ones(np.asarray(image).shape[:2], bool), 0, target)
-    kept = forward_cache.active()
-    if stop is not None and stop():
+    if stopped():
         return False
     xrai.segments(checked.image)
+    kept = forward_cache.active()
     if kept is None or not forward_cache.can_keep(model, target):
         return True
-    if stop is not None and stop():
-        return False
+
     def between(_method: str, _early: Explanation) -> None:  # after the preview's batches, before the full run's
-        if stop is not None and stop():
+        if stopped():
             raise forward_cache.Stopped
 
     laid_in = kept.misses
     try:
-        with kept.forward_only(stop):
+        with kept.forward_only(stopped):
             explain(model, image, checked.region, 0, None, ("xrai",), target=target, options=options,
                     preview=between if preview else None)
     except forward_cache.Stopped:
         return False
-    if kept.misses > laid_in and not (stop is not None and stop()):
+    if kept.misses > laid_in and not stopped():
         kept.settle()
     return True
 

@@ -8,11 +8,20 @@ sessions. Both rules used to be restated by hand in each module; here they are w
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+
+import numpy as np
+
+
+def array_digest(array: np.ndarray) -> str:
+    """A key for an array's exact contents: its bytes, shape and dtype (for stores found again by value)."""
+    array = np.ascontiguousarray(array)
+    return hashlib.sha1(array.tobytes() + str((array.shape, array.dtype.str)).encode()).hexdigest()
 
 
 class PerModel:

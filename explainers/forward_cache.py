@@ -21,7 +21,6 @@ same integration points in the same batches for every region of an image.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import weakref
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from explainers import graph, memory
-from explainers.caching import PerModel
+from explainers.caching import PerModel, array_digest
 
 DEFAULT_MAX_BYTES = 4 << 30
 _FROZEN = PerModel()
@@ -132,7 +131,7 @@ class ForwardCache:
         stop = getattr(self._local, "stop", None)
         if laying_in and stop is not None and stop():
             raise Stopped
-        key = (id(model), target, x.shape, hashlib.sha1(x.tobytes()).hexdigest())
+        key = (id(model), target, array_digest(x))
         with self._lock:
             entry = self._store.get(key)
             if entry is not None and entry[4]() is not model:  # another model now has the old one's id

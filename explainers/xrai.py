@@ -24,7 +24,6 @@ batches a new region or class costs only the backward passes: the same map, abou
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -34,7 +33,7 @@ from saliency.core.xrai import _get_segments_felzenszwalb
 
 from explainers import forward_cache, memory, scores
 from explainers import options as opts
-from explainers.caching import LRU
+from explainers.caching import LRU, array_digest
 from explainers.forward_cache import ForwardCache
 from explainers.results import NON_FINITE_GRADIENTS, MapWarning, RawMap
 
@@ -139,9 +138,8 @@ class _Reuse:
 
 def segments(image: np.ndarray) -> list[np.ndarray]:
     """The library's Felzenszwalb segments for this image, cached by its bytes (they depend on nothing else)."""
-    image = np.ascontiguousarray(image)
-    key = hashlib.sha1(image.tobytes() + str((image.shape, image.dtype.str)).encode()).hexdigest()
-    return _SEGMENTS.get_or_compute(key, lambda: _get_segments_felzenszwalb(image.astype(np.float32)))
+    return _SEGMENTS.get_or_compute(array_digest(image),
+                                    lambda: _get_segments_felzenszwalb(np.array(image, dtype=np.float32)))
 
 
 def xrai_map(
