@@ -69,7 +69,7 @@ def run(quick: bool = False) -> Section:
     kept = forward_cache.enable()
     try:
         start = time.perf_counter()
-        explainers.prepare_image(model, image, ("xrai",), options={"xrai": {"steps": steps}}, preview=True)
+        explainers.prepare_image(model, image, ("xrai",), options={"xrai": {"steps": steps}})
         t_prepare = time.perf_counter() - start
         kept_bytes, laid_in = kept.bytes, kept.misses
 

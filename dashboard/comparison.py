@@ -275,8 +275,9 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
 def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.ndarray], job: compute.Job,
                jobs: tuple[compute.Job, ...]) -> None:
     """One slow map's cell while its `job` runs: progress (under the method's preview once there is
-    one), then the map; when the last of the request's `jobs` is in, the page reruns once, so the
-    agreement, faithfulness and export see every map (never the preview)."""
+    one), then the map; when the last of the request's `jobs` is in, the loop's fragment reruns once
+    the map is painted, so the agreement, faithfulness and export see every map (never the preview).
+    Only the loop: the sidebar and the sections under it do not depend on the maps."""
     if job.result is not None:
         _draw_map(request.image, method, job.result, paths, view, 1.0)
     else:
@@ -284,7 +285,11 @@ def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.nda
             _draw_map(request.image, method, job.preview, paths, view, 1.0)
         _draw_pending(request, method, job)
     if job.done and all(j.done for j in jobs):
-        st.rerun(scope="app")
+        wake.after_paint(key=f"settle-{map_key(method)}", on_due=_rerun_loop)
+
+
+def _rerun_loop() -> None:
+    st.rerun(state.LOOP_FRAGMENT)
 
 
 GRADCAMPP_SCALE_NOTE = "Grad-CAM++ depends on the score's scale; “Agreement and notes” measures how much."

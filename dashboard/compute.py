@@ -240,9 +240,11 @@ class Job:
     result: Any = None
     error: str | None = None
     asked: float = 0.0  # when the page last asked for it (the most recent goes first)
+    run_key: tuple = ()  # model, image, method, target and options: what its run time says something about
     started_at: float = 0.0  # time.monotonic() when the worker took it
     reported_at: float = 0.0  # time.monotonic() of the last progress report
     preview: Any = None
+    wants_preview: bool = True  # whether the worker is asked for the method's preview (see `slow_job`)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -264,7 +266,7 @@ class Job:
         stroke): its preview is expected the usual time from now, not after the whole run's estimate
         (which made a look fall after the preview, then show it seconds late)."""
         runs = TYPICAL_PREVIEW_SECONDS.get(self.label)
-        if self.done or self.preview is not None or not runs:
+        if self.done or self.preview is not None or not self.wants_preview or not runs:
             return None
         if not self.started:
             return min(runs)
@@ -310,6 +312,12 @@ OVERDUE_SECONDS = 0.25
 DRAIN_SECONDS = 0.05  # how often the dispatcher takes the worker's progress and preview messages
 TYPICAL_SECONDS: dict[str, deque] = {}  # label → seconds of its last few finished runs in this server
 TYPICAL_PREVIEW_SECONDS: dict[str, deque] = {}  # label → seconds from start to preview of its last few runs
+# A preview costs the full map its own region selection and a look and a picture more, taken from the
+# worker's CPU (on a 2-core machine the exact XRAI came 0.4 s later on screen with one): worth it only
+# when the full map is far away. A job gets one unless the last run of its method on the same model,
+# image, target and options took less than this many seconds.
+PREVIEW_UNLESS_WITHIN = 4.0
+LAST_RUN_SECONDS = LRU(64)  # `_prepare_key(...)` → seconds the last job of those took (from the worker's start)
 
 
 class _Dispatcher:
@@ -323,7 +331,9 @@ class _Dispatcher:
         self.queue: Any = None
         self.use_process = True
         self.ids = itertools.count(1)
-        self.prepared = LRU(8)  # what `prepare_worker` had the worker do
+        # the last preparation `prepare_worker` had the worker do: asked once per visit of an image (the worker
+        # answers at once when its kept passes are all still there, and lays in again what was evicted)
+        self.prepared = LRU(1)
         self.preparing: tuple | None = None  # (key, args) of the preparation to do when no job waits
         self.waiting: Any = None  # the worker's Event: set while a job waits (a preparation then stops)
         self.preparing_now: tuple | None = None  # the key of the preparation the worker is doing
@@ -374,11 +384,13 @@ class _Dispatcher:
             if self.use_process and source is not None:
                 result = self._in_process(job, source)
             if result is None:
+                early = (lambda _m, e: job.report(job.progress, e)) if job.wants_preview else None
                 result = slow_map(job.key, model, image, region, class_index, layer, method, target, options,
-                                  progress=lambda f, *_a, **_k: job.report(f),
-                                  preview=lambda _m, early: job.report(job.progress, early))
+                                  progress=lambda f, *_a, **_k: job.report(f), preview=early)
             _keep(job.key, result)
-            TYPICAL_SECONDS.setdefault(job.label, deque(maxlen=3)).append(time.monotonic() - job.started_at)
+            seconds = time.monotonic() - job.started_at
+            TYPICAL_SECONDS.setdefault(job.label, deque(maxlen=3)).append(seconds)
+            LAST_RUN_SECONDS.put(job.run_key, seconds)
             job.result, job.progress = result, 1.0
         except explainers.ExplainerError as error:
             job.error = str(error)
@@ -399,7 +411,7 @@ class _Dispatcher:
             job_id = next(self.ids)
             future = self.process_pool().submit(worker.explain_one, job_id, source, np.asarray(image),
                                                 np.asarray(region), int(class_index), layer, method, target,
-                                                dict(options))
+                                                dict(options), job.wants_preview)
             while True:
                 try:
                     return future.result(timeout=DRAIN_SECONDS)
@@ -469,7 +481,10 @@ def slow_job(
             dispatcher.jobs.move_to_end(key)
             job.asked = time.monotonic()
             return job
-        job = Job(key=key, label=label_of(method), asked=time.monotonic())
+        run_key = _prepare_key(model_key, image_key, method, target, options)
+        last = LAST_RUN_SECONDS.get(run_key)
+        job = Job(key=key, label=label_of(method), asked=time.monotonic(), run_key=run_key,
+                  wants_preview=last is None or last >= PREVIEW_UNLESS_WITHIN)
         hit = stored(key)
         if hit is not None:
             job.result, job.progress, job.started = hit, 1.0, True

@@ -39,7 +39,7 @@ class Context:
     truth: np.ndarray | None = field(default=None)
 
 
-@st.fragment
+@st.fragment(key=state.LOOP_FRAGMENT)
 def show(ctx: Context) -> None:
     """The loop view (see the module docstring); an unexpected error costs this view, not the page."""
     with guard.section("The maps"):

@@ -69,6 +69,7 @@ SCORE_CHOICE = "score_choice_on"  # measure Grad-CAM++ on the region sum too (on
 
 # Results of the last run (read by tests)
 RESULTS = "results"
+LOOP_FRAGMENT = "segexplain-loop"  # key of the loop's fragment: a finished slow map reruns it (not the app)
 RESULT_ERROR = "result_error"
 
 REGION_MODES = ("draw", "class", "component", "image")

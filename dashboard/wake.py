@@ -10,6 +10,7 @@ cell's fragment, which shows the map or asks again with a new estimate.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from dashboard import components
 
@@ -34,3 +35,18 @@ def progress(fraction: float, remaining: float, text: str, key: str, look: float
             "wakeMs": int(1000 * next_look(when)), "text": text, "seq": next(_SEQ)}
     bar = components.declare("wake", "wk-root")
     bar(data=data, key=key, on_tick_change=lambda: None, width="stretch", height="content")
+
+
+PAINT_WAIT = 1.5  # seconds: the longest `after_paint` waits for the pictures before it triggers anyway
+
+
+def after_paint(key: str, on_due: Callable[[], None]) -> None:
+    """Call `on_due` (as a widget callback, so it may rerun a keyed fragment) once every picture on the
+    page is loaded and painted, or after `PAINT_WAIT` seconds at the latest (`frontend/settle.js`).
+
+    Why: a finished slow map's cell asks for one more rerun of the loop (the agreement, faithfulness and
+    export take the new map). Asked at once, that rerun's script and its re-render in the browser ran
+    while the map's own picture was still being fetched and painted, and held it back."""
+    settle = components.declare("settle", "st-root")
+    settle(data={"maxMs": int(1000 * PAINT_WAIT), "seq": next(_SEQ)}, key=key, on_due_change=on_due,
+           width="stretch", height="content")

@@ -65,7 +65,7 @@ def prepare(source: tuple, image: Any, method: str, target: str, options: dict[s
     stop = None if _WAITING is None else _WAITING.is_set
     try:
         return explainers.prepare_image(_model(source), image, (method,), target=target,
-                                        options={method: options}, preview=True, stop=stop)
+                                        options={method: options}, stop=stop)
     except explainers.ExplainerError:
         return False
 
@@ -79,9 +79,9 @@ def kept_counts() -> tuple[int, int]:
 
 
 def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
-                method: str, target: str, options: dict[str, Any]) -> Any:
-    """One slow method's Explanation; progress goes to the queue as (job_id, fraction, None), and a
-    method's early map (XRAI's preview) as (job_id, fraction so far, Explanation)."""
+                method: str, target: str, options: dict[str, Any], preview: bool = True) -> Any:
+    """One slow method's Explanation; progress goes to the queue as (job_id, fraction, None), and, if
+    `preview`, a method's early map (XRAI's preview) as (job_id, fraction so far, Explanation)."""
     import explainers
 
     done = [0.0]
@@ -90,12 +90,12 @@ def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index
         done[0] = float(fraction)
         _send((job_id, done[0], None))
 
-    def preview(_method: str, explanation: Any) -> None:
+    def early(_method: str, explanation: Any) -> None:
         _send((job_id, done[0], explanation))
 
     model = _model(source)
     return explainers.explain(model, image, region, class_index, layer, methods=(method,), target=target,
-                              progress=report, preview=preview, options={method: options})[method]
+                              progress=report, preview=early if preview else None, options={method: options})[method]
 
 
 def _send(message: tuple) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from explainers import cams, forward_cache, graph, inputs, metrics, regions, registry, xrai
-from explainers.caching import PerModel
+from explainers.caching import PerModel, array_digest
 from explainers.errors import ExplainerError
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
 
@@ -31,7 +31,7 @@ LAYER_FREE_METHODS = registry.LAYER_FREE_METHODS
 METHOD_LABELS = registry.METHOD_LABELS
 TARGETS = inputs.TARGETS
 __all__ = ["Explanation", "MapWarning", "Prediction", "class_overview", "explain", "fit_image", "layer_sweep",
-           "predict", "prepare_image", "score_choice"]
+           "is_prepared", "predict", "prepare_image", "score_choice"]
 
 # ------------------------------------------------------------------------------- normalisation
 
@@ -233,7 +233,6 @@ def prepare_image(
     *,
     target: str = "logits",
     options: Mapping[str, Any] | None = None,
-    preview: bool = True,
     stop: Callable[[], bool] | None = None,
 ) -> bool:
     """Do, before any region is drawn, the part of `methods`' work that depends on the image alone, so
@@ -241,8 +240,9 @@ def prepare_image(
 
     For XRAI: its Felzenszwalb segments and, when `forward_cache` is active in this process, the forward
     passes of its integration points, laid in by one XRAI run that skips every backward pass. `options`
-    and `preview` (whether the later runs pass `preview`) must be those of the later `explain` calls,
-    since a kept batch is found again by its exact contents. Other methods need nothing ahead.
+    must be those of the later `explain` calls, since a kept batch is found again by its exact contents
+    (a preview or none does not matter: XRAI asks for the same batches either way). An image whose
+    passes are all still kept is not laid in again. Other methods need nothing ahead.
     `stop()`, checked before each batch, ends the work early (a region is waiting: the batches laid in so
     far stay). Returns whether everything was done.
     """
@@ -257,21 +257,37 @@ def prepare_image(
     kept = forward_cache.active()
     if kept is None or not forward_cache.can_keep(model, target):
         return True
-
-    def between(_method: str, _early: Explanation) -> None:  # after the preview's batches, before the full run's
-        if stopped():
-            raise forward_cache.Stopped
-
+    tag = _preparation_tag(model, checked.image, target, options)
+    if kept.holds(tag):
+        return True
     laid_in = kept.misses
     try:
-        with kept.forward_only(stopped):
-            explain(model, image, checked.region, 0, None, ("xrai",), target=target, options=options,
-                    preview=between if preview else None)
+        with kept.forward_only(stopped, tag=tag):
+            explain(model, image, checked.region, 0, None, ("xrai",), target=target, options=options)
     except forward_cache.Stopped:
         return False
     if kept.misses > laid_in and not stopped():
         kept.settle()
     return True
+
+
+def is_prepared(model, image, methods: Sequence[str] = ("xrai",), *, target: str = "logits",
+                options: Mapping[str, Any] | None = None) -> bool:
+    """Whether `prepare_image` with these arguments has run to the end in this process and everything it
+    kept is still kept (a region's XRAI then costs only its backward passes)."""
+    methods = registry.check_methods(methods)
+    if "xrai" not in methods:
+        return True
+    kept = forward_cache.active()
+    if kept is None:
+        return False
+    checked = inputs.prepare(model, image, np.ones(np.asarray(image).shape[:2], bool), 0, target)
+    return kept.holds(_preparation_tag(model, checked.image, target, options))
+
+
+def _preparation_tag(model, image: np.ndarray, target: str, options: Mapping[str, Any] | None) -> tuple:
+    chosen = registry.options_for(("xrai",), options)["xrai"]
+    return id(model), target, array_digest(np.asarray(image)), repr(chosen)
 
 
 def layer_sweep(

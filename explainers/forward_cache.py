@@ -25,7 +25,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +34,7 @@ from explainers import graph, memory
 from explainers.caching import PerModel, array_digest
 
 DEFAULT_MAX_BYTES = 4 << 30
+MAX_PREPARED = 32  # preparations remembered by `holds` (their batches may be evicted long before)
 _FROZEN = PerModel()
 _ACTIVE: ForwardCache | None = None
 
@@ -93,18 +94,32 @@ class ForwardCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._prepared: OrderedDict = OrderedDict()  # tag → the keys of the batches one preparation laid in
 
     @contextlib.contextmanager
-    def forward_only(self, stop: Callable[[], bool] | None = None) -> Iterator[None]:
+    def forward_only(self, stop: Callable[[], bool] | None = None, tag: Hashable | None = None) -> Iterator[None]:
         """Inside the block (this thread), `input_gradients` keeps each batch's forward pass and returns
         zeros without a backward pass: running a method once this way (`explainers.prepare_image`) lays in
         exactly the batches its later runs will ask for. When `stop()` turns true, the next batch raises
-        `Stopped` instead (the batches kept so far stay)."""
-        self._local.forward_only, self._local.stop = True, stop
+        `Stopped` instead (the batches kept so far stay). A block that ends normally records the batches
+        it asked for under `tag` (if given), for `holds`."""
+        self._local.forward_only, self._local.stop, self._local.asked = True, stop, []
         try:
             yield
+            if tag is not None:
+                with self._lock:
+                    self._prepared[tag] = tuple(self._local.asked)
+                    self._prepared.move_to_end(tag)
+                    while len(self._prepared) > MAX_PREPARED:
+                        self._prepared.popitem(last=False)
         finally:
-            self._local.forward_only, self._local.stop = False, None
+            self._local.forward_only, self._local.stop, self._local.asked = False, None, []
+
+    def holds(self, tag: Hashable) -> bool:
+        """Whether every batch laid in under `tag` (see `forward_only`) is still kept (none was evicted)."""
+        with self._lock:
+            keys = self._prepared.get(tag)
+            return keys is not None and all(key in self._store for key in keys)
 
     @property
     def bytes(self) -> int:
@@ -116,6 +131,7 @@ class ForwardCache:
     def clear(self) -> None:
         with self._lock:
             self._store.clear()
+            self._prepared.clear()
             self._bytes = 0
 
     def input_gradients(self, model, target: str, x: np.ndarray, mask: np.ndarray,
@@ -132,6 +148,8 @@ class ForwardCache:
         if laying_in and stop is not None and stop():
             raise Stopped
         key = (id(model), target, array_digest(x))
+        if laying_in:
+            self._local.asked.append(key)
         with self._lock:
             entry = self._store.get(key)
             if entry is not None and entry[4]() is not model:  # another model now has the old one's id

@@ -15,6 +15,10 @@ A caller that wants something on screen early (the dashboard) passes `preview`: 
 XRAI at `preview_steps(steps)` steps, whose integration points are every d-th point of the full run's
 (d divides steps − 1), so the full run then reuses those gradients (`_Reuse`); what the preview adds
 is its own region selection (`benchmarks.xrai_speed` measures the whole: about 1.1× the run without).
+Without `preview` the gradients are computed in the same order and the same batches (the preview's
+points first, through PAIR's Integrated Gradients, then the rest), only the preview's region selection
+is left out: so the batches, and the forward passes kept for them, are the same whether or not a run
+shows a preview, and a caller can decide run by run.
 
 In a process that keeps forward passes (`forward_cache.enable`, as the dashboard's worker does), each
 gradient batch's forward pass is kept, and after `explainers.prepare_image` has laid in an image's
@@ -167,7 +171,7 @@ def xrai_map(
         if progress is not None:
             progress(1.0)
         return np.zeros(x.shape[:2], dtype=np.float32)
-    early = preview_steps(steps) if preview is not None else None
+    early = preview_steps(steps)
     total = 2 * steps + 1  # gradient rows of the two baselines, then segments + selection (as much as a row)
     done = [0]
 
@@ -177,24 +181,33 @@ def xrai_map(
             progress(min(done[0] / total, 1.0))
 
     call = call_model_function(model, target, kept=forward_cache.active())
-    counted = _Reuse(call) if early else call
+    counted = _Reuse(call) if early is not None else call
 
     def counting(x_batch, call_model_args=None, expected_keys=None):
-        before = counted.rows if early else 0
+        before = counted.rows if early is not None else 0
         out = counted(x_batch, call_model_args, expected_keys)
-        tick(counted.rows - before if early else len(x_batch))
+        tick(counted.rows - before if early is not None else len(x_batch))
         return out
+
+    args = {"mask": mask, "class_index": class_index}
 
     def run(run_steps: int) -> np.ndarray:
         params = saliency.XRAIParameters(steps=run_steps, algorithm=algorithm)
         return np.asarray(saliency.XRAI().GetMask(
-            x, counting, {"mask": mask, "class_index": class_index}, segments=segments(image),
-            batch_size=batch_size, extra_parameters=params), dtype=np.float32)
+            x, counting, args, segments=segments(image), batch_size=batch_size, extra_parameters=params),
+            dtype=np.float32)
 
-    if early:
-        first = run(early)
+    def coarse_first(run_steps: int) -> None:
+        for baseline in (np.full_like(x, np.min(x)), np.full_like(x, np.max(x))):  # XRAI's default baselines
+            saliency.IntegratedGradients().GetMask(x, counting, args, x_baseline=baseline, x_steps=run_steps,
+                                                   batch_size=batch_size)
+
+    if early is not None:
+        if preview is not None:
+            preview(run(early), early)
+        else:  # the same gradients, in the same batches, without the preview's region selection
+            coarse_first(early)
         counted.remember = False
-        preview(first, early)
     result = run(steps)
     if call.nonfinite and notes is not None:
         notes.append(nonfinite_warning(call.nonfinite))

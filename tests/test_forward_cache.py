@@ -184,3 +184,23 @@ def test_a_model_that_cannot_be_frozen_falls_back_to_the_compiled_gradient(model
     call = xrai.call_model_function(model, kept=kept)
     grads = call(x, {"mask": region.astype(np.float32), "class_index": 1})[saliency.INPUT_OUTPUT_GRADIENTS]
     _assert_close(grads, reference_gradients(model, x, region, 1, "logits"))
+
+
+def test_prepare_image_is_done_once_while_its_passes_are_kept_and_again_after_an_eviction(model, image) -> None:
+    options = {"xrai": {"steps": 8, "batch_size": 4}}
+    store = forward_cache.enable(256 << 20)
+    try:
+        assert not explainers.is_prepared(model, image, options=options)
+        assert explainers.prepare_image(model, image, ("xrai",), options=options)
+        laid_in = store.misses
+        assert laid_in > 0 and explainers.is_prepared(model, image, options=options)
+        assert not explainers.is_prepared(model, image, options={"xrai": {"steps": 10, "batch_size": 4}})
+        assert explainers.prepare_image(model, image, ("xrai",), options=options)
+        assert store.misses == laid_in and store.hits == 0, "a prepared image was laid in again"
+        store._drop(next(iter(store._store)))  # the store evicted one of its batches (least recently used)
+        assert not explainers.is_prepared(model, image, options=options)
+        assert explainers.prepare_image(model, image, ("xrai",), options=options)
+        assert store.misses == laid_in + 1 and explainers.is_prepared(model, image, options=options)
+    finally:
+        forward_cache.disable()
+    assert not explainers.is_prepared(model, image, options=options)  # no store, nothing kept

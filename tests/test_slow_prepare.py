@@ -66,3 +66,30 @@ def test_any_other_map_stops_the_running_preparation(dispatcher, other) -> None:
         dispatcher.preparing_now = compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("b", **other)
     assert dispatcher.waiting.is_set()
+
+
+def test_a_job_gets_a_preview_unless_the_last_run_on_that_image_was_quick(dispatcher, monkeypatch) -> None:
+    """A preview costs the full map time; it is asked for only when the full map is expected far away: on
+    the first run for a model, image and options, and after a run that took `PREVIEW_UNLESS_WITHIN` or more."""
+    monkeypatch.setattr(compute, "LAST_RUN_SECONDS", compute.LRU(8))
+    assert _job("first").wants_preview
+    compute.LAST_RUN_SECONDS.put(compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20}),
+                                 compute.PREVIEW_UNLESS_WITHIN - 1.0)
+    quick = _job("second")
+    assert not quick.wants_preview and quick.until_preview() is None
+    assert _job("third", image_key="another image").wants_preview
+    assert _job("fourth", options={"steps": 30}).wants_preview
+    compute.LAST_RUN_SECONDS.put(compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20}),
+                                 compute.PREVIEW_UNLESS_WITHIN + 1.0)
+    assert _job("fifth").wants_preview
+
+
+def test_a_finished_job_records_how_long_it_took_for_the_next_preview_decision(dispatcher, monkeypatch) -> None:
+    monkeypatch.setattr(compute, "LAST_RUN_SECONDS", compute.LRU(8))
+    monkeypatch.setattr(compute, "slow_map", lambda *args, **kwargs: "map")
+    job = compute.Job(key=("map", "x"), label="XRAI", run_key=("m", "img", "xrai"), started=True,
+                      started_at=__import__("time").monotonic() - 2.5)
+    job.args = (None, None, None, 0, None, "xrai", "logits", {}, "m")
+    dispatcher._run(job)
+    assert job.result == "map"
+    assert compute.LAST_RUN_SECONDS.get(("m", "img", "xrai")) == pytest.approx(2.5, abs=0.5)

@@ -74,9 +74,39 @@ def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() ->
     assert not final.preview and final.options.steps == 16
 
 
-def _drain(queue) -> None:
+def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_lays_in_nothing() -> None:
+    """The page asks for no preview once XRAI is quick on an image: that job finds the very batches the
+    preparation kept (a preview or none asks for the same ones), and preparing the same image again (the
+    page asks once per visit of an image) computes no forward pass while they are all still kept."""
+    import numpy as np
+
+    from models.scenes import load_sample, sample_names
+
+    image, _ = load_sample(sample_names()[2])
+    region = np.zeros(image.shape[:2], bool)
+    region[50:100, 30:80] = True
+    options = {"steps": 16, "batch_size": 8}
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                             initargs=(queue,)) as pool:
+        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        _hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
+        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        again = pool.submit(worker.kept_counts).result(timeout=60)
+        final = pool.submit(worker.explain_one, 4, ("default",), image, region, 1, None, "xrai", "logits",
+                            options, False).result(timeout=300)
+        after = pool.submit(worker.kept_counts).result(timeout=60)
+        messages = _drain(queue)
+    assert again == (0, laid_in), "preparing a prepared image again computed forward passes"
+    assert after == (laid_in, laid_in)
+    assert not final.preview and not [p for _j, _f, p in messages if p is not None]
+
+
+def _drain(queue) -> list:
+    messages = []
     while True:
         try:
-            queue.get(timeout=2)
+            messages.append(queue.get(timeout=2))
         except Exception:  # the queue is empty
-            return
+            return messages

@@ -138,7 +138,7 @@ def test_preview_is_pairs_xrai_at_its_steps_and_the_full_map_reuses_its_gradient
         call = real(*args, **kwargs)
 
         def wrapped(x_batch, call_model_args=None, expected_keys=None):
-            computed.append(len(x_batch))
+            computed.append(np.asarray(x_batch, np.float32).tobytes())
             return call(x_batch, call_model_args, expected_keys)
 
         wrapped.nonfinite = 0
@@ -148,10 +148,9 @@ def test_preview_is_pairs_xrai_at_its_steps_and_the_full_map_reuses_its_gradient
     previews = []
     full = xrai.xrai_map(model, image, region, 1, steps=steps, batch_size=16,
                          preview=lambda raw, early: previews.append((raw, early)))
-    rows_with_preview = sum(computed)
+    with_preview = list(computed)
     computed.clear()
     plain = xrai.xrai_map(model, image, region, 1, steps=steps, batch_size=16)
-    assert sum(computed) == 2 * steps
     (early_map, early), = previews
     assert early == 12
     args = {"region": region, "class_index": 1}
@@ -160,9 +159,13 @@ def test_preview_is_pairs_xrai_at_its_steps_and_the_full_map_reuses_its_gradient
                                             batch_size=1, extra_parameters=saliency.XRAIParameters(steps=run_steps))
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
     np.testing.assert_allclose(full, plain, rtol=1e-5, atol=1e-6 * np.abs(plain).max())
-    # the preview's 2 × 12 points are not computed again (a point whose float32 input differed by a bit would
-    # be; the two baselines' last point, the image itself, may be served once more)
-    assert 2 * steps - 2 <= rows_with_preview <= 2 * steps + 2
+    # each of the 2 × steps points is computed once (the image itself ends both baselines' paths: once), the
+    # preview's 2 × 12 first; a run without a preview asks for the very same batches (the forward passes kept
+    # for one are found by the other)
+    rows = sum(len(batch) // (image.size * 4) for batch in with_preview)
+    assert rows == 2 * steps - 1
+    assert sum(len(b) // (image.size * 4) for b in with_preview[:2]) == 2 * early - 1
+    assert computed == with_preview
 
 
 def test_explain_hands_out_xrai_preview_first_and_returns_the_same_maps(model, image) -> None:
