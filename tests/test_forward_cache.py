@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import saliency.core as saliency
 import tensorflow as tf
-from helpers_models import tiny_seg_model, two_patch_image
+from helpers_models import nested_backbone_model, small_unet_fused_softmax, tiny_seg_model, two_patch_image
 
 import explainers
 from explainers import forward_cache, xrai
@@ -204,3 +204,40 @@ def test_prepare_image_is_done_once_while_its_passes_are_kept_and_again_after_an
     finally:
         forward_cache.disable()
     assert not explainers.is_prepared(model, image, options=options)  # no store, nothing kept
+
+
+def _flat_patches(size: int, count: int = 2) -> np.ndarray:
+    """Random pixels with flat squares: equal activations there, so every pooling window in them has ties."""
+    x = np.random.default_rng(3).uniform(0, 255, (count, size, size, 3)).astype(np.float32)
+    x[:, : size // 2, : size // 2] = 127.0
+    x[:, size // 2 :, size // 2 :] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("build", [small_unet_fused_softmax, nested_backbone_model], ids=["unet", "nested-vgg"])
+def test_kept_max_pooling_keeps_its_maxima_and_routes_ties_as_tensorflow_does(build) -> None:
+    """The kept forward pass computes max pooling with its maxima's positions (so a backward pass does not
+    search them again); the gradient through it, ties included, is the eager tape's over the user's model."""
+    model = build(size=32)
+    forward = forward_cache._frozen_forward(model, "probabilities")
+    kinds = {op.type for op in forward.graph.get_operations()}
+    assert "MaxPoolWithArgmax" in kinds and "MaxPool" not in kinds
+    x = _flat_patches(32)
+    region = _box(4, 4, 28, 20)
+    region = np.pad(region, ((0, 8), (0, 8)))
+    store = forward_cache.ForwardCache(256 << 20)
+    with store.forward_only():
+        store.input_gradients(model, "probabilities", x, region.astype(np.float32), 1)
+    ours = store.input_gradients(model, "probabilities", x, region.astype(np.float32), 1)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        score = tf.reduce_sum(tf.reduce_mean(model(xt, training=False)[..., 1] * region[None], axis=(1, 2)))
+    _assert_close(ours, tape.gradient(score, xt).numpy())
+
+
+def test_max_pooling_stays_as_it_was_when_the_check_of_the_rewrite_fails(monkeypatch) -> None:
+    monkeypatch.setattr(forward_cache, "_same_gradients", lambda *args: False)
+    forward = forward_cache._frozen_forward(small_unet_fused_softmax(size=16, seed=5), "logits")
+    kinds = {op.type for op in forward.graph.get_operations()}
+    assert "MaxPool" in kinds and "MaxPoolWithArgmax" not in kinds
