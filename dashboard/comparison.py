@@ -278,6 +278,8 @@ def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.nda
     one), then the map; when the last of the request's `jobs` is in, the loop's fragment reruns once
     the map is painted, so the agreement, faithfulness and export see every map (never the preview).
     Only the loop: the sidebar and the sections under it do not depend on the maps."""
+    if not job.done and wake.looked(_wake_key(method)) and job.remaining() <= wake.LOOK_WAIT:
+        wake.wait_for(job.wait, wake.LOOK_WAIT)
     if job.result is not None:
         _draw_map(request.image, method, job.result, paths, view, 1.0)
     else:
@@ -286,6 +288,10 @@ def _slow_cell(request: Request, method: str, view: View, paths: Sequence[np.nda
         _draw_pending(request, method, job)
     if job.done and all(j.done for j in jobs):
         wake.after_paint(key=f"settle-{map_key(method)}", on_due=_rerun_loop)
+
+
+def _wake_key(method: str) -> str:
+    return f"wake-{map_key(method)}"
 
 
 def _rerun_loop() -> None:
@@ -330,7 +336,7 @@ def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
         return
     text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
     # no percentage in the text: the bar moves between looks, a number would stand still
-    wake.progress(job.progress, job.remaining(), text, key=f"wake-{map_key(method)}", look=job.until_preview())
+    wake.progress(job.progress, job.remaining(), text, key=_wake_key(method), look=job.until_preview())
     st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
                "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
 

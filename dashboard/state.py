@@ -69,6 +69,7 @@ SCORE_CHOICE = "score_choice_on"  # measure Grad-CAM++ on the region sum too (on
 
 # Results of the last run (read by tests)
 RESULTS = "results"
+WAKE_LOOK = "wake_look"  # key of the progress bar whose timer asked for this run (`wake.looked`)
 LOOP_FRAGMENT = "segexplain-loop"  # key of the loop's fragment: a finished slow map reruns it (not the app)
 RESULT_ERROR = "result_error"
 

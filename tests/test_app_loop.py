@@ -272,3 +272,53 @@ def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_m
     captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
     assert "preview" not in captions and "XRAI · " in captions
     assert at.session_state[state.RESULTS]["xrai"] is final
+
+
+@pytest.mark.slow
+def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> None:
+    """The run a progress bar's timer asks for (its look) waits on the server for a job about to end and
+    shows the map; a run the look did not ask for shows the progress and returns at once."""
+    import threading
+
+    import explainers
+    from dashboard import comparison
+
+    region = _box(44, 50, 70, 96)
+    at = _app(region, **{state.XRAI_STEPS: 4, state.WAIT_FOR_SLOW: False, state.METHODS: ["gradcam"]})
+    at.run()
+    _clean(at)
+    request = at.session_state[state.REQUEST]
+    key = comparison.slow_key(request, "xrai")
+    final = explainers.explain(request.model, request.image, request.region, request.class_index, None,
+                               methods=("xrai",), options={"xrai": {"steps": 4}})["xrai"]
+
+    def running_job() -> compute.Job:  # about to end (a little past its usual time): never run by the dispatcher
+        job = compute.Job(key=key, label="XRAI-test", started=True, started_at=time.monotonic(), progress=0.9)
+        compute.TYPICAL_SECONDS["XRAI-test"] = __import__("collections").deque([0.01])
+        dispatcher = compute._dispatcher()
+        with dispatcher.lock:
+            dispatcher.jobs[key] = job
+        return job
+
+    job = running_job()
+    at.session_state[state.METHODS] = ["gradcam", "xrai"]
+    at.run()  # not a look: the progress is drawn at once
+    _clean(at)
+    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    assert "XRAI · " not in captions
+    job.label = "XRAI-test"
+
+    def finish() -> None:
+        job.result, job.progress = final, 1.0
+        job.finished.set()
+
+    timer = threading.Timer(0.2, finish)
+    timer.start()
+    at.session_state[state.WAKE_LOOK] = comparison._wake_key("xrai")
+    started = time.monotonic()
+    at.run()  # the look: it waits for the job and shows its map
+    timer.join()
+    _clean(at)
+    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    assert "XRAI · " in captions and time.monotonic() - started >= 0.2
+    assert state.WAKE_LOOK not in at.session_state

@@ -6,6 +6,8 @@ and never a rush of looks for a job that is late."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 
 import pytest
@@ -97,3 +99,35 @@ def test_the_wake_frontend_triggers_once_per_render_and_clears_its_timer() -> No
     assert 'setTriggerValue("tick"' in source
     assert "clearTimeout(timers.get(parentElement))" in source
     assert "setInterval" not in source
+
+
+def test_a_waiting_look_ends_when_the_job_does(monkeypatch) -> None:
+
+    monkeypatch.setattr(wake, "_rerun_pending", lambda: (lambda: False))
+    done = threading.Event()
+    threading.Timer(0.1, done.set).start()
+    started = time.monotonic()
+    assert wake.wait_for(done.wait, 2.0)
+    assert 0.09 <= time.monotonic() - started < 0.5
+
+
+def test_a_waiting_look_gives_way_to_a_rerun_the_user_asked_for(monkeypatch) -> None:
+    asked = [False]
+    monkeypatch.setattr(wake, "_rerun_pending", lambda: (lambda: asked[0]))
+
+    threading.Timer(0.1, lambda: asked.__setitem__(0, True)).start()
+    started = time.monotonic()
+    assert not wake.wait_for(threading.Event().wait, 2.0)
+    assert time.monotonic() - started < 0.1 + 5 * wake.WAIT_STEP
+
+
+def test_a_look_does_not_wait_where_streamlit_cannot_say_whether_a_rerun_is_asked_for(monkeypatch) -> None:
+
+    monkeypatch.setattr(wake, "_rerun_pending", lambda: None)
+    started = time.monotonic()
+    assert not wake.wait_for(threading.Event().wait, 2.0)
+    assert time.monotonic() - started < 0.05
+
+
+def test_outside_a_script_run_streamlit_cannot_say_whether_a_rerun_is_asked_for() -> None:
+    assert wake._rerun_pending() is None
