@@ -120,7 +120,7 @@ def run(quick: bool = False) -> Section:
     section.row("another new region on the same image, plain", f"{t_plain_other:.2f} s")
     section.row("prepare_image: forward passes kept (the worker does it while the user draws)",
                 f"{t_prepare:.2f} s, {kept_bytes / 2**30:.2f} GiB kept")
-    section.row("that region with the forward passes kept, with a preview (as the dashboard runs it)",
+    section.row("that region with the forward passes kept, with a preview (the dashboard's first region on an image)",
                 f"preview after {t_kept_preview:.2f} s, full map after {t_kept:.2f} s "
                 f"({t_kept / t_plain_other:.2f}x of plain; backward-only floor {floor / 2:.2f} s)")
     section.row("that region with the forward passes kept, no preview (the dashboard once XRAI is quick on the image)",

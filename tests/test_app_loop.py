@@ -240,19 +240,7 @@ def test_settings_drawn_after_the_maps_keep_their_values_and_places() -> None:
 def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_map() -> None:
     """A running XRAI job that has its preview shows it (captioned as one) with the progress bar; the
     agreement, faithfulness and export see XRAI only once the full map is in."""
-    import explainers
-    from dashboard import comparison
-
-    region = _box(44, 50, 70, 96)
-    at = _app(region, **{state.XRAI_STEPS: 16, state.WAIT_FOR_SLOW: False, state.METHODS: ["gradcam"]})
-    at.run()
-    _clean(at)
-    request = at.session_state[state.REQUEST]
-    key = comparison.slow_key(request, "xrai")
-    early = []
-    final = explainers.explain(request.model, request.image, request.region, request.class_index, None,
-                               methods=("xrai",), options={"xrai": {"steps": 16}},
-                               preview=lambda _m, e: early.append(e))["xrai"]
+    at, key, final, early = _xrai_job_setup(16)
     # a job that has sent its preview and is still computing its full map (the dispatcher never runs it)
     job = compute.Job(key=key, label="XRAI", started=True, started_at=time.monotonic(), progress=0.3)
     job.preview = early[0]
@@ -279,34 +267,22 @@ def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> N
     """The run a progress bar's timer asks for (its look) waits on the server for a job about to end and
     shows the map; a run the look did not ask for shows the progress and returns at once."""
     import threading
+    from collections import deque
 
-    import explainers
     from dashboard import comparison
 
-    region = _box(44, 50, 70, 96)
-    at = _app(region, **{state.XRAI_STEPS: 4, state.WAIT_FOR_SLOW: False, state.METHODS: ["gradcam"]})
-    at.run()
-    _clean(at)
-    request = at.session_state[state.REQUEST]
-    key = comparison.slow_key(request, "xrai")
-    final = explainers.explain(request.model, request.image, request.region, request.class_index, None,
-                               methods=("xrai",), options={"xrai": {"steps": 4}})["xrai"]
-
-    def running_job() -> compute.Job:  # about to end (a little past its usual time): never run by the dispatcher
-        job = compute.Job(key=key, label="XRAI-test", started=True, started_at=time.monotonic(), progress=0.9)
-        compute.TYPICAL_SECONDS["XRAI-test"] = __import__("collections").deque([0.01])
-        dispatcher = compute._dispatcher()
-        with dispatcher.lock:
-            dispatcher.jobs[key] = job
-        return job
-
-    job = running_job()
+    at, key, final, _early = _xrai_job_setup(4)
+    # a job about to end (a little past its usual time), never run by the dispatcher
+    job = compute.Job(key=key, label="XRAI-test", started=True, started_at=time.monotonic(), progress=0.9)
+    compute.TYPICAL_SECONDS["XRAI-test"] = deque([0.01])
+    dispatcher = compute._dispatcher()
+    with dispatcher.lock:
+        dispatcher.jobs[key] = job
     at.session_state[state.METHODS] = ["gradcam", "xrai"]
     at.run()  # not a look: the progress is drawn at once
     _clean(at)
     captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
     assert "XRAI · " not in captions
-    job.label = "XRAI-test"
 
     def finish() -> None:
         job.result, job.progress = final, 1.0
@@ -322,3 +298,21 @@ def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> N
     captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
     assert "XRAI · " in captions and time.monotonic() - started >= 0.2
     assert state.WAKE_LOOK not in at.session_state
+
+
+def _xrai_job_setup(steps: int) -> tuple[AppTest, tuple, object, list]:
+    """The page showing Grad-CAM for a box on the cap; XRAI's job key for that request, XRAI's map and its
+    previews (computed here, for a test to hand to a job it makes)."""
+    import explainers
+    from dashboard import comparison
+
+    at = _app(_box(44, 50, 70, 96), **{state.XRAI_STEPS: steps, state.WAIT_FOR_SLOW: False,
+                                      state.METHODS: ["gradcam"]})
+    at.run()
+    _clean(at)
+    request = at.session_state[state.REQUEST]
+    early: list = []
+    final = explainers.explain(request.model, request.image, request.region, request.class_index, None,
+                               methods=("xrai",), options={"xrai": {"steps": steps}},
+                               preview=lambda _m, e: early.append(e))["xrai"]
+    return at, comparison.slow_key(request, "xrai"), final, early

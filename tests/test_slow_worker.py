@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -51,18 +52,9 @@ def test_the_worker_sends_xrais_preview_before_its_map() -> None:
 def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() -> None:
     """`worker.prepare` (asked by the page while the user draws) lays in every forward pass the region's
     XRAI job then asks for: the job's gradient batches all reuse one, and none is computed afresh."""
-    import numpy as np
-
-    from models.scenes import load_sample, sample_names
-
-    image, _ = load_sample(sample_names()[1])
-    region = np.zeros(image.shape[:2], bool)
-    region[30:90, 20:70] = True
+    image, region = _scene(1, (30, 90, 20, 70))
     options = {"steps": 16, "batch_size": 8}
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                             initargs=(queue,)) as pool:
+    with _pool() as (pool, queue):
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
         hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
         final = pool.submit(worker.explain_one, 3, ("default",), image, region, 1, None, "xrai", "logits",
@@ -78,18 +70,9 @@ def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_l
     """The page asks for no preview once XRAI is quick on an image: that job finds the very batches the
     preparation kept (a preview or none asks for the same ones), and preparing the same image again (the
     page asks once per visit of an image) computes no forward pass while they are all still kept."""
-    import numpy as np
-
-    from models.scenes import load_sample, sample_names
-
-    image, _ = load_sample(sample_names()[2])
-    region = np.zeros(image.shape[:2], bool)
-    region[50:100, 30:80] = True
+    image, region = _scene(2, (50, 100, 30, 80))
     options = {"steps": 16, "batch_size": 8}
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                             initargs=(queue,)) as pool:
+    with _pool() as (pool, queue):
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
         _hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
@@ -101,6 +84,29 @@ def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_l
     assert again == (0, laid_in), "preparing a prepared image again computed forward passes"
     assert after == (laid_in, laid_in)
     assert not final.preview and not [p for _j, _f, p in messages if p is not None]
+
+
+def _scene(index: int, box: tuple[int, int, int, int]):
+    """A sample scene and a box region (top, bottom, left, right) on it."""
+    import numpy as np
+
+    from models.scenes import load_sample, sample_names
+
+    image, _ = load_sample(sample_names()[index])
+    region = np.zeros(image.shape[:2], bool)
+    top, bottom, left, right = box
+    region[top:bottom, left:right] = True
+    return image, region
+
+
+@contextlib.contextmanager
+def _pool():
+    """One worker process started as the dispatcher starts it, and its progress queue."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                             initargs=(queue,)) as pool:
+        yield pool, queue
 
 
 def _drain(queue) -> list:
