@@ -16,15 +16,19 @@ Nothing here computes anything itself; it decides what is remembered between rer
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import multiprocessing
+import os
 import pickle
 import queue
+import sys
 import threading
 import time
+import types
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -433,8 +437,11 @@ class _Dispatcher:
             context = multiprocessing.get_context("spawn")
             self.queue = context.Queue()
             self.waiting = context.Event()
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
-                                            initargs=(self.queue, self.waiting))
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
+                                       initargs=(self.queue, self.waiting))
+            with without_main_script():
+                pool.submit(os.getpid)  # starts the process now, while no main script is named
+            self.pool = pool
         return self.pool
 
     def _drain(self, job: Job, job_id: int) -> None:
@@ -445,6 +452,23 @@ class _Dispatcher:
                     job.report(fraction, preview)
         except (queue.Empty, OSError, EOFError, ValueError):
             return
+
+
+@contextlib.contextmanager
+def without_main_script() -> Iterator[None]:
+    """Within the block, `__main__` names no script file, so a process spawned there imports none.
+
+    Why: Streamlit installs the page's script as `sys.modules["__main__"]`, and a "spawn" child first
+    runs the parent's main script (as `__mp_main__`): the worker ran the whole page, in bare mode,
+    before its first job (the default model loaded, hundreds of warnings in the server log)."""
+    page = sys.modules.get("__main__")
+    placeholder = types.ModuleType("__main__")
+    sys.modules["__main__"] = placeholder
+    try:
+        yield
+    finally:
+        if sys.modules.get("__main__") is placeholder:  # a script run that began meanwhile installed its own
+            sys.modules["__main__"] = page
 
 
 @st.cache_resource(show_spinner=False)

@@ -116,3 +116,26 @@ def _drain(queue) -> list:
             messages.append(queue.get(timeout=2))
         except Exception:  # the queue is empty
             return messages
+
+
+def test_the_worker_process_does_not_run_the_page_script(tmp_path, monkeypatch) -> None:
+    """Streamlit installs the page's script as `__main__`; a spawned child would run it first (the whole
+    page, in bare mode). The dispatcher starts its worker with no main script named."""
+    import sys
+    import types
+
+    from dashboard import compute
+
+    mark = tmp_path / "ran.txt"
+    script = tmp_path / "page.py"
+    script.write_text(f"open({str(mark)!r}, 'a').write(__name__)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)  # as during a Streamlit script run
+    dispatcher = compute._Dispatcher()
+    try:
+        assert dispatcher.process_pool().submit(os.getpid).result(timeout=120) != os.getpid()
+    finally:
+        dispatcher.pool.shutdown()
+    assert not mark.exists(), "the worker process ran the page's script"
+    assert sys.modules["__main__"] is page
