@@ -24,7 +24,7 @@ SOONEST, LATEST = 0.15, 2.5  # seconds between looks: not faster than a rerun, n
 # screen. (The look is timed in the browser from when the cell arrives there, 0.1-0.3 s after the
 # server drew it, and the request takes a moment back.)
 MARGIN = -0.3
-LOOK_WAIT = 0.5
+LOOK_WAIT = 1.0  # a run slower than the last ones by up to 0.7 s is still caught by one look
 WAIT_STEP = 0.02  # seconds between two checks for a rerun the user asked for while a look waits
 _SEQ = itertools.count()
 
