@@ -31,7 +31,7 @@ LAYER_FREE_METHODS = registry.LAYER_FREE_METHODS
 METHOD_LABELS = registry.METHOD_LABELS
 TARGETS = inputs.TARGETS
 __all__ = ["Explanation", "MapWarning", "Prediction", "class_overview", "explain", "fit_image", "layer_sweep",
-           "is_prepared", "predict", "prepare_image", "score_choice"]
+           "predict", "prepare_image", "score_choice"]
 
 # ------------------------------------------------------------------------------- normalisation
 
@@ -269,20 +269,6 @@ def prepare_image(
     if kept.misses > laid_in and not stopped():
         kept.settle()
     return True
-
-
-def is_prepared(model, image, methods: Sequence[str] = ("xrai",), *, target: str = "logits",
-                options: Mapping[str, Any] | None = None) -> bool:
-    """Whether `prepare_image` with these arguments has run to the end in this process and everything it
-    kept is still kept (a region's XRAI then costs only its backward passes)."""
-    methods = registry.check_methods(methods)
-    if "xrai" not in methods:
-        return True
-    kept = forward_cache.active()
-    if kept is None:
-        return False
-    checked = inputs.prepare(model, image, np.ones(np.asarray(image).shape[:2], bool), 0, target)
-    return kept.holds(_preparation_tag(model, checked.image, target, options))
 
 
 def _preparation_tag(model, image: np.ndarray, target: str, options: Mapping[str, Any] | None) -> tuple:

@@ -190,20 +190,22 @@ def test_prepare_image_is_done_once_while_its_passes_are_kept_and_again_after_an
     options = {"xrai": {"steps": 8, "batch_size": 4}}
     store = forward_cache.enable(256 << 20)
     try:
-        assert not explainers.is_prepared(model, image, options=options)
         assert explainers.prepare_image(model, image, ("xrai",), options=options)
         laid_in = store.misses
-        assert laid_in > 0 and explainers.is_prepared(model, image, options=options)
-        assert not explainers.is_prepared(model, image, options={"xrai": {"steps": 10, "batch_size": 4}})
+        assert laid_in > 0 and store.hits == 0
         assert explainers.prepare_image(model, image, ("xrai",), options=options)
-        assert store.misses == laid_in and store.hits == 0, "a prepared image was laid in again"
+        assert (store.misses, store.hits) == (laid_in, 0), "a prepared image was laid in again"
         store._drop(next(iter(store._store)))  # the store evicted one of its batches (least recently used)
-        assert not explainers.is_prepared(model, image, options=options)
         assert explainers.prepare_image(model, image, ("xrai",), options=options)
-        assert store.misses == laid_in + 1 and explainers.is_prepared(model, image, options=options)
+        assert store.misses == laid_in + 1, "only the evicted batch is laid in again"
+        hits = store.hits
+        assert explainers.prepare_image(model, image, ("xrai",), options=options)
+        assert (store.misses, store.hits) == (laid_in + 1, hits), "the image was not prepared again in full"
+        other = {"xrai": {"steps": 10, "batch_size": 4}}  # other options ask for other batches
+        assert explainers.prepare_image(model, image, ("xrai",), options=other)
+        assert store.misses > laid_in + 1
     finally:
         forward_cache.disable()
-    assert not explainers.is_prepared(model, image, options=options)  # no store, nothing kept
 
 
 def _flat_patches(size: int, count: int = 2) -> np.ndarray:
