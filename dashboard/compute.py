@@ -321,7 +321,7 @@ TYPICAL_PREVIEW_SECONDS: dict[str, deque] = {}  # label → seconds from start t
 # when the full map is far away. A job gets one unless the last run of its method on the same model,
 # image, target and options took less than this many seconds.
 PREVIEW_UNLESS_WITHIN = 4.0
-LAST_RUN_SECONDS = LRU(64)  # `_prepare_key(...)` → seconds the last job of those took (from the worker's start)
+LAST_RUN_SECONDS = LRU(64)  # `_work_key(...)` → seconds the last job of those took (from the worker's start)
 
 
 class _Dispatcher:
@@ -505,7 +505,7 @@ def slow_job(
             dispatcher.jobs.move_to_end(key)
             job.asked = time.monotonic()
             return job
-        run_key = _prepare_key(model_key, image_key, method, target, options)
+        run_key = _work_key(model_key, image_key, method, target, options)
         last = LAST_RUN_SECONDS.get(run_key)
         job = Job(key=key, label=label_of(method), asked=time.monotonic(), run_key=run_key,
                   wants_preview=last is None or last >= PREVIEW_UNLESS_WITHIN)
@@ -523,15 +523,17 @@ def slow_job(
                 break  # never drop a job that is still to run
             dispatcher.jobs.pop(oldest_key)
         if hit is None:
-            if dispatcher.waiting is not None and dispatcher.preparing_now != _prepare_key(
+            if dispatcher.waiting is not None and dispatcher.preparing_now != _work_key(
                     model_key, image_key, method, target, options):
                 dispatcher.waiting.set()  # a preparation for other maps stops at its next batch
             dispatcher.wake.notify()
     return job
 
 
-def _prepare_key(model_key: str | None, image_key: str | None, method: str, target: str,
-                 options: dict[str, Any]) -> tuple:
+def _work_key(model_key: str | None, image_key: str | None, method: str, target: str,
+              options: dict[str, Any]) -> tuple:
+    """What a preparation serves and what a run's time says something about: model, image, method,
+    target and options."""
     return (model_key, image_key, method, target, tuple(sorted(options.items())))
 
 
@@ -546,7 +548,7 @@ def prepare_worker(model_key: str, image_key: str, image: np.ndarray, method: st
     source = _MODEL_SOURCES.get(model_key)
     if source is None or not dispatcher.use_process:
         return
-    key = _prepare_key(model_key, image_key, method, target, options)
+    key = _work_key(model_key, image_key, method, target, options)
     with dispatcher.wake:
         if key in dispatcher.prepared or (dispatcher.preparing and dispatcher.preparing[0] == key):
             return

@@ -54,7 +54,7 @@ def _job(key: str, method: str = "xrai", image_key: str = "img", options=None) -
 
 def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = compute._work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("a")
     assert not dispatcher.waiting.is_set()
 
@@ -63,7 +63,7 @@ def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None
                                    dict(options={"steps": 30})], ids=["method", "image", "options"])
 def test_any_other_map_stops_the_running_preparation(dispatcher, other) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = compute._work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("b", **other)
     assert dispatcher.waiting.is_set()
 
@@ -73,13 +73,13 @@ def test_a_job_gets_a_preview_unless_the_last_run_on_that_image_was_quick(dispat
     the first run for a model, image and options, and after a run that took `PREVIEW_UNLESS_WITHIN` or more."""
     monkeypatch.setattr(compute, "LAST_RUN_SECONDS", compute.LRU(8))
     assert _job("first").wants_preview
-    compute.LAST_RUN_SECONDS.put(compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20}),
+    compute.LAST_RUN_SECONDS.put(compute._work_key("m", "img", "xrai", "logits", {"steps": 20}),
                                  compute.PREVIEW_UNLESS_WITHIN - 1.0)
     quick = _job("second")
     assert not quick.wants_preview and quick.until_preview() is None
     assert _job("third", image_key="another image").wants_preview
     assert _job("fourth", options={"steps": 30}).wants_preview
-    compute.LAST_RUN_SECONDS.put(compute._prepare_key("m", "img", "xrai", "logits", {"steps": 20}),
+    compute.LAST_RUN_SECONDS.put(compute._work_key("m", "img", "xrai", "logits", {"steps": 20}),
                                  compute.PREVIEW_UNLESS_WITHIN + 1.0)
     assert _job("fifth").wants_preview
 
