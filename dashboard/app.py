@@ -54,8 +54,12 @@ with st.sidebar:
     st.markdown("### segexplain")
     st.caption("Why does the network segment this region? Mark a region, pick a class and a layer, and compare "
                "the attribution maps side by side.")
-    loaded = sidebar.model_section()
-    choice = sidebar.image_section()
+    # One block per section: a section that gains or loses a line (a message, the class-names expander,
+    # a resize note) does not move the ones below it, which Streamlit would redraw (an open expander closed).
+    with st.container():
+        loaded = sidebar.model_section()
+    with st.container():
+        choice = sidebar.image_section()
     settings = sidebar.advanced_section()
 if loaded is None:
     st.stop()

@@ -145,8 +145,9 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
     agree_tab, sweep_tab, faith_tab, export_tab = st.tabs(
         ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
     with agree_tab, guard.section("Agreement"):
-        comparison.agreement(results)
-        comparison.score_choice(request)
+        with st.container():  # lines that come and go with the methods: the expander below keeps its place
+            comparison.agreement(results)
+            comparison.score_choice(request)
         comparison.notes(results)
     with sweep_tab, guard.section("Layer sweep"):
         if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",

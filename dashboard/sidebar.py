@@ -230,7 +230,27 @@ def model_section() -> tuple[Any, str, str] | None:
         key=state.MODEL_UPLOAD,
         help="Loaded in Keras safe mode. One image input, a per-pixel class output [H, W, classes] and at "
              "least one 2-D convolution are required.")
-    handle_model_upload(uploaded)
+    # The load's spinner and the lines that come and go (messages, class names, the active model) each in
+    # a block of their own, so the expander below keeps its place and stays open if the user opened it.
+    with st.container():
+        handle_model_upload(uploaded)
+    with st.container():
+        loaded = _model_status(uploaded)
+    if loaded is None:
+        return None
+    model, key, _ = loaded
+    with st.expander("Architecture: explainable layers", expanded=False), guard.section("The architecture table"):
+        layers, default = compute.layer_table(key, model)
+        kinds = {info.kind for info in layers}
+        rows = [{"layer": info.name, "output": choices.shape_text(info.output_shape),
+                 **({"kind": info.kind} if len(kinds) > 1 else {})} for info in layers]
+        st.dataframe(rows, hide_index=True, height=min(36 * len(rows) + 40, 420))
+        st.caption(f"{len(rows)} layers, forward order; default: `{default}`.")
+    return loaded
+
+
+def _model_status(uploaded: Any) -> tuple[Any, str, str] | None:
+    """The model section's messages, class names and active-model line; the loaded model or None."""
     message = state.get(state.MODEL_MESSAGE)
     if message:
         st.error(message)
@@ -250,13 +270,6 @@ def model_section() -> tuple[Any, str, str] | None:
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
         st.caption(f"Active: {name}")
-    with st.expander("Architecture: explainable layers", expanded=False), guard.section("The architecture table"):
-        layers, default = compute.layer_table(key, model)
-        kinds = {info.kind for info in layers}
-        rows = [{"layer": info.name, "output": choices.shape_text(info.output_shape),
-                 **({"kind": info.kind} if len(kinds) > 1 else {})} for info in layers]
-        st.dataframe(rows, hide_index=True, height=min(36 * len(rows) + 40, 420))
-        st.caption(f"{len(rows)} layers, forward order; default: `{default}`.")
     return loaded
 
 

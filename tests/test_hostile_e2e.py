@@ -2,7 +2,9 @@
 
 AppTest cannot reproduce how a click interrupts a running script, so this drives headless Chromium
 against `streamlit run`. With the old `on_change` upload callback the same steps left the shipped
-model active, silently.
+model active, silently. The same run checks that the sidebar's "Advanced" expander, opened before the
+upload, is still open after it: the lines the upload adds above it used to move it, and Streamlit redrew
+it closed.
 """
 
 from __future__ import annotations
@@ -41,16 +43,20 @@ def test_a_slow_model_upload_survives_clicks_during_its_load(tmp_path) -> None:
             page.goto(server.url)
             page.wait_for_selector("text=Active: shipped", timeout=240_000)
             sidebar = page.locator("section[data-testid='stSidebar']")
+            sidebar.get_by_text("Advanced").click()
+            probabilities = sidebar.get_by_text("probabilities", exact=True)
+            probabilities.wait_for(state="visible", timeout=10_000)
             sidebar.locator("input[type='file']").first.set_input_files(str(path))
-            time.sleep(0.7)
-            page.get_by_text("Advanced").first.click()  # other widgets, while the model loads
-            time.sleep(0.3)
-            page.get_by_text("probabilities").first.click()
+            time.sleep(1.0)
+            probabilities.click()  # another widget, while the model loads
             deadline = time.time() + 240
             while time.time() < deadline and "Active: uploaded" not in sidebar.inner_text():
                 time.sleep(1)
+            time.sleep(1.0)  # the runs after the load have drawn the sidebar
             text = sidebar.inner_text()
             assert "Active: uploaded slow.keras" in text, text
             assert "interrupted" not in text and "was not loaded" not in text
+            assert probabilities.is_visible(), "the Advanced expander closed when the upload added lines above it"
+            assert sidebar.get_by_role("radio", name="probabilities").is_checked()
         finally:
             browser.close()
