@@ -52,8 +52,9 @@ def _show(ctx: Context) -> None:
     left, right = st.columns([5, 7], gap="medium")
     with left:
         mode = region.controls()
-        marked = region.mark(mode, ctx.image, ctx.labels, ctx.names, ctx.colors,
-                             canvas_id=f"{ctx.model_key}-{ctx.choice['digest']}", truth=ctx.truth)
+        with st.container():  # its lines change with the mode: the method settings' expander keeps its place
+            marked = region.mark(mode, ctx.image, ctx.labels, ctx.names, ctx.colors,
+                                 canvas_id=f"{ctx.model_key}-{ctx.choice['digest']}", truth=ctx.truth)
         with st.container(key="methods-picker"):
             class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
                                                        ctx.names, ctx.model, ctx.model_key)

@@ -376,6 +376,19 @@ def test_the_pad_shows_its_drawing_again_after_another_region_mode(page) -> None
     page.get_by_text("Draw on the image to mark the region to explain").wait_for()
 
 
+def test_an_opened_expander_stays_open_when_the_region_mode_changes(page) -> None:
+    """The method settings, opened, stay open when another region mode changes the lines above them
+    (Streamlit redraws an element that moved to another place, and an expander comes back closed)."""
+    page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
+    page.get_by_text("Method settings:").first.click()
+    setting = page.get_by_text("Score-CAM channels", exact=True)
+    setting.wait_for(state="visible")
+    choose(page, "Region", "Whole class")
+    page.get_by_text(re.compile(r"for the whole class")).first.wait_for()
+    _wait_until_idle(page)
+    assert setting.is_visible(), "the method settings closed when the region mode changed"
+
+
 def _backing_store(page) -> dict:
     """The pad canvas's CSS size, backing-store size and how many of its backing pixels are painted."""
     return page.locator(CANVAS).first.evaluate(
