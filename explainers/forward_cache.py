@@ -34,6 +34,7 @@ from explainers import graph, memory
 from explainers.caching import PerModel, array_digest
 
 DEFAULT_MAX_BYTES = 4 << 30
+PROBE_SIDE = 64  # image side of the max-pooling rewrite's check when the model takes any size
 MAX_PREPARED = 32  # preparations remembered by `holds` (their batches may be evicted long before)
 _FROZEN = PerModel()
 _ACTIVE: ForwardCache | None = None
@@ -100,7 +101,11 @@ def _pooling_with_argmax(frozen, shape: tuple):
 
 
 def _same_gradients(one, other, shape: tuple) -> bool:
-    """Whether two forward functions give the same scores and the same input gradient, bit for bit."""
+    """Whether two forward functions give the same scores and the same input gradient, bit for bit.
+
+    A model that takes any size is checked at 64 × 64 px (divisible by the poolings of usual U-Nets); if it
+    cannot run at that size the check fails and the plain graph stays."""
+    shape = tuple(PROBE_SIDE if side is None else side for side in shape)
     rng = np.random.default_rng(0)
     x = rng.uniform(0.0, 255.0, (1, *shape)).astype(np.float32)
     x[:, : shape[0] // 2, : shape[1] // 2] = 127.0  # flat: equal activations, ties in every pooling window

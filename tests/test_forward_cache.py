@@ -216,11 +216,13 @@ def _flat_patches(size: int, count: int = 2) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("build", [small_unet_fused_softmax, nested_backbone_model], ids=["unet", "nested-vgg"])
-def test_kept_max_pooling_keeps_its_maxima_and_routes_ties_as_tensorflow_does(build) -> None:
+@pytest.mark.parametrize("build, size", [(small_unet_fused_softmax, 32), (small_unet_fused_softmax, None),
+                                         (nested_backbone_model, 32)], ids=["unet", "unet-any-size", "nested-vgg"])
+def test_kept_max_pooling_keeps_its_maxima_and_routes_ties_as_tensorflow_does(build, size) -> None:
     """The kept forward pass computes max pooling with its maxima's positions (so a backward pass does not
-    search them again); the gradient through it, ties included, is the eager tape's over the user's model."""
-    model = build(size=32)
+    search them again); the gradient through it, ties included, is the eager tape's over the user's model.
+    A model that takes any size gets the same rewrite."""
+    model = build(size=size)
     forward = forward_cache._frozen_forward(model, "probabilities")
     kinds = {op.type for op in forward.graph.get_operations()}
     assert "MaxPoolWithArgmax" in kinds and "MaxPool" not in kinds
