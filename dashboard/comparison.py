@@ -334,11 +334,22 @@ def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
     if job.error is not None:
         st.error(job.error)
         return
-    text = _status_text(request, method) if job.started else f"{short_label(method)}: queued behind other slow maps…"
     # no percentage in the text: the bar moves between looks, a number would stand still
-    wake.progress(job.progress, job.remaining(), text, key=_wake_key(method), look=job.until_preview())
+    wake.progress(job.progress, job.remaining(), pending_text(request, method, job), key=_wake_key(method),
+                  look=job.until_preview())
     st.caption(f"{short_label(method)} is computed in the background; it keeps running when you change the "
                "layer, other methods or the display" + (" (layer-free)." if is_layer_free(method) else "."))
+
+
+def pending_text(request: Request | None, method: str, job: compute.Job) -> str:
+    """What a slow map not on screen yet is doing: running (the method's own status), waiting for its
+    image's preparation, or queued behind other slow maps."""
+    if job.started:
+        return _status_text(request, method)
+    if compute.waits_for_preparation(job):
+        return (f"{short_label(method)}: waits for this image's forward passes, kept once per image (every later "
+                "region then takes less)…")
+    return f"{short_label(method)}: queued behind other slow maps…"
 
 
 def _status_text(request: Request, method: str) -> str:

@@ -344,6 +344,11 @@ class _Dispatcher:
         self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
         self.thread.start()  # last: the loop reads the fields above
 
+    def stop_preparation(self) -> None:
+        """A preparation running in the worker stops at its next batch (the passes laid in so far stay)."""
+        if self.waiting is not None:
+            self.waiting.set()
+
     def _next(self) -> Job | None:
         pending = [j for j in self.jobs.values() if not j.started and not j.done]
         return max(pending, key=lambda j: j.asked) if pending else None
@@ -358,6 +363,8 @@ class _Dispatcher:
                 if job is None:
                     key, args = self.preparing
                     self.preparing, self.preparing_now = None, key
+                    if self.waiting is not None:
+                        self.waiting.clear()  # it may have been set to stop an older preparation
                 else:
                     job.started, job.started_at = True, time.monotonic()
                     if self._next() is None and self.waiting is not None:
@@ -497,7 +504,8 @@ def slow_job(
 
     Calling it again with the same key (any later rerun) returns the same job: nothing restarts. A
     preparation running in the worker (`prepare_worker`) is stopped for it unless it prepares exactly
-    this job's model, image (`image_key`), method, target and options: then the job gains by waiting."""
+    this job's model, image (`image_key`), method, target and options: then the job waits for it,
+    which pays over the regions that follow (see docs/DESIGN.md, "A preparation and its own map")."""
     dispatcher = _dispatcher()
     with dispatcher.lock:
         job = dispatcher.jobs.get(key)
@@ -523,11 +531,17 @@ def slow_job(
                 break  # never drop a job that is still to run
             dispatcher.jobs.pop(oldest_key)
         if hit is None:
-            if dispatcher.waiting is not None and dispatcher.preparing_now != _work_key(
-                    model_key, image_key, method, target, options):
-                dispatcher.waiting.set()  # a preparation for other maps stops at its next batch
+            if dispatcher.preparing_now != run_key:
+                dispatcher.stop_preparation()  # a preparation for other maps stops at its next batch
             dispatcher.wake.notify()
     return job
+
+
+def waits_for_preparation(job: Job) -> bool:
+    """Whether `job`, not started yet, waits for the worker to finish preparing its own image (`slow_job`)."""
+    dispatcher = _dispatcher()
+    with dispatcher.lock:
+        return not job.started and job.run_key is not None and dispatcher.preparing_now == job.run_key
 
 
 def _work_key(model_key: str | None, image_key: str | None, method: str, target: str,
@@ -550,8 +564,11 @@ def prepare_worker(model_key: str, image_key: str, image: np.ndarray, method: st
         return
     key = _work_key(model_key, image_key, method, target, options)
     with dispatcher.wake:
-        if key in dispatcher.prepared or (dispatcher.preparing and dispatcher.preparing[0] == key):
+        if key in dispatcher.prepared or key in (dispatcher.preparing_now,
+                                                 dispatcher.preparing and dispatcher.preparing[0]):
             return
+        if dispatcher.preparing_now is not None:
+            dispatcher.stop_preparation()  # for another model, image or options: the user has moved on
         dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options)))
         dispatcher.wake.notify()
 

@@ -58,11 +58,12 @@ def _show(ctx: Context) -> None:
         with st.container(key="methods-picker"):
             class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
                                                        ctx.names, ctx.model, ctx.model_key)
-        comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings)
         settings_box = st.container()  # display and method settings: drawn after the maps (see `_settings`)
     view = current_view()
     with right:
         shown = _maps(ctx, marked, class_index, layer, methods, view)
+    # after the maps: a slow map this run asks for reaches the worker before the preparation does
+    comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings)
     _settings(settings_box, marked, mode)
     if shown is None:
         return

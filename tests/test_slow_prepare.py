@@ -4,6 +4,7 @@ never holds up a map it does not serve (`compute.prepare_worker`, `compute.slow_
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,64 @@ def test_any_other_map_stops_the_running_preparation(dispatcher, other) -> None:
         dispatcher.preparing_now = compute._work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("b", **other)
     assert dispatcher.waiting.is_set()
+
+
+@pytest.fixture
+def preparing(dispatcher, monkeypatch):
+    """The dispatcher's loop inside a preparation (a stand-in for the worker process's) until released;
+    `start(image_key)` asks for one. Yields (start, release, keys of the preparations begun)."""
+    done: list[tuple] = []
+    release = threading.Event()
+
+    def prepare(key, _args):
+        done.append(key)
+        release.wait(30)
+        with dispatcher.lock:
+            dispatcher.preparing_now = None
+
+    dispatcher._prepare = prepare
+    dispatcher.use_process = True
+    monkeypatch.setitem(compute._MODEL_SOURCES, "m", ("default",))
+
+    def start(image_key: str) -> tuple:
+        compute.prepare_worker("m", image_key, np.zeros((8, 8, 3), np.uint8), "xrai", "logits", {"steps": 20})
+        return compute._work_key("m", image_key, "xrai", "logits", {"steps": 20})
+
+    yield start, release, done
+    dispatcher.use_process = False  # jobs left behind end with an error in this thread, no worker is started
+    release.set()
+
+
+def test_a_new_preparation_stops_the_one_running_for_another_image(dispatcher, preparing) -> None:
+    """The user moved to another image (or model, or options): the running preparation stops at its next
+    batch and the new one runs after it; asking again for the running one changes nothing."""
+    start, release, done = preparing
+    first = start("img")
+    _until(lambda: dispatcher.preparing_now == first)
+    start("img")
+    assert dispatcher.preparing is None and not dispatcher.waiting.is_set()
+    second = start("other")
+    assert dispatcher.waiting.is_set(), "the preparation for the image left behind was not stopped"
+    release.set()
+    _until(lambda: done == [first, second])
+    assert not dispatcher.waiting.is_set(), "the new preparation would stop at once"
+
+
+def test_a_map_waiting_for_its_images_preparation_says_so(dispatcher, preparing) -> None:
+    from dashboard import comparison
+
+    start, _release, _done = preparing
+    first = start("img")
+    _until(lambda: dispatcher.preparing_now == first)
+    assert "waits for this image's forward passes" in comparison.pending_text(None, "xrai", _job("a"))
+    assert "queued behind other slow maps" in comparison.pending_text(None, "xrai", _job("b", image_key="other"))
+
+
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def test_a_job_gets_a_preview_unless_the_last_run_on_that_image_was_quick(dispatcher, monkeypatch) -> None:
