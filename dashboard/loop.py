@@ -179,12 +179,12 @@ def _export(ctx: Context, request: comparison.Request, results: dict[str, Any], 
     """Downloads built on request (a PNG and a zip cost more than a stroke), for the maps on screen."""
     current = export_key(request, results)
     if state.get(state.EXPORT_FOR) != current:
-        if st.button("Prepare the downloads for the maps on screen", key="export-prepare"):
-            state.put(state.EXPORT_FOR, current)
-        else:
-            st.caption("The PNG shows the maps as on screen; the zip adds an .npz of every map and a .json of the "
-                       "settings. File names carry the image, class, layer and region.")
-            return
+        # set in the click's callback, so the run it starts draws the downloads in the button's place
+        st.button("Prepare the downloads for the maps on screen", key="export-prepare", on_click=state.put,
+                  args=(state.EXPORT_FOR, current))
+        st.caption("The PNG shows the maps as on screen; the zip adds an .npz of every map and a .json of the "
+                   "settings. File names carry the image, class, layer and region.")
+        return
     files = export.files(request, results, ctx.choice, ctx.model_name, ctx.names, ctx.labels, how,
                          faithfulness=scores.results if scores else None,
                          faithfulness_record=export.faithfulness_settings(scores.results, scores.ranking,

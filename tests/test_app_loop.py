@@ -105,6 +105,7 @@ def test_export_names_carry_the_region_and_the_json_says_where_the_score_is_aver
     at.run()
     at.button(key="export-prepare").click().run()
     _clean(at)
+    assert not [b for b in at.button if b.key == "export-prepare"], "the prepare button stays beside the downloads"
     first = {b.proto.label: b.proto for b in at.get("download_button")}
     zip_name = first["Maps + settings (.zip)"]
     at.session_state[state.INJECTED_REGION] = _box(80, 30, 100, 60)
