@@ -62,8 +62,8 @@ def ground_truth(choice: dict[str, Any], labels: np.ndarray,
     if truth is None:
         return None, "This image has no ground truth."
     if int(truth.max(initial=0)) >= num_classes:
-        return None, (f"The ground truth has class indices up to {int(truth.max())}, but this model predicts "
-                      f"{num_classes} classes: it does not belong to this model.")
+        return None, (f"The ground truth has class indices up to {int(truth.max())}, but this model's classes are "
+                      f"0–{num_classes - 1}: it does not belong to this model.")
     return quality.resize_labels(truth, labels.shape), None
 
 

@@ -284,6 +284,6 @@ def test_ground_truth_with_more_classes_than_the_model_is_not_used() -> None:
 
     choice = {**_upload_choice(4, 4), "truth": np.full((4, 4), 5, np.uint8)}
     truth, note = quality_view.ground_truth(choice, np.zeros((4, 4), np.int64), 3)
-    assert truth is None and "does not belong to this model" in note
+    assert truth is None and "does not belong to this model" in note and "classes are 0–2" in note
     assert quality_view.ground_truth(_upload_choice(4, 4), np.zeros((4, 4), np.int64), 3) == (
         None, "This image has no ground truth.")
