@@ -541,7 +541,7 @@ def waits_for_preparation(job: Job) -> bool:
     """Whether `job`, not started yet, waits for the worker to finish preparing its own image (`slow_job`)."""
     dispatcher = _dispatcher()
     with dispatcher.lock:
-        return not job.started and job.run_key is not None and dispatcher.preparing_now == job.run_key
+        return not job.started and dispatcher.preparing_now == job.run_key
 
 
 def _work_key(model_key: str | None, image_key: str | None, method: str, target: str,
@@ -564,8 +564,8 @@ def prepare_worker(model_key: str, image_key: str, image: np.ndarray, method: st
         return
     key = _work_key(model_key, image_key, method, target, options)
     with dispatcher.wake:
-        if key in dispatcher.prepared or key in (dispatcher.preparing_now,
-                                                 dispatcher.preparing and dispatcher.preparing[0]):
+        queued = dispatcher.preparing[0] if dispatcher.preparing else None
+        if key in dispatcher.prepared or key in (dispatcher.preparing_now, queued):
             return
         if dispatcher.preparing_now is not None:
             dispatcher.stop_preparation()  # for another model, image or options: the user has moved on
