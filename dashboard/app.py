@@ -36,6 +36,7 @@ try:
         overview_view,
         quality_view,
         runtime,
+        safe_text,
         sidebar,
         state,
     )
@@ -71,7 +72,7 @@ try:
     image = compute.fitted(model_key, choice["digest"], choice["pixels"], model)
     prediction = compute.prediction(model_key, choice["digest"], image, model)
 except ExplainerError as error:
-    st.error(f"This image cannot be used with this model: {error}")
+    st.error(f"This image cannot be used with this model: {safe_text.md(error)}")
     st.stop()
 labels = prediction.labels
 names = figures.class_names(prediction.probs.shape[-1])

@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from dashboard import figures, state
+from dashboard import figures, safe_text, state
 from explainers import ExplainerError, quality
 from models import CLASS_NAMES, scenes
 
@@ -69,7 +69,7 @@ def unavailable_reason(model: Any) -> str | None:
     if list(names) != list(CLASS_NAMES):
         return (f"The generated scenes are labelled with the {len(CLASS_NAMES)} mushroom classes "
                 f"({', '.join(CLASS_NAMES)}), but this model's {num_classes} classes are "
-                f"{', '.join(names[:4])}{' …' if num_classes > 4 else ''}: their IoU would mean nothing, so the "
+                f"{', '.join(map(safe_text.md, names[:4]))}{' …' if num_classes > 4 else ''}: their IoU would mean nothing, so the "
                 "browser is only available for mushroom models. Upload an image (and its label PNG) instead.")
     return None
 
@@ -114,7 +114,7 @@ def show(model: Any, model_key: str) -> None:
     try:
         data = ranked(model_key, seed, count, model)
     except ExplainerError as error:
-        st.error(f"The scenes cannot be segmented by this model: {error}")
+        st.error(f"The scenes cannot be segmented by this model: {safe_text.md(error)}")
         return
     size, rows = data["size"], data["rows"]
     order = [row["index"] for row in rows]

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import safe_text, state
 from models import CLASS_NAMES
 from models import class_names as names_rules
 
@@ -60,8 +60,8 @@ def show(model: Any, model_key: str) -> None:
         stored = _stored(choice["path"]) if choice.get("path") else None
         names, source = names_rules.resolve(num_classes, given=given, stored=stored)
         if problem:
-            st.error(problem)
-        st.caption(f"Names: {source}. " + ", ".join(names[:8]) + (" …" if len(names) > 8 else ""))
+            st.error(safe_text.md(problem))
+        st.caption(f"Names: {source}. " + ", ".join(map(safe_text.md, names[:8])) + (" …" if len(names) > 8 else ""))
     st.session_state[CURRENT] = {"model_key": model_key, "names": names, "source": source}
 
 

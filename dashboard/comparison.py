@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from dashboard import compute, figures, state, wake
+from dashboard import compute, figures, safe_text, state, wake
 from explainers import diagnostics, regions, registry, results
 from explainers.caching import LRU
 
@@ -138,7 +138,7 @@ def title(method: str, explanation: Any) -> str:
 def caption(method: str, explanation: Any) -> str:
     """Under each map: what it attributes to, the time, and a warning when the map is empty."""
     where = (f"{short_label(method)} · {LAYER_FREE_NOTE}" if is_layer_free(method)
-             else f"{label(method)} at layer `{explanation.layer}`")
+             else f"{label(method)} at layer {safe_text.code(explanation.layer)}")
     text = f"{where}; {explanation.seconds:.2f} s"
     for icon, message in visible_warnings(explanation):
         text += f" · {icon} {message}"
@@ -166,7 +166,7 @@ def notes(results: dict[str, Any]) -> None:
     """How each map was computed (the library's own notes), out of the way under the table."""
     with st.expander("How each map was computed", expanded=False):
         for method, explanation in results.items():
-            st.markdown(f"**{label(method)}**: {getattr(explanation, 'note', '') or '—'}")
+            st.markdown(f"**{label(method)}**: {safe_text.md(getattr(explanation, 'note', '') or '—')}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def score_choice(request: Request) -> None:
 
 def _draw_pending(request: Request, method: str, job: compute.Job) -> None:
     if job.error is not None:
-        st.error(job.error)
+        st.error(safe_text.md(job.error))
         return
     # no percentage in the text: the bar moves between looks, a number would stand still
     wake.progress(job.progress, job.remaining(), pending_text(request, method, job), key=_wake_key(method),
@@ -405,7 +405,7 @@ def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> No
     if blind:
         names = ", ".join(short_label(m) for m in blind)
         others = [label(m) for m in REGION_SENSITIVE if m in registry.ALL_METHODS]
-        st.warning(f"At layer `{request.layer}`, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
+        st.warning(f"At layer {safe_text.code(request.layer)}, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
                    f"region: the map for this region equals the map for the whole class (largest difference "
                    f"≤ {diagnostics.SAME_TOLERANCE:g}), so here it answers “why this class?”, not “why this "
                    "region?”. This happens when only position-wise layers follow the chosen one (e.g. a 1×1 "
@@ -438,7 +438,7 @@ def sweep(request: Request) -> None:
     paths = compute.outline(request.region)
     flat = [layer for layer, result in by_layer.items() if _is_single_position(result)]
     if flat:
-        st.caption(f"{', '.join(f'`{name}`' for name in flat)}: a 1×1 output has one position, so its map is "
+        st.caption(f"{', '.join(safe_text.code(name) for name in flat)}: a 1×1 output has one position, so its map is "
                    "one number and carries no location; those cells are left blank rather than painted at the "
                    "maximum.")
     for method in ("gradcam", "gradcam++"):

@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import compute, state
+from dashboard import compute, safe_text, state
 from explainers import dataset_analysis
 
 ROOT_ENV = "SEGEXPLAIN_RESULTS_ROOT"
@@ -133,7 +133,7 @@ def show() -> None:
                        "analysis (analysis.json).")
     folder, problem = resolve_folder(st.session_state.get(FOLDER) or "")
     if problem:
-        st.error(problem)
+        st.error(safe_text.md(problem))
         return
     if folder is None:
         st.caption("Type the folder of a batch run (`python -m explainers.batch … --out FOLDER`) to see, class "
@@ -142,7 +142,7 @@ def show() -> None:
     try:
         result = _results(str(folder), _stamp(folder))
     except (ValueError, OSError) as error:
-        st.error(f"This folder cannot be read as batch results: {str(error).splitlines()[0]}")
+        st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
         return
     tables, names = result["tables"], list(result["class_names"])
     rows = tables.get("context_matrix") or []
@@ -174,18 +174,18 @@ def show() -> None:
     c = c_col.selectbox("Explained class", explained, key=CELL_CLASS, format_func=names.__getitem__)
     k = k_col.selectbox("Mass on class", list(range(len(names))), key=CELL_ON, format_func=names.__getitem__)
     top = dataset_analysis.top_images(tables.get("image_shares") or [], method, source, c, k, TOP)
-    st.markdown(f"**Images where {method}'s map of *{names[c]}* puts most mass on *{names[k]}***")
+    st.markdown(f"**Images where {method}'s map of *{safe_text.md(names[c])}* puts most mass on *{safe_text.md(names[k])}***")
     for i, row in enumerate(top):
         text_col, button_col = st.columns([4, 1], vertical_alignment="center")
-        text_col.markdown(f"`{row['image']}` · share {float(row['share']):.3f} · {Path(row['run']).name}")
+        text_col.markdown(f"{safe_text.code(row['image'])} · share {float(row['share']):.3f} · {safe_text.md(Path(row['run']).name)}")
         button_col.button("Open in main view", key=f"dataset-open-{i}", on_click=open_in_main_view,
                           args=(row["run"], row["output"], method))
     if not top:
         st.caption("No image in this cell.")
     if st.session_state.get(PROBLEM):
-        st.error(st.session_state[PROBLEM])
+        st.error(safe_text.md(st.session_state[PROBLEM]))
     elif state.get(OPENED):
-        st.success(f"Opened {state.get(OPENED)[1]}: go to the main page to explain it (its region is set).")
+        st.success(f"Opened {safe_text.md(state.get(OPENED)[1])}: go to the main page to explain it (its region is set).")
     _side_tables(tables)
 
 

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
+from dashboard import safe_text
 from models import CLASS_COLORS
 
 COLORSCALE = "Turbo"  # one colour scale for every map, always over [0, 1]
@@ -53,7 +54,8 @@ def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], sh
     for name, (r, g, b), share in zip(names, colors, shares, strict=True):
         swatch = (f"<span style='display:inline-block;width:0.85em;height:0.85em;margin-right:0.3em;"
                   f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>")
-        items.append(f"<span style='white-space:nowrap;margin-right:0.9em'>{swatch}{name} {100 * share:.1f} %</span>")
+        text = f"{safe_text.html(name)} {100 * share:.1f} %"
+        items.append(f"<span style='white-space:nowrap;margin-right:0.9em'>{swatch}{text}</span>")
     return ("<div style='font-size:0.82em;line-height:1.6' title='predicted class: share of the pixels'>"
             + "".join(items) + "</div>")
 
@@ -121,7 +123,7 @@ def colorbar_html(label: str) -> str:
                       enumerate(lookup_table()[np.linspace(0, 255, 9).astype(int)].tolist()))
     return (f"<div style='font-size:0.8em;line-height:1.2'><div style='height:0.7em;border-radius:2px;"
             f"background:linear-gradient(to right, {stops})'></div>"
-            f"<div style='display:flex;justify-content:space-between'><span>0</span><span>{label}</span>"
+            f"<div style='display:flex;justify-content:space-between'><span>0</span><span>{safe_text.html(label)}</span>"
             "<span>1</span></div></div>")
 
 
@@ -171,11 +173,11 @@ def map_figure(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarra
     h, w = heatmap.shape
     fig = go.Figure()
     fig.add_trace(go.Image(source=png_data_uri(image), hoverinfo="skip"))  # under the map
-    fig.add_trace(_heatmap_trace(heatmap, name))
+    fig.add_trace(_heatmap_trace(heatmap, safe_text.html(name)))
     for trace in _outline_traces(paths):
         fig.add_trace(trace)
     fig.update_layout(
-        title=dict(text=title, x=0.5, xanchor="center", font=dict(size=14)),
+        title=dict(text=safe_text.html(title), x=0.5, xanchor="center", font=dict(size=14)),
         height=height, margin=dict(l=4, r=4, t=40, b=4), showlegend=False, hovermode="closest",
     )
     _image_axes(fig, h, w)
@@ -209,12 +211,12 @@ def sweep_figure(maps: Mapping[str, np.ndarray], paths: Sequence[np.ndarray], me
     """One method's map at every layer, in forward order, as a grid of small heatmaps."""
     names = list(maps)
     rows = max(1, math.ceil(len(names) / columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.01,
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[safe_text.html(n) for n in names], horizontal_spacing=0.01,
                         vertical_spacing=0.06 if rows < 6 else 0.03)
     for k, layer in enumerate(names):
         r, c = k // columns + 1, k % columns + 1
         heatmap = np.asarray(maps[layer])
-        fig.add_trace(_heatmap_trace(heatmap, f"{method_label} · {layer}", opacity=1.0), row=r, col=c)
+        fig.add_trace(_heatmap_trace(heatmap, safe_text.html(f"{method_label} · {layer}"), opacity=1.0), row=r, col=c)
         for trace in _outline_traces(paths):
             fig.add_trace(trace, row=r, col=c)
         h, w = heatmap.shape
@@ -312,7 +314,7 @@ def error_legend_html(names: Sequence[str]) -> str:
     for name in names:
         r, g, b = ERROR_COLORS[name]
         items.append(f"<span style='display:inline-block;width:0.9em;height:0.9em;margin:0 0.3em 0 0.8em;"
-                     f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>{name}")
+                     f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>{safe_text.html(name)}")
     return "<div style='font-size:0.9em'>" + "".join(items) + "</div>"
 
 

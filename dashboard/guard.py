@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from dashboard import safe_text
 from explainers.errors import ExplainerError
 
 LOG = logging.getLogger("segexplain.dashboard")
@@ -48,7 +49,7 @@ def section(title: str) -> Iterator[None]:
         yield
     except Exception as error:  # noqa: BLE001 - the boundary: everything unexpected ends here
         LOG.exception("unexpected error in section %r", title)
-        st.error(message(title, error))
+        st.error(safe_text.md(message(title, error)))
 
 
 def call(title: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import compute, state
+from dashboard import compute, safe_text, state
 from explainers import graph
 
 STAGE = "layer_stage"  # selectbox of the stage filter
@@ -63,4 +63,4 @@ def show(container: Any, model: Any, model_key: str, default_layer: str) -> str:
         "Layer", options, key=state.LAYER,
         format_func=lambda name: f"{name}  ({_shape_text(infos[name].output_shape)} · {infos[name].kind})",
         help=f"Feature map the CAMs explain: any layer with a spatial (h×w×channels) output, or a token map "
-             f"on the patch grid. {DEFAULT_RULE} Here: `{default_layer}`.")
+             f"on the patch grid. {DEFAULT_RULE} Here: {safe_text.code(default_layer)}.")

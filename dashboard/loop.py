@@ -19,7 +19,18 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import choices, comparison, export, faithfulness_view, figures, guard, region, runtime, state
+from dashboard import (
+    choices,
+    comparison,
+    export,
+    faithfulness_view,
+    figures,
+    guard,
+    region,
+    runtime,
+    safe_text,
+    state,
+)
 from explainers import ExplainerError
 
 
@@ -81,13 +92,14 @@ def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, met
     if request is None:
         return None
     state.put(state.REQUEST, request)
-    st.caption(f"Explaining **{ctx.names[class_index]}** ({ctx.settings['target']}) for the {marked.how} "
-               f"({int(request.region.sum())} px) at layer `{layer}`; the white line is the region's outline.")
+    st.caption(f"Explaining **{safe_text.md(ctx.names[class_index])}** ({ctx.settings['target']}) for the "
+               f"{safe_text.md(marked.how)} ({int(request.region.sum())} px) at layer {safe_text.code(layer)}; "
+               "the white line is the region's outline.")
     try:
         results = comparison.show_grid(request, view)
     except ExplainerError as error:
         state.put(state.RESULT_ERROR, str(error))
-        st.error(str(error))
+        st.error(safe_text.md(error))
         return None
     runtime.freeze_long_lived("first maps")  # the traced gradient functions are long-lived too
     st.markdown(figures.colorbar_html(comparison.SCALE_LABELS[view.scale]), unsafe_allow_html=True)
@@ -128,10 +140,10 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
     explained, problem = region.finish(marked, ctx.labels, ctx.names, class_index)
     state.put(state.RESULT_ERROR, problem)
     if problem is not None:
-        st.error(problem)
+        st.error(safe_text.md(problem))
         return None
     if explained is None:
-        st.info(marked.hint or "Mark a region to explain.")
+        st.info(safe_text.md(marked.hint or "Mark a region to explain."))
         return None
     if not methods:
         st.info("Choose at least one method.")
@@ -157,14 +169,14 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
             try:
                 comparison.sweep(request)
             except ExplainerError as error:
-                st.error(str(error))
+                st.error(safe_text.md(error))
     scores = None
     with faith_tab, guard.section("Which map to believe?"):
         try:
             scores = faithfulness_view.show(request, results)
         except ExplainerError as error:
             scores = None
-            st.error(str(error))
+            st.error(safe_text.md(error))
     with export_tab, guard.section("Export"):
         _export(ctx, request, results, how, scores)
 

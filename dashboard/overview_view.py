@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import compute, export, figures, guard, state
+from dashboard import compute, export, figures, guard, safe_text, state
 from dashboard.comparison import (
     PICKER_ORDER,
     PLOT_CONFIG,
@@ -40,7 +40,7 @@ def show(request: Request, labels: np.ndarray, names: list[str], image_name: str
     method = method_col.selectbox("Method", list(PICKER_ORDER), key=state.OVERVIEW_METHOD, format_func=picker_label)
     layer = None if is_layer_free(method) else request.layer
     on = toggle_col.toggle("Show the overview (the method runs once per predicted class)", key=state.OVERVIEW_ON)
-    where = "layer-free" if layer is None else f"at layer `{layer}`"
+    where = "layer-free" if layer is None else f"at layer {safe_text.code(layer)}"
     if not on:
         st.caption(f"{label(method)} {where} for every predicted class, each with all of its predicted pixels as "
                    "the region.")
@@ -87,4 +87,4 @@ def section(labels: np.ndarray, names: list[str], image_name: str) -> None:
         with guard.section("Class overview"):
             show(request, labels, names, image_name)
     except ExplainerError as error:
-        st.error(str(error))
+        st.error(safe_text.md(error))

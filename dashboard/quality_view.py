@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import figures, state
+from dashboard import figures, safe_text, state
 from explainers import ExplainerError, quality
 from models import scenes
 
@@ -95,7 +95,7 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
     """Ground truth | prediction | errors, then per-class IoU; or how to add a ground truth."""
     message = state.get(state.LABEL_MESSAGE)
     if message:
-        st.error(message)
+        st.error(safe_text.md(message))
     if truth is None:
         can_upload = choice.get("source") == "upload"
         st.info(f"{note} " + ("Upload a label PNG below (one class index per pixel, the image's size) to see "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import canvas, compute, figures, state
+from dashboard import canvas, compute, figures, safe_text, state
 from explainers import ExplainerError, quality, regions
 
 CANVAS_SIZE = 320  # longest side of the canvas in screen pixels: fits the loop view's left column at 1280 px
@@ -207,7 +207,7 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             row = st.number_input("Row", min_value=0, max_value=shape[0] - 1, step=1, key=state.CLICK_ROW)
             col = st.number_input("Column", min_value=0, max_value=shape[1] - 1, step=1, key=state.CLICK_COL)
             c = int(labels[int(row), int(col)])
-            st.caption(f"Pixel ({row}, {col}) is predicted as **{names[c]}**.")
+            st.caption(f"Pixel ({row}, {col}) is predicted as **{safe_text.md(names[c])}**.")
             return Marked(regions.from_component(labels, int(row), int(col)),
                           f"component of '{names[c]}' at row {row}, column {col}")
         return Marked(regions.whole_image(shape), "whole image")
@@ -245,7 +245,7 @@ def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], con
     pickers can be changed freely until another cell is clicked."""
     table = {"truth ↓": list(names)} | {name: confusion[:, k].tolist() for k, name in enumerate(names)}
     columns = {"truth ↓": st.column_config.TextColumn("truth ↓", width=90, help="true class (ground truth)")}
-    columns |= {name: st.column_config.NumberColumn(name, width=50, help=f"predicted as {name}") for name in names}
+    columns |= {name: st.column_config.NumberColumn(name, width=50, help=f"predicted as {safe_text.md(name)}") for name in names}
     event = st.dataframe(table, hide_index=True, key=state.CONFUSION_TABLE, on_select="rerun",
                          selection_mode="single-cell", column_config=columns)
     cells = list(((event or {}).get("selection") or {}).get("cells") or [])
@@ -266,7 +266,7 @@ def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], con
     a = true_col.selectbox("True class", range(len(names)), key=state.ERROR_TRUE, format_func=names.__getitem__)
     b = pred_col.selectbox("Predicted as", range(len(names)), key=state.ERROR_PRED, format_func=names.__getitem__)
     st.caption(f"Pixel counts (rows: ground truth, columns: prediction). Click a cell, or pick the pair: "
-               f"{int(confusion[a, b])} px of **{names[a]}** predicted as **{names[b]}**.")
+               f"{int(confusion[a, b])} px of **{safe_text.md(names[a])}** predicted as **{safe_text.md(names[b])}**.")
     return Marked(quality.confused_pixels(truth, labels, a, b, names),
                   f"pixels of '{names[a]}' predicted as '{names[b]}'")
 

@@ -22,7 +22,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import choices, class_names_input, compute, guard, state, uploads
+from dashboard import choices, class_names_input, compute, guard, safe_text, state, uploads
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from explainers.model_files import Limits, check_image_size
@@ -120,7 +120,7 @@ def active_model() -> tuple[Any, str, str] | None:
                 problem = "its file is no longer stored for this session"
             else:
                 try:
-                    with st.spinner(f"Reloading “{choice['name']}”…"):
+                    with st.spinner(f"Reloading “{safe_text.md(choice['name'])}”…"):
                         model = load_user_model(path, display_name=choice["name"])
                     uploads.keep_model(choice["digest"], model)
                 except (ModelLoadError, ExplainerError, OSError, MemoryError) as error:
@@ -168,7 +168,7 @@ def handle_model_upload(uploaded: Any) -> None:
     resumed = bool(pending) and pending.get("file") == file_id
     st.session_state[uploads.PENDING_MODEL] = {"file": file_id, "name": uploaded.name}
     verb = "Resuming the interrupted load of" if resumed else "Loading"
-    with st.spinner(f"{verb} “{uploaded.name}”…"):
+    with st.spinner(f"{verb} “{safe_text.md(uploaded.name)}”…"):
         choice, message = model_from_upload(uploaded.name, uploaded.getvalue())
         # written before any further Streamlit call, so a rerun requested meanwhile cannot lose it
         if choice is not None:
@@ -245,7 +245,7 @@ def model_section() -> tuple[Any, str, str] | None:
         rows = [{"layer": info.name, "output": choices.shape_text(info.output_shape),
                  **({"kind": info.kind} if len(kinds) > 1 else {})} for info in layers]
         st.dataframe(rows, hide_index=True, height=min(36 * len(rows) + 40, 420))
-        st.caption(f"{len(rows)} layers, forward order; default: `{default}`.")
+        st.caption(f"{len(rows)} layers, forward order; default: {safe_text.code(default)}.")
     return loaded
 
 
@@ -253,23 +253,23 @@ def _model_status(uploaded: Any) -> tuple[Any, str, str] | None:
     """The model section's messages, class names and active-model line; the loaded model or None."""
     message = state.get(state.MODEL_MESSAGE)
     if message:
-        st.error(message)
+        st.error(safe_text.md(message))
         if st.session_state.get(RETRY_MODEL) and uploaded is not None:
-            st.button(f"Retry loading “{uploaded.name}”", on_click=_retry_model)
+            st.button(f"Retry loading “{safe_text.md(uploaded.name)}”", on_click=_retry_model)
     loaded = active_model()
     if loaded is None:
         return None
     model, key, name = loaded
     message_now = state.get(state.MODEL_MESSAGE)
     if message_now and message_now != message:  # the session's model went away during this run
-        st.error(message_now)
+        st.error(safe_text.md(message_now))
     st.session_state[MODEL_INPUT] = _input_size(model)
     class_names_input.show(model, key)
     if key.startswith("upload:"):
-        st.caption(f"Active: uploaded **{name}**")
+        st.caption(f"Active: uploaded **{safe_text.md(name)}**")
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
-        st.caption(f"Active: {name}")
+        st.caption(f"Active: {safe_text.md(name)}")
     return loaded
 
 
@@ -294,7 +294,7 @@ def image_section() -> dict[str, Any]:
     handle_image_upload(uploaded)
     message = state.get(state.IMAGE_MESSAGE)
     if message:
-        st.error(message)
+        st.error(safe_text.md(message))
     choice = active_image()
     with top:
         if choice["source"] == "sample":
@@ -309,7 +309,7 @@ def image_section() -> dict[str, Any]:
     truth = " · with ground truth" if choice.get("truth") is not None or choice["source"] == "sample" else ""
     original = choice.get("original_size")
     used = f", reduced from {original[0]}×{original[1]} px" if original else ""
-    st.caption(f"Active: {origin} **{choice['name']}** ({width}×{height} px{used}){truth}")
+    st.caption(f"Active: {origin} **{safe_text.md(choice['name'])}** ({width}×{height} px{used}){truth}")
     note = resize_note(height, width, st.session_state.get(MODEL_INPUT))
     if note:
         st.caption(note)
