@@ -31,7 +31,20 @@ saved as a `.keras` file by the application. `--region` is `whole` (every pixel;
 `--class`, else the most frequent predicted class, not counting one named "background"), `class:N` or
 `class:NAME` (every pixel predicted as that class; images without such pixels are listed as skipped).
 Exit codes: 0 done, 1 some images failed, 2 bad command line (unknown method, bad region, unreadable
-model, no images, an output folder that overlaps the images or cannot be written).
+model, no images, an output folder that overlaps the images or cannot be written, is being written by
+another run, or holds another run's results), 3 the run stopped before the end (the output folder
+could not be written, e.g. the disk is full; or the Ray cluster was lost): what was finished is
+intact, and the same command resumes.
+
+One run per folder, one set of settings per folder: a run holds an exclusive lock on `--out`
+(`LOCK_FILE`, released by the OS even when the run is killed), so two runs at once on one folder
+cannot interleave; and `run.json` records the run's identity (model digest, methods, region, class,
+layer, target, metrics, class names, labels and images folders): a run with other settings on a
+folder holding results refuses, naming what differs, unless `--force` says to replace them.
+Files are checked before they are read (size, then the header's format and pixel count:
+`images.check_image_file`); non-image files in `--images` are left out and named in the closing line
+on stdout and in `run.json` (`skipped_files`). Text cells of summary.csv that a spreadsheet would take
+for a formula start with `'`.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -59,11 +73,14 @@ CSV_FIELDS = (
 )
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.csv"
+LOCK_FILE = ".segexplain-batch.lock"  # held (flock) by the run writing into the folder; the OS frees it on exit
 FORMAT = "segexplain-batch/2"
 MAX_NAME_BYTES = 120  # output base names longer than this (UTF-8) are shortened with a hash
 ENGINES = ("local", "ray")
 SUMMARY_SECONDS = 30.0  # summary.csv is rewritten at most this often during a run (and always at the end)
-_RESERVED = {RUN_FILE, SUMMARY_FILE}
+_RESERVED = {RUN_FILE, SUMMARY_FILE, LOCK_FILE}
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # spreadsheet formula starts (OWASP CSV injection)
+EXIT_STOPPED = 3  # the run stopped before the end (output not writable, Ray cluster lost); rerun to resume
 _RAMP = np.array(  # a dark-blue → red → yellow ramp for heatmap previews (value 0 … 1)
     [[0, 0, 80], [60, 0, 160], [200, 0, 90], [255, 90, 0], [255, 230, 40]], dtype=np.float32
 )
@@ -124,7 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
-    parser.add_argument("--force", action="store_true", help="recompute images whose outputs already exist")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute images whose outputs already exist; replace the results of a run with other "
+                             "settings in --out")
     parser.add_argument("--engine", default="local", choices=ENGINES,
                         help="local: this process (default); ray: Ray actors, each holding the model once")
     parser.add_argument("--address", default=None,
@@ -166,6 +185,11 @@ def _image_files(folder: Path) -> list[Path]:
     if not files:
         raise UsageError(f"--images {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     return files
+
+
+def skipped_files(folder: Path) -> list[str]:
+    """Names of the files in `folder` the run leaves out because their extension is not an image's."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
 
 
 def check_folders(images: Path, out: Path, labels: Path | None = None) -> None:
@@ -361,6 +385,10 @@ def _decode_labels(data: bytes, shape: tuple[int, int], num_classes: int) -> tup
     return regions.resample_nearest(truth, shape).astype(np.int16), ""
 
 
+OUT_OF_MEMORY = ("this image ran out of memory in the model: use a smaller image, fewer or cheaper methods, or "
+                 "a machine with more memory")
+
+
 class Worker:
     """Holds one loaded model and turns one image's bytes into its outputs (bytes), writing nothing."""
 
@@ -375,8 +403,17 @@ class Worker:
         try:
             return _explain_one(self.model, self.summary, item, self.options)
         except (ExplainerError, OSError, ValueError) as error:  # one unreadable image must not stop the batch
-            return {"record": {"image": item["image"], "output": item["output"], "region": self.options["region_spec"],
-                               "status": f"error: {error}", "rows": []}, "npz": None, "png": None}
+            return self._failed(item, str(error))
+        except MemoryError:
+            return self._failed(item, OUT_OF_MEMORY)
+        except Exception as error:  # TensorFlow's ResourceExhaustedError is an OpError, not a MemoryError
+            if type(error).__name__ != "ResourceExhaustedError":
+                raise
+            return self._failed(item, OUT_OF_MEMORY)
+
+    def _failed(self, item: dict[str, Any], message: str) -> dict[str, Any]:
+        return {"record": {"image": item["image"], "output": item["output"], "region": self.options["region_spec"],
+                           "status": f"error: {message}", "rows": []}, "npz": None, "png": None}
 
 
 def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -401,7 +438,7 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
     record: dict[str, Any] = {"image": item["image"], "output": item["output"], "class_index": int(class_index),
                               "class_name": class_name, "region": options["region_spec"],
                               "region_pixels": int(mask.sum()), "rows": []}
-    truth, truth_note = (None, "")
+    truth, truth_note = (None, item.get("truth_error", ""))
     if item.get("truth") is not None:
         truth, truth_note = _decode_labels(item["truth"], labels.shape, summary.num_classes)
     record["ground_truth"] = truth is not None
@@ -444,13 +481,26 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
 
 def read_item(item: dict[str, Any]) -> dict[str, Any]:
     """An item with its image (and label) bytes read from disk; a missing file becomes an error record later."""
+    from explainers.errors import ExplainerError
+    from explainers.images import check_image_file
+
     loaded = dict(item)
-    try:
+    try:  # size and header first: a 3 GB file named .tif is refused without reading it
+        check_image_file(item["path"])
         loaded["data"] = Path(item["path"]).read_bytes()
+    except ExplainerError as error:
+        loaded["data"] = b""
+        loaded["read_error"] = str(error)
     except OSError as error:
         loaded["data"] = b""
         loaded["read_error"] = f"the file cannot be read ({error.strerror or error})"
-    loaded["truth"] = Path(item["labels_path"]).read_bytes() if item.get("labels_path") else None
+    loaded["truth"] = None
+    if item.get("labels_path"):
+        try:
+            check_image_file(item["labels_path"])
+            loaded["truth"] = Path(item["labels_path"]).read_bytes()
+        except (ExplainerError, OSError) as error:
+            loaded["truth_error"] = f"ground truth ignored: {getattr(error, 'strerror', None) or error}"
     return loaded
 
 
@@ -527,6 +577,17 @@ def _csv_rows(record: dict) -> list[dict]:
     return [{**base, **row} for row in record["rows"]]
 
 
+def csv_cell(value: Any) -> Any:
+    """A summary cell: text that a spreadsheet would read as a formula (starting with = + - @, tab or
+    carriage return, e.g. an image named `=HYPERLINK(...).png`) gets a leading `'`, as OWASP advises;
+    numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_summary(out: Path, records: Iterable[dict]) -> None:
     """summary.csv: one row per image and method (one row for a skipped or failed image), atomically."""
     text = io.StringIO(newline="")
@@ -534,7 +595,7 @@ def write_summary(out: Path, records: Iterable[dict]) -> None:
     writer.writeheader()
     for record in records:
         for row in _csv_rows(record):
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     atomic_write(out / SUMMARY_FILE, text.getvalue().encode("utf-8"))
 
 
@@ -598,6 +659,64 @@ def _engine(args) -> Callable[..., Iterator[dict]]:
     return ray_engine.ray_engine
 
 
+class EngineLost(Exception):
+    """The engine stopped for good (a lost Ray cluster); the message is one sentence."""
+
+
+def lock_folder(out: Path):
+    """Hold the output folder for this run (an open file with an exclusive `flock`; the OS releases it
+    when the process ends, even when killed). A second run on the same folder gets a UsageError."""
+    import fcntl
+
+    handle = open(out / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(
+            f"--out {str(out)!r} is being written by another batch run ({holder}): wait for it to end, or "
+            "choose another output folder."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
+
+
+def _option_of(key: str) -> str:
+    return {"model_sha256": "--model (another file)", "images": "--images", "class": "--class",
+            "methods": "--method"}.get(key, "--" + key.replace("_", "-"))
+
+
+def check_identity(out: Path, identity: dict, force: bool) -> None:
+    """Refuse to mix or replace another run's results: when `out` holds a run.json made with other
+    settings (model, methods, region, layer, ..., images folder), say which differ; `--force` replaces."""
+    try:
+        earlier = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("settings"), dict):
+        return
+    before = {**earlier["settings"], "images": earlier.get("images")}
+    differ = [key for key in identity if key in before and before[key] != identity[key]]
+    if differ and not force:
+        raise UsageError(
+            f"--out {str(out)!r} holds the results of a run with other settings ({', '.join(map(_option_of, differ))} "
+            f"{'differ' if len(differ) > 1 else 'differs'}): choose another output folder, or pass --force to replace those results."
+        )
+
+
+def _stopped(out: Path, error: BaseException, saved: int) -> str:
+    if isinstance(error, EngineLost):
+        return f"{error} The {saved} images finished so far are saved in {str(out)!r}; run the same command again to resume."
+    reason = getattr(error, "strerror", None) or type(error).__name__
+    return (f"The run stopped because {str(out)!r} cannot be written ({reason}): the {saved} images finished so far "
+            "are saved intact; free some space (or fix the folder) and run the same command again to resume.")
+
+
 def run(args) -> int:
     """Run the batch described by parsed arguments; returns the exit code (UsageError → caller)."""
     if args.engine == "ray":
@@ -605,7 +724,17 @@ def run(args) -> int:
 
         ray_engine.require_ray()  # before any work: the message names the package to install
     plan = _validate(args)
+    lock = lock_folder(args.out)
+    try:
+        return _run_locked(args, plan)
+    finally:
+        lock.close()
+
+
+def _run_locked(args, plan: dict[str, Any]) -> int:
     files, settings, out = plan["files"], plan["settings"], args.out
+    check_identity(out, {**settings, "images": str(args.images.resolve())}, args.force)
+    skipped = skipped_files(args.images)
     names = output_names(files)
     names_of = {p.name: names[p] for p in files}
     class_names = plan["options"]["class_names"] or [str(i) for i in range(plan["num_classes"])]
@@ -613,7 +742,7 @@ def run(args) -> int:
                 "labels": str(args.labels.resolve()) if args.labels else None, "class_names": class_names,
                 "num_classes": plan["num_classes"], "methods": list(plan["options"]["methods"]),
                 "method_keys": {m: m.replace("+", "p") for m in plan["options"]["methods"]},
-                "outputs": names_of, "settings": settings}
+                "outputs": names_of, "settings": settings, "skipped_files": skipped}
     atomic_write(out / RUN_FILE, json.dumps(run_info, indent=1).encode("utf-8"))
     records: dict[str, dict] = {}
     todo = []
@@ -634,20 +763,40 @@ def run(args) -> int:
     bar.show(len(records), "resuming" if records else "starting")
     engine = _engine(args)
     fresh, last_summary = 0, time.monotonic()
+    stopped: BaseException | None = None
     try:
         for result in engine(Path(args.model), plan["options"], todo, address=args.address, workers=args.workers,
                              batch_size=args.batch_size):
-            record = store(out, result, settings)
+            try:
+                record = store(out, result, settings)
+            except OSError as error:  # disk full, quota, folder gone: stop, keep what is written
+                stopped = error
+                break
             records[record["image"]] = record
             fresh += 1
             bar.show(len(records), record["image"], fresh)
             if time.monotonic() - last_summary >= SUMMARY_SECONDS:  # O(rows) each: not after every image
                 write_summary(out, ordered())
                 last_summary = time.monotonic()
+    except EngineLost as error:
+        stopped = error
     finally:
-        write_summary(out, ordered())
+        try:
+            write_summary(out, ordered())
+        except OSError as error:
+            stopped = stopped or error
         bar.close()
-    failures = sum(str(r.get("status", "")).startswith("error") for r in records.values())
+    if stopped is not None:
+        sys.stderr.write(_stopped(out, stopped, len(records)) + "\n")
+        return EXIT_STOPPED
+    statuses = [str(r.get("status", "")) for r in records.values()]
+    failures = sum(s.startswith("error") for s in statuses)
+    line = (f"{len(records)} images: {sum(s == 'ok' for s in statuses)} explained, "
+            f"{sum(s.startswith('skipped') for s in statuses)} skipped (no pixel of the class), {failures} failed")
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        line += f"; not images, left out: {shown}"
+    print(line + f". Results in {str(out)}.")
     return 1 if failures else 0
 
 

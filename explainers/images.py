@@ -107,6 +107,53 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file an image within `max_pixels` can need: 8 bytes a pixel (16-bit RGBA, uncompressed)
+    plus 16 MB of metadata. Anything larger is refused by its size, before a byte of it is read."""
+    return 8 * max_pixels + 16_000_000
+
+
+def check_image_file(path: str | os.PathLike, max_pixels: int | None = None) -> int:
+    """Check an image file on disk before it is read: its size, then its header (format, width × height)
+    from the first bytes only. Returns the file's size; raises `ExplainerError` with one sentence.
+
+    For tools that read files from folders (the batch CLI): `decode_image` needs the whole file in
+    memory, so a 3 GB file named `.tif` must be refused before that, not after."""
+    if max_pixels is None:
+        max_pixels = max_pixels_from_env()
+    size = os.stat(path).st_size
+    if size == 0:
+        raise ExplainerError("The file is empty: use a PNG or JPEG image.")
+    if size > max_file_bytes(max_pixels):
+        raise ExplainerError(
+            f"The file is {size / 1e9:.2f} GB, larger than any image within the {max_pixels / 1e6:g} MP limit "
+            f"can be (set {MAX_PIXELS_ENV} to change it): it is not an image segexplain can read."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with open(path, "rb") as handle, Image.open(handle, formats=FORMATS) as image:
+                width, height = image.size  # the header only: no pixel is decoded here
+        except UnidentifiedImageError:
+            raise ExplainerError(
+                "The file is not an image segexplain can read: use a PNG, JPEG, GIF, BMP, TIFF or WebP file."
+            ) from None
+        except Image.DecompressionBombError:
+            raise ExplainerError(
+                f"The image declares more pixels than the {max_pixels / 1e6:g} MP limit "
+                f"(set {MAX_PIXELS_ENV} to change it): downscale it first."
+            ) from None
+        except OSError:
+            raise
+        except Exception:  # Pillow's header parsers raise SyntaxError, ValueError, struct.error, ...
+            raise ExplainerError(
+                "The image file is damaged or truncated: export it again and use the complete file."
+            ) from None
+    if width * height > max_pixels:
+        raise _too_large(width, height, max_pixels)
+    return size
+
+
 def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     """Decode an uploaded PNG/JPEG/GIF/BMP/TIFF/WebP to a C-contiguous uint8 H×W×3 RGB array.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from explainers import graph, regions
+from explainers import graph, model_files, regions
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.results import REGION_RESIZED, REGION_TOUCHED, MapWarning
@@ -58,6 +58,8 @@ def image(model, image, model_summary: graph.ModelSummary | None = None) -> np.n
         )
     if not np.all(np.isfinite(arr)):
         raise ExplainerError("The image contains NaN or infinite values: pass a uint8 image with values 0-255.")
+    if None in (h, w):  # free-size models: every layer output at this very size, before anything runs
+        model_files.check_run_size(model, *arr.shape[:2])
     return arr
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import keras
 
+from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.graph import inspect_model
 
@@ -139,6 +140,44 @@ def check_image_size(height: int, width: int, limits: Limits | None = None) -> N
             f"The model would run on {width}×{height} pixels ({height * width / 1e6:.3g} MP), above the "
             f"{limits.input_pixels / 1e6:.3g} MP input limit (set {ENV['input_pixels']} to change it)."
         )
+
+
+def _outputs_at(model, height: int, width: int) -> tuple[int, str]:
+    """(elements, layer) of the largest layer output of one image of `height × width`: a symbolic pass
+    over the flattened graph (shapes only, nothing allocated), so a free-size model's `None` dimensions
+    become the sizes it will really have (`ZeroPadding2D(4000)` adds 8000, `UpSampling2D(64)` multiplies)."""
+    from explainers import graph
+
+    flat = graph.flatten(model)
+    names = list(flat.taps)
+    probe = keras.Model(flat.input, [*flat.taps.values(), flat.logits])
+    channels = flat.input.shape[-1]
+    specs = keras.tree.flatten(probe.compute_output_spec(keras.KerasTensor((1, height, width, channels))))
+    best = (height * width * int(channels or 3), "the input")
+    for name, spec in zip([*names, "the logits"], specs, strict=False):
+        count = math.prod(int(d) for d in spec.shape[1:] if d is not None)
+        if count > best[0]:
+            best = (count, name)
+    return best
+
+
+def check_run_size(model, height: int, width: int, limits: Limits | None = None) -> None:
+    """Refuse, before anything runs, an image on which `model` would hold a layer output above
+    `limits.activation_elements` values (free-size models: checked at this very size; cached per size)."""
+    limits = limits or Limits.from_env()
+    try:
+        elements, layer = _RUN_SIZES.get(model, (height, width), lambda: _outputs_at(model, height, width))
+    except Exception:  # a graph whose shapes cannot be inferred symbolically: the memory budget still applies
+        return
+    if elements > limits.activation_elements:
+        raise ModelFileError(
+            f"On a {width}×{height} image layer {layer!r} would hold {_mega(elements)} values per image, above "
+            f"the {_mega(limits.activation_elements)}-value limit (set {ENV['activation_elements']} to change it): "
+            "use a smaller image or a model that does not enlarge its input this much."
+        )
+
+
+_RUN_SIZES = PerModel()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,8 +78,11 @@ def test_outputs_rows_and_resume(setup, monkeypatch, capsys) -> None:
     assert _rows(out) == rows
     assert batch.main([*argv, "--force"]) == 0
     assert len(calls) == 3
-    assert batch.main([*argv[:-2], "--class-names", "background,cap,gills", "--metric-steps", "5"]) == 0
-    assert len(calls) == 6  # other settings: recomputed
+    other = [*argv[:-2], "--class-names", "background,cap,gills", "--metric-steps", "5"]
+    assert batch.main(other) == 2  # other settings: refused, the earlier results stay
+    assert len(calls) == 3 and len(_rows(out)) == 9
+    assert batch.main([*other, "--force"]) == 0
+    assert len(calls) == 6  # other settings, replacing deliberately: recomputed
 
 
 def test_class_region_skips_images_without_the_class(setup) -> None:
@@ -173,7 +176,9 @@ def test_resume_recomputes_for_another_model_in_the_same_folder(setup, monkeypat
     calls = []
     real_explain = api.explain
     monkeypatch.setattr(api, "explain", lambda *a, **k: calls.append(a) or real_explain(*a, **k))
-    assert batch.main(_args(other, images, out, *options)) == 0
+    assert batch.main(_args(other, images, out, *options)) == 2, "another model's run must not replace this one"
+    assert calls == []
+    assert batch.main(_args(other, images, out, *options, "--force")) == 0
     assert len(calls) == 3, "outputs of a different model must not be reused"
     assert not np.allclose(np.load(out / "img0.npz")["heatmap_gradcam"], first)
 
