@@ -74,6 +74,7 @@ class Limits:
     asset_bytes: int = 64_000_000  # archive members besides config and weights (Keras extracts them to disk)
     input_pixels: int = 1024 * 2048  # height × width of the model's (or a dynamic model's) input
     activation_elements: int = 64 * 2**20  # per-image elements of the largest layer output (256 MB float32)
+    layers: int = 5_000  # layers in the config, nested ones included (big keras-hub backbones have ~1,000)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -102,7 +103,12 @@ ENV = {
     "parameters": "SEGEXPLAIN_MAX_PARAMETERS",
     "input_pixels": "SEGEXPLAIN_MAX_INPUT_PIXELS",
     "activation_elements": "SEGEXPLAIN_MAX_ACTIVATION_ELEMENTS",
+    "layers": "SEGEXPLAIN_MAX_LAYERS",
 }
+# Keras builds a functional graph recursively, one Python frame per layer of its longest chain: past ~990
+# it ends in RecursionError after seconds of work, so longer chains are refused before it starts.
+MAX_CHAIN = 900
+DIRECTORY_ENTRY_BYTES = 1_024  # zip central-directory bytes allowed per permitted member (names included)
 
 
 def _limit_error(name: str, what: str, limit_text: str, field: str) -> ModelFileError:
@@ -209,6 +215,7 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
     else:
         config = read_h5_config(path, name, limits)
     scan_config(config, name)
+    check_layer_counts(config, name, limits)
     _import_model_libraries(config, name)
     built = dry_build(config, name, limits, legacy=suffix != ".keras")
     largest = built[0] if built else None
@@ -254,9 +261,9 @@ def _keras_named(path: Path, suffix: str) -> Iterator[Path]:
 # .keras archives
 
 
-def _zip_member_count(path: Path) -> int | None:
-    """Members declared by the end-of-central-directory record (zip64 aware), read without parsing the
-    central directory; None when there is no such record (not a zip)."""
+def _zip_directory(path: Path) -> tuple[int, int, int] | None:
+    """(members claimed, central-directory bytes, its offset) from the end-of-central-directory record
+    (zip64 aware), read without parsing the directory; None when there is no such record (not a zip)."""
     size = path.stat().st_size
     with path.open("rb") as handle:
         tail_size = min(size, 65_557)
@@ -265,14 +272,62 @@ def _zip_member_count(path: Path) -> int | None:
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or at + 22 > len(tail):
             return None
-        count = struct.unpack_from("<H", tail, at + 10)[0]
-        if count == 0xFFFF and at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":
+        count, directory_size, directory_offset = struct.unpack_from("<HII", tail, at + 10)
+        zip64 = at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07"
+        if zip64 and (count == 0xFFFF or 0xFFFFFFFF in (directory_size, directory_offset)):
             offset = struct.unpack_from("<Q", tail, at - 20 + 8)[0]
             handle.seek(offset)
             record = handle.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) >= 40:
-                count = struct.unpack_from("<Q", record, 32)[0]
-        return count
+            if record[:4] == b"PK\x06\x06" and len(record) >= 56:
+                count, directory_size, directory_offset = struct.unpack_from("<QQQ", record, 32)
+        return count, directory_size, directory_offset
+
+
+def _zip_member_count(path: Path) -> int | None:
+    """Members declared by the end-of-central-directory record; None when the file is not a zip."""
+    directory = _zip_directory(path)
+    return None if directory is None else directory[0]
+
+
+def _directory_entries(path: Path, size: int, offset: int) -> int | None:
+    """The entries really in a central directory of `size` bytes at `offset` (walked by their length
+    fields, a few bytes each, without building anything); None when the walk does not fit the directory."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    if len(data) != size:
+        return None
+    count, at = 0, 0
+    while at < size:
+        if data[at : at + 4] != b"PK\x01\x02" or at + 46 > size:
+            return None
+        name, extra, comment = struct.unpack_from("<HHH", data, at + 28)
+        at += 46 + name + extra + comment
+        count += 1
+    return count if at == size else None
+
+
+def check_zip_directory(path: Path, name: str, limits: Limits) -> None:
+    """Refuse a zip whose central directory is too big or lies about its size, before `zipfile` parses it:
+    `zipfile.ZipFile` reads every entry the directory holds whatever the end record claims, so a 47 MB file
+    claiming 3 members but holding a million entries costs hundreds of MB and seconds to open."""
+    directory = _zip_directory(path)
+    if directory is None:
+        return
+    claimed, size, offset = directory
+    if claimed > limits.archive_members:
+        raise _limit_error(name, f"has {claimed:,} archive members", f"{limits.archive_members:,}-member",
+                           "archive_members")
+    allowed = limits.archive_members * DIRECTORY_ENTRY_BYTES
+    if size > allowed:
+        raise _limit_error(name, f"has a {_bytes(size)} zip directory", f"{_bytes(allowed)} directory "
+                           f"({limits.archive_members:,}-member)", "archive_members")
+    real = _directory_entries(path, size, offset)
+    if real is None or real != claimed:
+        raise ModelFileError(
+            f"'{name}' is damaged: its zip directory holds {'other data' if real is None else f'{real:,} entries'} "
+            f"where its end record claims {claimed:,}; save the model again."
+        )
 
 
 def _damaged(name: str) -> ModelFileError:
@@ -283,6 +338,8 @@ def read_keras_archive(path: Path, name: str, limits: Limits) -> object:
     """The parsed config of a `.keras` zip, after checking members, sizes and checksums from the headers."""
     try:
         count = _zip_member_count(path)
+        if count is not None:
+            check_zip_directory(path, name, limits)  # before zipfile parses the directory
     except OSError:
         raise _damaged(name) from None
     if count is None or not zipfile.is_zipfile(path):
@@ -496,8 +553,9 @@ def check_h5_datasets(handle, name: str, limits: Limits | None, largest: int | N
                            "archive_bytes")
     if largest is not None and biggest[0] > max(largest, 1):
         raise ModelFileError(
-            f"'{name}' stores a weight of {_mega(biggest[0])} values where the architecture's largest "
-            f"weight has {_mega(largest)}: the file is damaged or padded, save the model again."
+            f"'{name}' holds weights that do not fit its architecture (a weight of {biggest[0]:,} values, where "
+            f"its largest layer weight has {largest:,}): the weights belong to another model or the file is "
+            "damaged, so save this model again with `model.save('model.keras')`."
         )
 
 
@@ -570,6 +628,74 @@ def scan_config(config: object, name: str) -> None:
                     f"'{name}' names a {class_name!r} object but registers it as {registered!r}, a "
                     "mismatch that could load other code, so it is refused."
                 )
+
+
+def _parents(inbound: object) -> set[str]:
+    """Names of the layers a layer's `inbound_nodes` read from (Keras 3 `keras_history`, or the Keras 2
+    `[layer, node, tensor, kwargs]` lists of legacy .h5 configs)."""
+    found: set[str] = set()
+    stack = [inbound]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            history = node.get("keras_history")
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                found.add(history[0])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
+                found.add(node[0])
+            else:
+                stack.extend(node)
+    return found
+
+
+def _longest_chain(layers: list) -> int:
+    """Layers on the longest path through one functional config's `layers` list (iterative, memoised)."""
+    inbound: dict[str, set[str]] = {}
+    for layer in layers:
+        if isinstance(layer, dict):
+            label = layer.get("name") or (layer.get("config") or {}).get("name")
+            if isinstance(label, str):
+                inbound[label] = _parents(layer.get("inbound_nodes"))
+    depth: dict[str, int] = {}
+    for start in inbound:
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in depth:
+                stack.pop()
+                continue
+            waiting = [p for p in inbound.get(node, ()) if p in inbound and p not in depth and p not in stack]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            depth[node] = 1 + max((depth.get(p, 0) for p in inbound.get(node, ())), default=0)
+            stack.pop()
+    return max(depth.values(), default=0)
+
+
+def check_layer_counts(config: object, name: str, limits: Limits) -> None:
+    """Refuse, before Keras builds anything, a config with more layers than `limits.layers` or a chain of
+    layers longer than Keras can build (`MAX_CHAIN`): a 10,000-layer config used to end in a
+    RecursionError after seconds of work."""
+    total, chain = 0, 0
+    for entry in _walk(config):
+        inner = entry.get("config")
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        if not isinstance(layers, list):
+            continue
+        total += len(layers)
+        sequential = entry.get("class_name") == "Sequential" or not any(
+            isinstance(layer, dict) and layer.get("inbound_nodes") for layer in layers)
+        chain = max(chain, len(layers) if sequential else _longest_chain(layers))
+    if total > limits.layers:
+        raise _limit_error(name, f"has {total:,} layers", f"{limits.layers:,}-layer", "layers")
+    if chain > MAX_CHAIN:
+        raise ModelFileError(
+            f"'{name}' chains {chain:,} layers one after another, more than Keras can load (at most "
+            f"{MAX_CHAIN:,} in a row): use a shallower model."
+        )
 
 
 def _import_model_libraries(config: object, name: str) -> None:
@@ -678,6 +804,26 @@ def _all_layers(model) -> Iterator:
 # Keras' errors
 
 
+def _weights_mismatch(text: str, name: str) -> ModelFileError | None:
+    """Keras' messages for weights that do not fit the architecture (another model's weights file, or a
+    config with more or other layers than its weights), as one sentence naming the first layer."""
+    layer = re.search(r"object <\w+ name=([^,>]+)", text) or re.search(r"[Ll]ayer '([^']+)'", text)
+    where = f"layer '{layer.group(1)}'" if layer else "a layer"
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    if shapes:
+        detail = f"{where} has a {shapes.group(1)} weight, the file stores {shapes.group(2)}"
+    else:
+        counts = re.search(r"expected (\d+) variables, but received (\d+)", text)
+        if not counts:
+            return None
+        detail = f"{where} has {counts.group(1)} weights, the file stores {counts.group(2)}"
+    return ModelFileError(
+        f"'{name}' holds weights that do not fit its architecture ({detail}): the weights belong to another "
+        "model or the config has more or other layers than they do, so save this model again with "
+        "`model.save('model.keras')`."
+    )
+
+
 def explain_keras_error(error: BaseException, name: str, limits: Limits | None = None) -> ModelFileError:
     """Translate Keras' (long, nested) loading errors into one sentence with the real reason."""
     text = str(error)
@@ -703,6 +849,13 @@ def explain_keras_error(error: BaseException, name: str, limits: Limits | None =
                 f"'{name}' uses a custom object Keras does not know ({match.group(1)!r}): rebuild the model "
                 "from built-in Keras layers."
             )
+    mismatch = _weights_mismatch(text, name)
+    if mismatch is not None:
+        return mismatch
+    if isinstance(error, RecursionError):
+        return ModelFileError(
+            f"'{name}' nests or chains its layers more deeply than Keras can load: use a shallower model."
+        )
     if "non-modeling api" in lowered:
         return ModelFileError(f"'{name}' refers to Keras functions that are not model parts, so it is refused.")
     if isinstance(error, TypeError) and "unhashable" in lowered:

@@ -139,7 +139,7 @@ def _cases(folder: Path) -> dict[str, tuple[bytes, str]]:
         handle.create_dataset("padding", shape=(4000, 4000), dtype="f4")  # declared, never written
 
     cases["padded-weights-h5.keras"] = (hf.with_weights_member(tiny, extra_dataset, folder),
-                                        "stores a weight of 16.0 M values")
+                                        "holds weights that do not fit its architecture (a weight of 16,000,000 values")
     secret = folder / "secret.h5"
     with h5py.File(secret, "w") as handle:
         handle["data"] = np.arange(10)
