@@ -7,7 +7,6 @@ PNG export so the downloaded picture looks like the page.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -19,9 +18,10 @@ from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
 from dashboard import safe_text
+from explainers import colormap
 from models import CLASS_COLORS
 
-COLORSCALE = "Turbo"  # one colour scale for every map, always over [0, 1]
+COLORSCALE = colormap.NAME  # one colour scale for every map, always over [0, 1] (explainers.colormap)
 HEAT_OPACITY = 0.55  # maps are drawn over the image with this opacity
 MASK_OPACITY = 0.45  # predicted-mask overlay on the canvas
 OUTLINE_COLOR = "#ffffff"
@@ -81,14 +81,10 @@ def enlarge(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # Colour map (shared with the PNG export)
 
 
-@functools.cache
 def lookup_table() -> np.ndarray:
-    """256 RGB entries of COLORSCALE, for colouring maps outside Plotly (computed once, read-only)."""
-    scale = plotly.colors.get_colorscale(COLORSCALE)
-    samples = plotly.colors.sample_colorscale(scale, list(np.linspace(0.0, 1.0, 256)), colortype="tuple")
-    table = np.clip(np.asarray(samples, dtype=np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
-    table.setflags(write=False)  # shared by every caller
-    return table
+    """256 RGB entries of COLORSCALE, for colouring maps outside Plotly (the library's `colormap`, which the
+    batch previews use too; read-only)."""
+    return colormap.lookup_table()
 
 
 def heat_over_image(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEAT_OPACITY) -> np.ndarray:

@@ -81,9 +81,7 @@ SUMMARY_SECONDS = 30.0  # summary.csv is rewritten at most this often during a r
 _RESERVED = {RUN_FILE, SUMMARY_FILE, LOCK_FILE}
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # spreadsheet formula starts (OWASP CSV injection)
 EXIT_STOPPED = 3  # the run stopped before the end (output not writable, Ray cluster lost); rerun to resume
-_RAMP = np.array(  # a dark-blue → red → yellow ramp for heatmap previews (value 0 … 1)
-    [[0, 0, 80], [60, 0, 160], [200, 0, 90], [255, 90, 0], [255, 230, 40]], dtype=np.float32
-)
+PREVIEW_BAR = 26  # pixels under the preview's tiles: the colour bar (the page's colour map) and its labels
 
 
 class UsageError(Exception):
@@ -296,18 +294,12 @@ def _file_digest(path) -> str:
 # Previews
 
 
-def _colourise(heatmap: np.ndarray) -> np.ndarray:
-    value = np.clip(np.nan_to_num(heatmap), 0, 1) * (len(_RAMP) - 1)
-    low = np.floor(value).astype(int).clip(0, len(_RAMP) - 2)
-    frac = (value - low)[..., None]
-    return _RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac
-
-
 def preview(image: np.ndarray, region: np.ndarray, maps: dict[str, np.ndarray], labels: dict[str, str]):
-    """One PNG-ready PIL image: the image with the region outlined, then each map over the image."""
+    """One PNG-ready PIL image: the image with the region outlined, then each map over the image in the
+    page's colour map (`explainers.colormap`), and under them a colour bar from 0 to 1."""
     from PIL import Image, ImageDraw
 
-    from explainers import regions
+    from explainers import colormap, regions
 
     rgb = np.asarray(image, dtype=np.float32)[..., :3]
     if rgb.shape[-1] == 1:
@@ -316,16 +308,23 @@ def preview(image: np.ndarray, region: np.ndarray, maps: dict[str, np.ndarray], 
     first[regions.outline(region)] = (0, 255, 255)
     tiles = [(first, "image + region")]
     for name, heat in maps.items():
-        tiles.append((0.45 * rgb + 0.55 * _colourise(heat), labels.get(name, name)))
+        tiles.append((colormap.heat_over_image(rgb, heat), labels.get(name, name)))
     h, w = rgb.shape[:2]
     scale = max(1, int(np.ceil(160 / max(h, w))))
     caption = 14
-    sheet = Image.new("RGB", (len(tiles) * w * scale, h * scale + caption), "white")
+    width = len(tiles) * w * scale
+    sheet = Image.new("RGB", (width, h * scale + caption + PREVIEW_BAR), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (tile, text) in enumerate(tiles):
         pic = Image.fromarray(np.clip(tile, 0, 255).astype(np.uint8)).resize((w * scale, h * scale), Image.NEAREST)
         sheet.paste(pic, (i * w * scale, caption))
         draw.text((i * w * scale + 2, 1), text[: max(4, w * scale // 7)], fill="black")
+    top, left, right = h * scale + caption + 2, 14, width - 14
+    ramp = colormap.colorize(np.linspace(0.0, 1.0, max(right - left, 2))[None, :].repeat(8, axis=0))
+    sheet.paste(Image.fromarray(ramp), (left, top))
+    draw.text((2, top - 1), "0", fill="black")
+    draw.text((right + 3, top - 1), "1", fill="black")
+    draw.text((left, top + 10), "map value (each map ÷ its maximum)"[: max(4, (right - left) // 6)], fill="black")
     return sheet
 
 
@@ -660,7 +659,8 @@ def _engine(args) -> Callable[..., Iterator[dict]]:
 
 
 class EngineLost(Exception):
-    """The engine stopped for good (a lost Ray cluster); the message is one sentence."""
+    """The engine stopped for good (a lost Ray cluster); the message is a clause: "the Ray cluster at X was
+    lost (ActorDiedError)"."""
 
 
 def lock_folder(out: Path):
@@ -711,7 +711,8 @@ def check_identity(out: Path, identity: dict, force: bool) -> None:
 
 def _stopped(out: Path, error: BaseException, saved: int) -> str:
     if isinstance(error, EngineLost):
-        return f"{error} The {saved} images finished so far are saved in {str(out)!r}; run the same command again to resume."
+        return (f"The run stopped because {error}: the {saved} images finished so far are saved intact in "
+                f"{str(out)!r}; run the same command again to resume.")
     reason = getattr(error, "strerror", None) or type(error).__name__
     return (f"The run stopped because {str(out)!r} cannot be written ({reason}): the {saved} images finished so far "
             "are saved intact; free some space (or fix the folder) and run the same command again to resume.")

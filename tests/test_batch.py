@@ -62,7 +62,7 @@ def test_outputs_rows_and_resume(setup, monkeypatch, capsys) -> None:
     assert all(r["status"] == "ok" and r["deletion_auc"] and r["insertion_auc"] for r in rows)
     assert {r["class_name"] for r in rows} <= {"cap", "gills", "background"}
     with Image.open(out / "img0.png") as preview:  # image + 2 overlays side by side, under a caption line
-        assert preview.width == 3 * (preview.height - 14)
+        assert preview.width == 3 * (preview.height - 14 - batch.PREVIEW_BAR)
 
     calls = []
     real_explain = api.explain

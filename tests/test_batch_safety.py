@@ -217,3 +217,28 @@ def test_formula_like_names_are_neutralised_in_the_summary(setup, tmp_path, caps
     assert {"'=HYPERLINK(1,2).png", "'+cmd.png", "'-2+3.png", "'@SUM(1).png", "plain.png"} <= set(cells)
     numbers = [float(r["insertion_minus_deletion"]) for r in _rows(out) if r["insertion_minus_deletion"]]
     assert numbers, "numeric columns stay numbers"
+
+
+# ---- issue 32: batch previews use the page's colour map and carry a colour bar
+
+
+def test_previews_use_the_pages_colour_map_with_a_colour_bar() -> None:
+    import plotly.colors
+
+    from dashboard import figures
+    from explainers import colormap
+
+    scale = plotly.colors.get_colorscale(figures.COLORSCALE)
+    sampled = plotly.colors.sample_colorscale(scale, list(np.linspace(0, 1, 256)), colortype="tuple")
+    plotly_table = np.clip(np.asarray(sampled) * 255 + 0.5, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(colormap.lookup_table(), plotly_table)
+    assert figures.lookup_table() is colormap.lookup_table()
+    image = random_image(16)
+    heat = np.tile(np.linspace(0, 1, 16), (16, 1))
+    sheet = np.asarray(batch.preview(image, np.ones((16, 16), bool), {"gradcam": heat}, {}))
+    scale_px = 10  # 16 px tiles are enlarged to 160 px
+    tile = sheet[14:14 + 16 * scale_px:scale_px, 16 * scale_px::scale_px]
+    np.testing.assert_array_equal(tile, figures.heat_over_image(image, heat))
+    bar = sheet[14 + 16 * scale_px + 6, 14:-14]
+    assert (np.abs(bar[0].astype(int) - colormap.lookup_table()[0]) <= 1).all()
+    assert (np.abs(bar[-1].astype(int) - colormap.lookup_table()[255]) <= 1).all()
