@@ -129,11 +129,20 @@ def check_image_file(path: str | os.PathLike, max_pixels: int | None = None) -> 
             f"The file is {size / 1e9:.2f} GB, larger than any image within the {max_pixels / 1e6:g} MP limit "
             f"can be (set {MAX_PIXELS_ENV} to change it): it is not an image segexplain can read."
         )
+    with open(path, "rb") as handle:  # a file that cannot be opened is the caller's OSError
+        width, height = _header_size(handle, max_pixels)
+    if width * height > max_pixels:
+        raise _too_large(width, height, max_pixels)
+    return size
+
+
+def _header_size(handle, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from an image file's header; one-sentence `ExplainerError`s for everything else."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with open(path, "rb") as handle, Image.open(handle, formats=FORMATS) as image:
-                width, height = image.size  # the header only: no pixel is decoded here
+            with Image.open(handle, formats=FORMATS) as image:
+                return image.size  # the header only: no pixel is decoded here
         except UnidentifiedImageError:
             raise ExplainerError(
                 "The file is not an image segexplain can read: use a PNG, JPEG, GIF, BMP, TIFF or WebP file."
@@ -143,15 +152,10 @@ def check_image_file(path: str | os.PathLike, max_pixels: int | None = None) -> 
                 f"The image declares more pixels than the {max_pixels / 1e6:g} MP limit "
                 f"(set {MAX_PIXELS_ENV} to change it): downscale it first."
             ) from None
-        except OSError:
-            raise
-        except Exception:  # Pillow's header parsers raise SyntaxError, ValueError, struct.error, ...
+        except Exception:  # Pillow's header parsers raise OSError, SyntaxError, ValueError, struct.error, ...
             raise ExplainerError(
                 "The image file is damaged or truncated: export it again and use the complete file."
             ) from None
-    if width * height > max_pixels:
-        raise _too_large(width, height, max_pixels)
-    return size
 
 
 def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
