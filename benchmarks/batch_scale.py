@@ -9,6 +9,14 @@ runs are compared (timings aside): the benchmark also checks that Ray gives the 
 Run: `python -m benchmarks.batch_scale [--quick] [--count N] [--write]` (default 200 scenes; --quick 12);
 `--write` puts the section into benchmarks/RESULTS.md (replacing an earlier one): this benchmark takes
 minutes, so `benchmarks.run_all` does not run it.
+
+`--pinned` measures scaling that means something on a small machine: the local engine on one core
+(`os.sched_setaffinity`) with TensorFlow on one thread (TF_NUM_INTRAOP/INTEROP_THREADS=1), against Ray
+with 2 workers each pinned the same way to a core of its own (`explainers.ray_engine.PIN_ENV`). Both run
+as `python -m explainers.batch` subprocesses; the throughput is taken between the first and the last
+image written (start-up apart), and per-image cost and peak memory are reported. It prints one summary
+line and, with `--write`, replaces only its own part of RESULTS.md (between the `batch_scale_pinned`
+markers). Target: Ray with 2 pinned workers ≥ 1.8× the pinned local engine.
 """
 
 from __future__ import annotations
@@ -78,6 +86,81 @@ def run(quick: bool = False, count: int | None = None, workers: int = 2, metric_
     return section
 
 
+PINNED_START, PINNED_END = "<!-- batch_scale_pinned:start -->", "<!-- batch_scale_pinned:end -->"
+
+
+def _pinned_run(argv: list[str], out: Path, env: dict, core: int | None) -> dict:
+    """One batch run as a subprocess (pinned to `core` when given): wall time, steady throughput, memory."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    def pin() -> None:
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "explainers.batch", *argv, "--out", str(out)], cwd=root, env=env,
+                          preexec_fn=pin, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"batch run failed ({done.returncode}): {done.stderr[-500:]}")
+    stamps = sorted(p.stat().st_mtime for p in out.glob("*.json") if p.name != "run.json")
+    steady = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"wall": wall, "rate": steady, "per_image": 1 / steady, "peak_mb": max(peak, before) / 1024}
+
+
+def run_pinned(count: int = 48, workers: int = 2, methods: tuple[str, ...] = METHODS) -> Section:
+    from models import CLASS_NAMES, export, scenes
+
+    cores = sorted(os.sched_getaffinity(0))
+    section = Section(f"Batch scaling, one core per worker: local engine vs Ray ({workers} workers), {count} scenes")
+    work = Path(tempfile.mkdtemp(prefix="segexplain-pinned-"))
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    try:
+        model = export.export(work / "model.keras")
+        scenes.write_folder(work / "scenes", count, seed=7)
+        argv = ["--model", str(model), "--images", str(work / "scenes" / "images"),
+                "--class-names", ",".join(CLASS_NAMES), "--metrics", "--metric-steps", "10"]
+        for method in methods:
+            argv += ["--method", method]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+               "SEGEXPLAIN_RAY_TMP": ray_tmp, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        local = _pinned_run(argv, work / "local", env, cores[0])
+        ray = _pinned_run([*argv, "--engine", "ray", "--workers", str(workers), "--batch-size", "2"], work / "ray",
+                          {**env, "SEGEXPLAIN_PIN_ONE_CORE": "1"}, None)
+        ratio = ray["rate"] / local["rate"]
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        section.row("images, methods", f"{count}; {', '.join(methods)} + deletion/insertion (10 steps)")
+        section.row("local engine, 1 core, 1 TF thread", f"{local['rate']:.2f} images/s steady "
+                    f"({local['per_image'] * 1000:.0f} ms per image), {local['wall']:.1f} s wall incl. start-up")
+        section.row(f"Ray, {workers} workers, 1 core + 1 TF thread each", f"{ray['rate']:.2f} images/s steady "
+                    f"({ray['per_image'] * 1000:.0f} ms per image per cluster), {ray['wall']:.1f} s wall incl. Ray start")
+        section.row("Ray / local throughput (steady)", f"{ratio:.2f}×")
+        section.row("Ray / local, wall time incl. start-up", f"{local['wall'] / ray['wall']:.2f}×")
+        section.row("peak resident memory of a run's largest process", f"{local['peak_mb']:.0f} MB (local), "
+                    f"{ray['peak_mb']:.0f} MB (largest child so far, the Ray run's driver or a worker)")
+        section.row("machine", f"{len(cores)} cores usable, load average {load} at the end")
+        section.target(f"Ray with {workers} pinned workers ≥ 1.8× the pinned local engine", ratio >= 1.8)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    print(f"batch_scale --pinned: local {local['rate']:.2f} img/s, Ray×{workers} {ray['rate']:.2f} img/s, "
+          f"ratio {ratio:.2f}× (target 1.8×), load {load}")
+    return section
+
+
+def write_pinned(markdown: str) -> None:
+    from benchmarks.common import replace_block
+
+    note = "Written by `python -m benchmarks.batch_scale --pinned --write` (not by run_all).\n\n"
+    RESULTS_PATH.write_text(replace_block(RESULTS_PATH.read_text(encoding="utf-8"), PINNED_START, PINNED_END,
+                                          note + markdown), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with 12 scenes")
@@ -85,7 +168,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     parser.add_argument("--metric-steps", type=int, default=10, help="deletion/insertion steps (default 10)")
     parser.add_argument("--write", action="store_true", help="put the section into benchmarks/RESULTS.md")
+    parser.add_argument("--pinned", action="store_true",
+                        help="one core and one TensorFlow thread per worker: local engine vs Ray (default 48 scenes)")
     args = parser.parse_args()
+    if args.pinned:
+        section = run_pinned(count=args.count or (8 if args.quick else 48), workers=args.workers)
+        print(section.markdown())
+        if args.write:
+            write_pinned(section.markdown())
+        return
     section = run(quick=args.quick, count=args.count, workers=args.workers, metric_steps=args.metric_steps)
     print(section.markdown())
     if args.write:
