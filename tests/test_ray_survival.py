@@ -188,16 +188,19 @@ def cluster():
     head_tmp = tempfile.mkdtemp(prefix="rh", dir="/tmp")
     node_tmp = tempfile.mkdtemp(prefix="rn", dir="/tmp")
     port, client, agent_h, agent_n, metrics_h, metrics_n = _free_ports(6)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "disabled"}  # a private test cluster: no token (a token file in ~/.ray would turn it on)
     procs = []
     try:
-        procs.append((_start(["--head", "--num-cpus", "1", "--port", str(port), "--node-ip-address", "127.0.0.1",
+        procs.append((_start(["--head", "--num-cpus", "1", "--port", str(port),
                               "--ray-client-server-port", str(client), "--include-dashboard", "false",
                               "--dashboard-agent-listen-port", str(agent_h), "--metrics-export-port", str(metrics_h),
                               "--temp-dir", head_tmp], env), head_tmp))
-        address = f"127.0.0.1:{port}"
+        import ray
+
+        address = f"{ray.util.get_node_ip_address()}:{port}"  # Ray binds to the node's address, not loopback
         _wait_for_cpus(address, 1, env)
-        procs.append((_start(["--address", address, "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+        procs.append((_start(["--address", address, "--num-cpus", "1",
                               "--dashboard-agent-listen-port", str(agent_n), "--metrics-export-port", str(metrics_n),
                               "--temp-dir", node_tmp], env), node_tmp))
         _wait_for_cpus(address, 2, env)
