@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -101,6 +102,19 @@ def _check_reachable(address: str) -> None:
                          "start it with `ray start --head` or check the address.") from None
 
 
+def death_cause(error: Exception) -> str:
+    """Ray's reason for an actor's death in a few words: its last `SomethingError: ...` line, shortened.
+
+    Ray's message runs to pages (tracebacks, actor ids); the user needs the reason, e.g. that the worker
+    ran out of memory or could not import a package."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception|Killed)\b", line)]
+    cause = (named or lines or [type(error).__name__])[-1]
+    if getattr(error, "actor_init_failed", False):
+        cause = f"the worker could not start: {cause}"
+    return cause if len(cause) <= 200 else cause[:197] + "..."
+
+
 def _init(ray, address: str | None, workers: int | None, temp_dir: str | None) -> bool:
     """Start or join Ray; True when this call started it (and must shut it down)."""
     if ray.is_initialized():
@@ -174,12 +188,12 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
                 load[index] -= 1
                 try:
                     results = ray.get(ref)
-                except ray.exceptions.RayActorError:
+                except ray.exceptions.RayActorError as error:
                     # the actor died more often than it may restart: its batch goes to another actor
                     dead.add(index)
                     if attempt >= ATTEMPTS or len(dead) == len(actors):
-                        raise batch.EngineLost(f"{where} kept losing its workers (a batch failed {attempt} times)") \
-                            from None
+                        raise batch.EngineLost(f"{where} kept losing its workers (a batch failed {attempt} times; "
+                                               f"{death_cause(error)})") from None
                     queue.insert(0, (number, attempt + 1))
                     continue
                 except ray.exceptions.RayTaskError as error:  # our code failed on the worker: that batch only

@@ -117,6 +117,12 @@ def draw_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: f
     """A stroke on the drawing canvas from (x_frac, y_frac), `steps` moves of (dx, dy) (fractions of its size).
 
     Returns right after mouse-up, the action whose effect the tests wait for and the benchmark times."""
+    begin_stroke(page, x_frac, y_frac, steps, dx, dy)
+    page.mouse.up()
+
+
+def begin_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: float = 0.0) -> None:
+    """Everything of `draw_stroke` but the mouse-up, so that tests can release several tabs at one moment."""
     canvas = page.locator(CANVAS).first
     canvas.wait_for(state="visible")
     canvas.scroll_into_view_if_needed()
@@ -127,7 +133,6 @@ def draw_stroke(page, x_frac: float, y_frac: float, steps: int, dx: float, dy: f
     page.mouse.down()
     for step in range(1, steps + 1):
         page.mouse.move(x0 + step * dx * box["width"], y0 + step * dy * box["height"])
-    page.mouse.up()
 
 
 def choose_layer(page, layer: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import CANVAS, StreamlitServer, choose, choose_layer, click_canvas, draw_stroke
+from e2e_server import CANVAS, StreamlitServer, begin_stroke, choose, choose_layer, click_canvas, draw_stroke
 
 pytestmark = pytest.mark.e2e
 
@@ -519,8 +519,10 @@ def test_two_sessions_computing_at_once_get_the_maps_of_a_single_caller(server, 
                 tab.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
                 _wait_until_idle(tab)
             for tab, (x, y) in zip(tabs, strokes, strict=True):
-                _draw_stroke_at(tab, x, y)
-            # the first tab cannot have finished XRAI (100 steps) before the second tab started: they overlap
+                begin_stroke(tab, x, y, steps=15, dx=0.012)
+            for tab in tabs:  # both strokes end within milliseconds, so both requests are in flight together
+                tab.mouse.up()
+            # the first tab cannot have finished XRAI (100 steps) a few milliseconds after its stroke: they overlap
             assert len(_maps(tabs[0])) < len(TITLES) or not all(m["size"] for m in _maps(tabs[0]))
             shown = [_wait_for_maps(tab) for tab in tabs]
             for tab in tabs:

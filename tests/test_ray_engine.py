@@ -119,3 +119,17 @@ def test_address_needs_the_ray_engine(dataset, capsys) -> None:
     root, model_path, images, _ = dataset
     assert batch.main(_args(model_path, images, root / "x", "--address", "auto")) == 2
     assert "--engine ray" in capsys.readouterr().err
+
+
+def test_an_actor_death_is_told_by_its_cause_in_one_line() -> None:
+    """Ray's pages of text about a dead actor shrink to the reason (CI once saw only "kept losing its workers")."""
+    from ray.exceptions import RayActorError
+
+    from explainers.ray_engine import death_cause
+
+    error = RayActorError(error_msg="The actor died because of an error raised in its creation task\n"
+                                    "Traceback (most recent call last):\n  File \"w.py\", line 3\n"
+                                    "ModuleNotFoundError: No module named 'tensorflow'", actor_init_failed=True)
+    assert death_cause(error) == "the worker could not start: ModuleNotFoundError: No module named 'tensorflow'"
+    assert death_cause(RayActorError(error_msg="x" * 500)).endswith("...")
+    assert len(death_cause(RayActorError(error_msg="x" * 500))) == 200
