@@ -144,8 +144,8 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
 
 
 def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str) -> None:
-    agree_tab, sweep_tab, faith_tab, export_tab = st.tabs(
-        ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
+    agree_tab, sweep_tab, faith_tab, trust_tab, export_tab = st.tabs(
+        ["Agreement and notes", "Layer sweep", "Which map to believe?", "Trust", "Export"])
     with agree_tab, guard.section("Agreement"):
         with st.container():  # lines that come and go with the methods: the expander below keeps its place
             comparison.agreement(results)
@@ -165,6 +165,10 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
         except ExplainerError as error:
             scores = None
             st.error(str(error))
+    with trust_tab, guard.section("Trust"):
+        from dashboard import trust_view  # the Trust tab (issue 34), kept out of the import block others edit
+
+        trust_view.show(request, results, ctx.truth)
     with export_tab, guard.section("Export"):
         _export(ctx, request, results, how, scores)
 
