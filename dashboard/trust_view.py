@@ -29,7 +29,7 @@ from dashboard.comparison import (
     settings_key,
     short_label,
 )
-from explainers import localization, randomization
+from explainers import diagnostics, localization, randomization
 
 ON = "trust-on"
 SLOW = "trust-slow"
@@ -86,8 +86,8 @@ def _randomisation(request: Request, results: Mapping[str, Any]) -> None:
     right.plotly_chart(curves_figure(result, result.ssim, "Structural similarity (SSIM)", "SSIM"),
                        key="trust-ssim", config=PLOT_CONFIG)
     st.caption("Left to right: the trained network, then more and more layers re-initialised from the output "
-               f"(step k adds the layers named on hover). Dashed: a random map against another (the floor). Layer "
-               f"`{result.layer}`." if result.layer else "")
+               "(hover a point for the layers a step adds). Dashed: a random map against another (the floor)."
+               + (f" Layer `{result.layer}`." if result.layer else ""))
     rows = []
     for m in result.methods:
         v = result.verdict(m)
@@ -102,19 +102,37 @@ def _randomisation(request: Request, results: Mapping[str, Any]) -> None:
 
 def curves_figure(result: randomization.RandomizationResult, values: Mapping[str, list[float]], title: str,
                   y_title: str) -> go.Figure:
-    """One line per method from the trained network (step 0, similarity 1) to every layer random."""
-    labels = ["trained", *[str(k + 1) for k in range(len(result.steps))]]
+    """One line per method from the trained network (step 0, similarity 1) to every layer random; methods with
+    identical curves (e.g. Grad-CAM and Seg-Grad-CAM at a layer followed by a 1×1 classifier) share one line."""
+    labels = ["trained", *[f"step {k + 1}" for k in range(len(result.steps))]]
     hover = ["no layer random", *result.labels()]
     fig = go.Figure()
-    for m in (*result.methods, randomization.RANDOM):
+    for names, m in _lines(result):
         floor = m == randomization.RANDOM
-        fig.add_trace(go.Scatter(x=labels, y=[1.0, *values[m]], mode="lines+markers", name=FLOOR if floor else
-                                 short_label(m), text=hover, hovertemplate="%{text}: %{y:.2f}<extra></extra>",
+        fig.add_trace(go.Scatter(x=labels, y=[1.0, *values[m]], mode="lines+markers",
+                                 name=FLOOR if floor else " = ".join(short_label(n) for n in names), text=hover,
+                                 hovertemplate="%{text}: %{y:.2f}<extra></extra>",
                                  line=dict(dash="dash", color="grey") if floor else None))
-    fig.update_layout(title=title, xaxis_title="randomisation step (output first)", yaxis_title=y_title,
-                      yaxis_range=[-0.3, 1.05], height=330, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(font=dict(size=10)))
+    fig.update_layout(title=title, xaxis_title="layers randomised from the output", yaxis_title=y_title,
+                      xaxis_type="category", yaxis_range=[-1.05, 1.05], height=360,
+                      margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, font=dict(size=10)))
     return fig
+
+
+def _lines(result: randomization.RandomizationResult) -> list[tuple[list[str], str]]:
+    """(methods drawn as one line, the method whose values it shows), the floor last."""
+    curves = {m: np.concatenate([result.spearman[m], result.ssim[m]]) for m in result.methods}
+    drawn: list[tuple[list[str], str]] = []
+    taken: set[str] = set()
+    for members, _difference in diagnostics.identical_groups(curves, tolerance=1e-9):
+        drawn.append((list(members), members[0]))
+        taken.update(members)
+    lines = [(names, first) for names, first in drawn]
+    lines += [([m], m) for m in result.methods if m not in taken]
+    order = {m: i for i, m in enumerate(result.methods)}
+    lines.sort(key=lambda item: order[item[1]])
+    return [*lines, ([randomization.RANDOM], randomization.RANDOM)]
 
 
 def _localisation(request: Request, results: Mapping[str, Any], truth: np.ndarray) -> None:
