@@ -122,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric-steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--metric-target", default="probabilities", choices=("logits", "probabilities"),
                         help="score the faithfulness metrics use (default probabilities)")
-    parser.add_argument("--randomization-steps", type=int, default=4,
-                        help="with --metrics: steps of the randomisation check per image (0: none; default 4)")
+    parser.add_argument("--randomization-steps", type=int, default=0,
+                        help="with --metrics: also run the randomisation check per image in this many steps (each "
+                             "recomputes the maps once; default 0: not run)")
     parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
@@ -432,7 +433,7 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
         from explainers import trust  # randomisation check and localisation columns (issue 34)
 
         extra = trust.image_rows(model, image, mask, class_index, explanations, truth, layer=options["layer"],
-                                 target=options["target"], steps=options.get("randomization_steps", 4),
+                                 target=options["target"], steps=options.get("randomization_steps", 0),
                                  options={m: o for m, o in method_options.items() if m in methods})
         scores = {m: {**scores.get(m, {"method": m}), **extra.get(m, {})} for m in {*scores, *extra}}
     for method in [*explanations, *(["random"] if scores else [])]:

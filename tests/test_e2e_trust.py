@@ -50,7 +50,7 @@ def test_trust_tab_shows_randomisation_curves_and_verdicts(server) -> None:
             verdicts.wait_for()
             assert page.locator(".js-plotly-plot", has_text="Structural similarity").count() == 1
             page.wait_for_timeout(1500)  # let the charts settle
-            charts.first.scroll_into_view_if_needed()
+            page.get_by_role("tab", name="Trust").evaluate("el => el.scrollIntoView({block: 'start'})")
             page.mouse.move(1275, 5)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
