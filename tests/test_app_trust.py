@@ -66,3 +66,18 @@ def test_trust_tab_draws_randomisation_curves_verdicts_and_localisation() -> Non
     _clean(at)
     names = [t["name"] for t in _charts(at)["Rank correlation with the trained network's map"]["data"]]
     assert names == ["Grad-CAM", "XRAI", "HiResCAM", trust_view.FLOOR]
+
+
+def test_identical_curves_are_drawn_as_one_line_named_after_both() -> None:
+    """Grad-CAM and Seg-Grad-CAM are the same map at a layer before a 1×1 classifier: one line, 'A = B'."""
+    same = [0.2, -0.1]
+    result = randomization.RandomizationResult(
+        mode="cascading", layer="final_conv", class_index=1, methods=("gradcam", "gradcam++", "vinogradova"),
+        steps=[("a",), ("a", "b")], groups=[("a",), ("b",)],
+        spearman={"gradcam": same, "gradcam++": [0.5, 0.4], "vinogradova": [0.2 + 1e-7, -0.1],
+                  randomization.RANDOM: [0.0, 0.01]},
+        ssim={"gradcam": [0.3, 0.2], "gradcam++": [0.6, 0.5], "vinogradova": [0.3, 0.2],
+              randomization.RANDOM: [0.0, 0.0]}, original={})
+    fig = trust_view.curves_figure(result, result.spearman, "t", "ρ")
+    assert [t.name for t in fig.data] == ["Grad-CAM = Seg-Grad-CAM", "Grad-CAM++", trust_view.FLOOR]
+    assert list(fig.data[0].x) == ["trained", "step 1", "step 2"] and list(fig.data[0].y) == [1.0, 0.2, -0.1]
