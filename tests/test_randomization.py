@@ -77,7 +77,14 @@ def test_users_model_weights_are_bit_identical_after_a_check():
     before = [w.copy() for w in model.get_weights()]
     image = random_image(16)
     original = explainers.explain(model, image, _region(16), 1, "conv2", ("gradcam",))["gradcam"].heatmap
-    result = explainers.randomization_check(model, image, _region(16), 1, "conv2", ("gradcam", "gradcam++"))
+    seen = []
+
+    def unchanged_meanwhile(_fraction: float) -> None:  # also while the check runs, not only after it
+        seen.append(all(a.tobytes() == b.tobytes() for a, b in zip(before, model.get_weights(), strict=True)))
+
+    result = explainers.randomization_check(model, image, _region(16), 1, "conv2", ("gradcam", "gradcam++"),
+                                            progress=unchanged_meanwhile)
+    assert len(seen) >= len(result.steps) and all(seen)
     after = model.get_weights()
     assert len(before) == len(after)
     for a, b in zip(before, after, strict=True):
