@@ -105,7 +105,7 @@ def markdown(result: dict) -> str:
         + (" (quick run: small settings)" if result["quick"] else "") + f"; {result['seconds'] / 60:.1f} min "
         "on a shared 2-core machine.",
         "",
-        "| method | on mark | pointing | on cap | s per map |",
+        "| method | on mark | pointing | on cap | s per map (mean of its group) |",
         "|---|---|---|---|---|",
     ]
     ordered = sorted(result["rows"], key=lambda r: (r["method"] == "random", -r["cue_share"]))
