@@ -642,3 +642,27 @@ def class_overview(
 
 def class_region(labels: np.ndarray, class_index: int) -> np.ndarray:
     return regions.from_class(labels, class_index)
+
+
+def randomization(
+    key: tuple,
+    model: Any,
+    image: np.ndarray,
+    region: np.ndarray,
+    class_index: int,
+    layer: str | None,
+    methods: tuple[str, ...],
+    target: str,
+    options: dict[str, Any],
+    steps: int,
+    progress: Callable[[float], None] | None = None,
+) -> Any:
+    """The randomisation check of `methods` (`explainers.randomization_check`, the Trust tab), once per `key`;
+    kept in the slow-map store because it reports progress while it runs."""
+    hit = stored(key)
+    if hit is not None:
+        return hit
+    result = explainers.randomization_check(model, image, region, class_index, layer, methods, target=target,
+                                            options=options, max_steps=steps, keep_maps=False, progress=progress)
+    _keep(key, result)
+    return result

@@ -30,6 +30,7 @@ from dashboard import (
     runtime,
     safe_text,
     state,
+    trust_view,
 )
 from explainers import ExplainerError
 
@@ -156,8 +157,8 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
 
 
 def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str) -> None:
-    agree_tab, sweep_tab, faith_tab, export_tab = st.tabs(
-        ["Agreement and notes", "Layer sweep", "Which map to believe?", "Export"])
+    agree_tab, sweep_tab, faith_tab, trust_tab, export_tab = st.tabs(
+        ["Agreement and notes", "Layer sweep", "Which map to believe?", "Trust", "Export"])
     with agree_tab, guard.section("Agreement"):
         with st.container():  # lines that come and go with the methods: the expander below keeps its place
             comparison.agreement(results)
@@ -177,6 +178,8 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
         except ExplainerError as error:
             scores = None
             st.error(safe_text.md(error))
+    with trust_tab, guard.section("Trust"):
+        trust_view.show(request, results, ctx.truth)
     with export_tab, guard.section("Export"):
         _export(ctx, request, results, how, scores)
 

@@ -29,6 +29,7 @@ from explainers.api import (  # noqa: E402
 )
 from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
+from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
 from explainers.results import Explanation, MapWarning, Prediction  # noqa: E402
 
 
@@ -53,6 +54,7 @@ __all__ = [
     "MapWarning",
     "ModelSummary",
     "Prediction",
+    "RandomizationResult",
     "class_overview",
     "default_layer",
     "explain",
@@ -63,5 +65,6 @@ __all__ = [
     "onednn_enabled",
     "predict",
     "prepare_image",
+    "randomization_check",
     "score_choice",
 ]

@@ -69,7 +69,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 CSV_FIELDS = (
     "image", "output", "status", "method", "class_index", "class_name", "region", "region_pixels", "layer",
     "seconds", "deletion_auc", "insertion_auc", "insertion_minus_deletion", "average_drop_pct",
-    "increase_in_confidence", "note",
+    "increase_in_confidence", "mass_accuracy", "rank_accuracy", "energy_pointing_game", "pointing_game",
+    "randomization_rho_min", "randomization_rho_last", "randomization_ssim_last", "note",
 )
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.csv"
@@ -136,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric-steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--metric-target", default="probabilities", choices=("logits", "probabilities"),
                         help="score the faithfulness metrics use (default probabilities)")
+    parser.add_argument("--randomization-steps", type=int, default=0,
+                        help="with --metrics: also run the randomisation check per image in this many steps (each "
+                             "recomputes the maps once; default 0: not run)")
     parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
@@ -358,7 +362,7 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "model_sha256": _file_digest(args.model), "class_names": list(class_names),
         "methods": list(methods), "region": region_spec, "class": args.class_, "layer": args.layer,
         "target": args.target, "metrics": bool(args.metrics), "metric_steps": args.metric_steps,
-        "metric_target": args.metric_target,
+        "metric_target": args.metric_target, "randomization_steps": args.randomization_steps,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
         "labels": str(args.labels.resolve()) if args.labels else None,
     }
@@ -462,6 +466,12 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
         results = faithfulness.evaluate_explanations(model, image, mask, class_index, explanations,
                                                      steps=options["metric_steps"], target=options["metric_target"])
         scores = {row["method"]: row for row in faithfulness.ranking(results)}
+        from explainers import trust  # randomisation check and localisation columns (issue 34)
+
+        extra = trust.image_rows(model, image, mask, class_index, explanations, truth, layer=options["layer"],
+                                 target=options["target"], steps=options.get("randomization_steps", 0),
+                                 options={m: o for m, o in method_options.items() if m in methods})
+        scores = {m: {**scores.get(m, {"method": m}), **extra.get(m, {})} for m in {*scores, *extra}}
     for method in [*explanations, *(["random"] if scores else [])]:
         e = explanations.get(method)
         row = {"method": method, "layer": e.layer if e else None, "seconds": e.seconds if e else None,
@@ -619,6 +629,8 @@ def _validate(args) -> dict[str, Any]:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UsageError("--batch-size and --workers must be ≥ 1.")
+    if args.randomization_steps < 0:
+        raise UsageError("--randomization-steps must be ≥ 0 (0: no randomisation check).")
     if args.address and args.engine != "ray":
         raise UsageError("--address is for --engine ray.")
     if args.labels is not None and not args.labels.is_dir():
@@ -644,6 +656,7 @@ def _validate(args) -> dict[str, Any]:
     options = {"methods": methods, "region": region, "region_spec": args.region, "class": args.class_,
                "class_names": class_names, "layer": args.layer, "target": args.target, "metrics": bool(args.metrics),
                "metric_steps": args.metric_steps, "metric_target": args.metric_target,
+               "randomization_steps": args.randomization_steps,
                "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels}
     return {"files": files, "options": options, "num_classes": summary.num_classes,
             "settings": _settings(args, methods, args.region, class_names)}

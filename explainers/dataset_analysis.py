@@ -12,11 +12,15 @@ one per explained class) this computes:
   explained class is c (each image counts once). Row c sums to 1. "The network finds the volva through
   the stipe" becomes the number in row volva, column stipe.
 - per method, the **deletion and insertion scores** against the random baseline of the same images;
+- per method, **can the maps be trusted** (`trust` table, with `--metrics`): the mean localisation
+  scores on the ground truth of the explained class (relevance mass and rank accuracy, energy-based
+  and plain pointing game) and of the randomisation check (lowest and last Spearman ρ, last SSIM), and
+  the share of images whose map "barely changes" as the network is randomised, beside the random map;
 - the images where the **methods disagree** most (1 − mean pairwise Pearson correlation of the maps)
   and where the **attribution falls mostly outside** the explained class (predicted labels).
 
 Written to `DIR` (default `RESULTS/analysis`) as CSV files, plus Parquet copies when `pyarrow` is
-installed: image_shares, context_matrix, faithfulness, disagreement, outside (see `TABLES`).
+installed: image_shares, context_matrix, faithfulness, trust, disagreement, outside (see `TABLES`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ import numpy as np
 from explainers import records
 
 SOURCES = ("predicted", "labelled")
-TABLES = ("image_shares", "context_matrix", "faithfulness", "disagreement", "outside")
+TABLES = ("image_shares", "context_matrix", "faithfulness", "trust", "disagreement", "outside")
+TRUST_COLUMNS = ("mass_accuracy", "rank_accuracy", "energy_pointing_game", "pointing_game", "randomization_rho_min",
+                 "randomization_rho_last", "randomization_ssim_last")  # as `explainers.trust.COLUMNS`
+BARELY_CHANGES_RHO = 0.5  # as `explainers.randomization.BARELY_CHANGES_RHO` (not imported: this module stays NumPy)
 MOSTLY_OUTSIDE = 0.5  # an image is listed as "mostly outside" when less than half the mass is on its class
 
 
@@ -238,6 +245,31 @@ def faithfulness_table(summary_rows: Iterable[dict]) -> list[dict]:
     return table
 
 
+def trust_table(summary_rows: Iterable[dict]) -> list[dict]:
+    """Per method (the random map last): images with trust numbers, the mean of each trust column over the
+    images that have it, and the share of images whose map barely changes (lowest ρ ≥ the threshold)."""
+    by_method: dict[str, dict[str, list[float]]] = {}
+    for row in summary_rows:
+        if row.get("status") != "ok" or not any(row.get(c) not in (None, "") for c in TRUST_COLUMNS):
+            continue
+        values = by_method.setdefault(row["method"], {"images": []})
+        values["images"].append(1.0)
+        for column in TRUST_COLUMNS:
+            number = _number(row.get(column))
+            if not math.isnan(number):
+                values.setdefault(column, []).append(number)
+    table = []
+    for method in sorted(by_method, key=lambda m: (m == "random", m)):
+        values = by_method[method]
+        row: dict[str, Any] = {"method": method, "images": len(values["images"])}
+        for column in TRUST_COLUMNS:
+            row[column] = float(np.mean(values[column])) if values.get(column) else math.nan
+        rhos = values.get("randomization_rho_min", [])
+        row["barely_changes_share"] = float(np.mean([r >= BARELY_CHANGES_RHO for r in rhos])) if rhos else math.nan
+        table.append(row)
+    return table
+
+
 def analyse(folders: Sequence[str | Path]) -> dict[str, Any]:
     """All tables for one or more batch runs (which must share class names)."""
     runs = [read_run(f) for f in folders]
@@ -255,6 +287,7 @@ def analyse(folders: Sequence[str | Path]) -> dict[str, Any]:
     tables["outside"].sort(key=lambda r: -r["outside_share"])
     tables["context_matrix"] = context_matrix(tables["image_shares"])
     tables["faithfulness"] = faithfulness_table(summary)
+    tables["trust"] = trust_table(summary)
     methods = list(dict.fromkeys(m for run in runs for m in run.methods))
     return {"class_names": names, "methods": methods, "tables": tables}
 
