@@ -524,8 +524,6 @@ def load_onnx(path: Path, name: str, limits: Limits, torch_limits: TorchLimits) 
                              f"{_first_line(error)}): export it again with `{ONNX_EXPORT}`.") from None
     module, layer_names = readable_module_names(module, originals)
     module.eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
     loaded = TorchModelFile(module=module, kind="onnx", name=name, input_size=input_size, layer_names=layer_names,
                             notes=notes)
     if input_size:
@@ -1031,8 +1029,6 @@ def _fill(build, meta, header: Mapping[str, tuple[str, tuple[int, ...]]], weight
         module = build()  # non-persistent buffers are computed in __init__: build for real
         module.load_state_dict(state, strict=True)
     module = module.float().eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
     return module
 
 
@@ -1082,8 +1078,6 @@ def _build_transformers(config: dict, header, weights: Path, name: str, limits: 
         raise ModelFileError(f"'{name}' has weights that do not fit its config ({kind.replace('_', ' ')}: {first!r}): "
                              "save the model again with `save_pretrained`.")
     module = module.float().eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
     loaded = TorchModelFile(module=module, kind="transformers", name=name)
     names = _id2label(config.get("id2label"), getattr(hf_config, "num_labels", None))
     if names:

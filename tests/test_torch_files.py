@@ -114,10 +114,11 @@ def test_onnx_limits(tmp_path, monkeypatch):
 
 
 def _grad_cam(module, layer: str, x: torch.Tensor, class_index: int, region: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of the region-sum score at `layer`, with hooks (independent of the engine)."""
+    """Grad-CAM of the region-sum score at `layer`, with hooks (independent of the engine). Like the engine,
+    it differentiates to the activations with an input that does not require gradients, so the loaded
+    module's parameters must keep requiring them (a frozen module gives no gradient to its activations)."""
     kept = {}
     handle = module.get_submodule(layer).register_forward_hook(lambda _m, _i, out: kept.update(a=out))
-    x = x.clone().requires_grad_(True)
     try:
         logits = torch_files._logits(module(x))
         activation = kept["a"]
