@@ -225,7 +225,8 @@ def prepare_image(
     passes of its integration points, laid in by one XRAI run that skips every backward pass. `options`
     must be those of the later `explain` calls, since a kept batch is found again by its exact contents
     (a preview or none does not matter: XRAI asks for the same batches either way). An image whose
-    passes are all still kept is not laid in again. Other methods need nothing ahead.
+    passes are all still kept is not laid in again. Other methods need nothing ahead. For a PyTorch
+    model (`from_torch`) only the segments are computed: `forward_cache` keeps TensorFlow graphs only.
     `stop()`, checked before each batch, ends the work early (a region is waiting: the batches laid in so
     far stay). Returns whether everything was done.
     """
