@@ -134,7 +134,7 @@ def measure(size: int = 256, rounds: int = 5, threads: int = 2) -> list[dict]:
 
     torch.set_num_threads(threads)
     image = (np.random.default_rng(1).random((size, size, 3)) * 255).astype(np.uint8)
-    x = (torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None] / 255.0
+    x = (torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None].contiguous() / 255.0
          - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     return [_one(name, module, layer, image, x, size, rounds, threads) for name, module, layer in _networks(size)]
 

@@ -317,7 +317,7 @@ class TorchEngine:
 
     def _input(self, x: np.ndarray, grad: bool = False):
         torch = self.torch
-        pixels = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(0, 3, 1, 2)
+        pixels = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(0, 3, 1, 2).contiguous()
         if grad:
             pixels.requires_grad_(True)
         return pixels, (pixels / 255.0 - self.mean) / self.std
