@@ -1202,3 +1202,23 @@ def _apply_preprocessor(loaded: TorchModelFile, preprocessor: dict, name: str) -
             and size["height"] > 0 and size["width"] > 0:
         loaded.input_size = (size["height"], size["width"])
         loaded.sources["input_size"] = "preprocessor_config.json"
+
+
+def load_explainable(path: str | Path, display_name: str | None = None, limits: Limits | None = None,
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     input_size: Sequence[int] | None = None):
+    """A PyTorch model file as a library model (`explainers.from_torch`), with the mean, std and input size
+    in force (`resolve_preprocessing`) kept on it as `.file_preprocessing` for the page and the CLI to show."""
+    from explainers.model_files import check_image_size
+
+    limits = limits or Limits.from_env()
+    loaded = load_torch_file(path, display_name, limits)
+    preprocessing = resolve_preprocessing(loaded, mean, std, input_size)
+    check_image_size(*preprocessing.input_size, limits)
+    from explainers.torch_engine import from_torch
+
+    model = from_torch(loaded.module, input_size=preprocessing.input_size, mean=preprocessing.mean,
+                       std=preprocessing.std, class_names=loaded.class_names)
+    model.file_preprocessing = preprocessing
+    model.file_notes = list(loaded.notes)
+    return model
