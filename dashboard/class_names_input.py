@@ -57,7 +57,9 @@ def show(model: Any, model_key: str) -> None:
                      help="One name per line, or comma-separated, in class-index order. Typed names win over "
                           "the file.")
         given, problem = _given(model_key)
-        stored = _stored(choice["path"]) if choice.get("path") else None
+        stored = getattr(model, "class_names", None)  # a PyTorch file's own names (transformers id2label)
+        if not stored and choice.get("path"):
+            stored = _stored(choice["path"])
         names, source = names_rules.resolve(num_classes, given=given, stored=stored)
         if problem:
             st.error(safe_text.md(problem))

@@ -26,6 +26,7 @@ from dashboard import choices, class_names_input, compute, guard, safe_text, sta
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from explainers.model_files import Limits, check_image_size
+from explainers.torch_files import TORCH_SUFFIXES, torch_suffix
 from models import ModelLoadError, scenes
 from models.loader import MODEL_SUFFIXES, load_user_model, model_suffix
 
@@ -73,7 +74,7 @@ def model_from_upload(name: str, data: bytes) -> tuple[dict[str, Any] | None, st
     The accepted choice carries the loaded model under "model" (the caller keeps it in the session's
     state); a refused file is deleted and the previous model stays."""
     file_digest = compute.digest(data)
-    suffix = model_suffix(name) or ""
+    suffix = model_suffix(name) or torch_suffix(name) or ""
     try:
         path = uploads.store(MODEL_DIR, file_digest, suffix, data)
     except OSError as error:  # e.g. a full disk: nothing half-written stays behind
@@ -226,7 +227,8 @@ def choose_sample(name: str | None = None) -> None:
 def model_section() -> tuple[Any, str, str] | None:
     st.header("Model")
     uploaded = st.file_uploader(
-        "Upload a Keras model (.keras)", type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES],
+        "Upload a model (.keras, .onnx, or a transformers / smp folder as .zip)",
+        type=[suffix.lstrip(".") for suffix in MODEL_SUFFIXES + TORCH_SUFFIXES],
         key=state.MODEL_UPLOAD,
         help="Loaded in Keras safe mode. One image input, a per-pixel class output [H, W, classes] and at "
              "least one 2-D convolution are required.")
@@ -267,6 +269,9 @@ def _model_status(uploaded: Any) -> tuple[Any, str, str] | None:
     class_names_input.show(model, key)
     if key.startswith("upload:"):
         st.caption(f"Active: uploaded **{safe_text.md(name)}**")
+        preprocessing = getattr(model, "file_preprocessing", None)
+        if preprocessing is not None:  # a PyTorch file: which mean, std and size are in force, and from where
+            st.caption(f"Input: {preprocessing.describe()}.")
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
         st.caption(f"Active: {safe_text.md(name)}")

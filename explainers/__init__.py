@@ -15,6 +15,10 @@ import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from explainers import torch_guard  # noqa: E402
+
+torch_guard.install()  # TensorFlow, then triton (torchvision) crashed the process: see torch_guard
+
 from explainers.api import (  # noqa: E402
     ALL_METHODS,
     METHOD_LABELS,
@@ -31,6 +35,7 @@ from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
 from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
 from explainers.results import Explanation, MapWarning, Prediction  # noqa: E402
+from explainers.torch_engine import TorchModel, from_torch  # noqa: E402  (imports torch only when called)
 
 
 def onednn_enabled() -> bool | None:
@@ -55,11 +60,13 @@ __all__ = [
     "ModelSummary",
     "Prediction",
     "RandomizationResult",
+    "TorchModel",
     "class_overview",
     "default_layer",
     "explain",
     "explainable_layers",
     "fit_image",
+    "from_torch",
     "inspect_model",
     "layer_sweep",
     "onednn_enabled",

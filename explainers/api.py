@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, forward_cache, graph, inputs, metrics, regions, registry, xrai
-from explainers.caching import PerModel, array_digest
+from explainers import cams, engine, forward_cache, inputs, metrics, regions, registry, xrai
+from explainers.caching import array_digest
 from explainers.errors import ExplainerError
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
 
@@ -113,28 +112,11 @@ def fit_image(model, image) -> np.ndarray:
     return np.clip(np.round(work), 0, 255).astype(np.uint8)
 
 
-_PREDICTORS = PerModel()
-
-
-def _predictor(model):
-    def build():
-        flat = graph.flatten(model)
-        net = keras.Model(flat.input, [flat.logits, flat.probabilities])
-
-        @tf.function(input_signature=[tf.TensorSpec([None, *flat.input.shape[1:]], tf.float32)])
-        def run(x):
-            return net(x, training=False)
-
-        return run
-
-    return _PREDICTORS.get(model, "predict", build)
-
-
 def predict(model, image) -> Prediction:
     """The model's segmentation of one image; outputs at another resolution are resized (nearest)."""
     arr = inputs.image(model, image)
-    logits, probs = _predictor(model)(tf.constant(arr[None], tf.float32))
-    logits, probs = logits[0].numpy(), probs[0].numpy()
+    logits, probs = engine.of(model).predict(arr[None].astype(np.float32))
+    logits, probs = logits[0], probs[0]
     if logits.shape[:2] != arr.shape[:2]:
         logits = regions.resample_nearest(logits, arr.shape[:2])
         probs = regions.resample_nearest(probs, arr.shape[:2])
@@ -146,8 +128,8 @@ def _cam_maps(model, checked: inputs.Inputs, layers: Sequence[str], names: Seque
     """layer → method → Explanation for the CAM-family `names`, all from one compiled pass."""
     objects = {name: registry.get(name).make_cam(options[name]) for name in names}
     start = time.perf_counter()
-    raw = cams.compute(model, checked.image, checked.grid, checked.class_index, layers, list(objects.values()),
-                       checked.target)
+    raw = engine.of(model).cam_maps(checked.image, checked.grid, checked.class_index, layers,
+                                    list(objects.values()), checked.target)
     seconds = time.perf_counter() - start
     out: dict[str, dict[str, Explanation]] = {}
     for layer in layers:
@@ -202,7 +184,8 @@ def explain(
     checked = inputs.prepare(model, image, region, class_index, target)
     records = [registry.get(m) for m in methods]
     if any(not m.layer_free for m in records):
-        layer = graph.default_layer(model) if layer is None else graph.check_layer(model, layer)
+        runner = engine.of(model)
+        layer = runner.default_layer() if layer is None else runner.check_layer(layer)
     results: dict[str, Explanation] = {}
     cam_names = [m.name for m in records if m.family == registry.CAM]
     if cam_names:
@@ -242,7 +225,8 @@ def prepare_image(
     passes of its integration points, laid in by one XRAI run that skips every backward pass. `options`
     must be those of the later `explain` calls, since a kept batch is found again by its exact contents
     (a preview or none does not matter: XRAI asks for the same batches either way). An image whose
-    passes are all still kept is not laid in again. Other methods need nothing ahead.
+    passes are all still kept is not laid in again. Other methods need nothing ahead. For a PyTorch
+    model (`from_torch`) only the segments are computed: `forward_cache` keeps TensorFlow graphs only.
     `stop()`, checked before each batch, ends the work early (a region is waiting: the batches laid in so
     far stay). Returns whether everything was done.
     """
@@ -255,7 +239,7 @@ def prepare_image(
         return False
     xrai.segments(checked.image)
     kept = forward_cache.active()
-    if kept is None or not forward_cache.can_keep(model, target):
+    if kept is None or not engine.of(model).keeps_forward_passes or not forward_cache.can_keep(model, target):
         return True
     tag = _preparation_tag(model, checked.image, target, options)
     if kept.holds(tag):
@@ -295,10 +279,10 @@ def layer_sweep(
     chosen = registry.options_for(methods, options)
     checked = inputs.prepare(model, image, region, class_index, target)
     if layers is None:
-        layers = [info.name for info in graph.explainable_layers(model)]
+        layers = [info.name for info in engine.of(model).layers()]
     if isinstance(layers, str):
         layers = [layers]
-    layers = [graph.check_layer(model, name) for name in dict.fromkeys(layers)]
+    layers = [engine.of(model).check_layer(name) for name in dict.fromkeys(layers)]
     if not layers:
         raise ExplainerError("No layers to sweep: pass at least one convolution layer name.")
     return _cam_maps(model, checked, layers, methods, chosen)
@@ -338,7 +322,8 @@ def score_choice(model, image, region, class_index: int, layer: str | None = Non
     Returns {"adapter": Explanation, "region_sum": Explanation, "rank_correlation": Spearman ρ of the two
     heatmaps, "top10_iou": overlap of their top 10 %}. Linear methods (Grad-CAM, ...) would give ρ = 1.
     """
-    layer = graph.default_layer(model) if layer is None else graph.check_layer(model, layer)
+    runner = engine.of(model)
+    layer = runner.default_layer() if layer is None else runner.check_layer(layer)
     maps = {score: explain(model, image, region, class_index, layer, ("gradcam++",), target=target,
                            options={"gradcam++": {"score": score}})["gradcam++"] for score in ("adapter", "region_sum")}
     a, b = maps["adapter"].heatmap, maps["region_sum"].heatmap

@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--randomization-steps", type=int, default=0,
                         help="with --metrics: also run the randomisation check per image in this many steps (each "
                              "recomputes the maps once; default 0: not run)")
+    parser.add_argument("--mean", default=None, help="R,G,B mean (0–1 scale) for a PyTorch file that has none "
+                        "(default ImageNet's)")
+    parser.add_argument("--std", default=None, help="R,G,B std (0–1 scale) for a PyTorch file that has none")
     parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
@@ -160,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 # Model, folders and output names
 
 
-def _load_model(path_text: str | os.PathLike):
+def _load_model(path_text: str | os.PathLike, preprocessing: dict | None = None):
     """The one place a model file is loaded (driver and every Ray worker): safe mode, checked."""
     path_text = str(path_text)
     if path_text == "default":
@@ -174,9 +177,11 @@ def _load_model(path_text: str | os.PathLike):
     if not path.is_file():
         raise UsageError(f"--model {path_text!r}: pass an existing .keras model file.")
     try:  # the archive, config, sizes and code carriers are checked before Keras builds anything
-        model = model_files.load_model_file(path)
+        model = model_files.load_model_file(path, preprocessing=preprocessing)
     except model_files.ModelFileError as error:
         raise UsageError(f"--model: {error}") from None
+    if getattr(model, "file_preprocessing", None) is not None:
+        print(f"{path.name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     return model, graph.inspect_model(model)
 
 
@@ -364,6 +369,7 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "target": args.target, "metrics": bool(args.metrics), "metric_steps": args.metric_steps,
         "metric_target": args.metric_target, "randomization_steps": args.randomization_steps,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
+        "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
         "labels": str(args.labels.resolve()) if args.labels else None,
     }
 
@@ -396,7 +402,7 @@ class Worker:
     """Holds one loaded model and turns one image's bytes into its outputs (bytes), writing nothing."""
 
     def __init__(self, model_path: str | os.PathLike, options: dict[str, Any]) -> None:
-        self.model, self.summary = _load_model(model_path)
+        self.model, self.summary = _load_model(model_path, options.get("preprocessing"))
         self.options = options
 
     def process(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -637,7 +643,16 @@ def _validate(args) -> dict[str, Any]:
         raise UsageError(f"--labels {str(args.labels)!r} is not a folder.")
     files = _image_files(args.images)
     check_folders(args.images, args.out, args.labels)
-    model, summary = _load_model(args.model)
+    preprocessing = {}
+    try:
+        from explainers.torch_files import parse_triple
+
+        for key in ("mean", "std"):
+            if getattr(args, key) is not None:
+                preprocessing[key] = parse_triple(getattr(args, key), f"--{key}")
+    except ExplainerError as error:
+        raise UsageError(str(error)) from None
+    model, summary = _load_model(args.model, preprocessing)
     if class_names and len(class_names) != summary.num_classes:
         raise UsageError(f"--class-names lists {len(class_names)} names but the model has {summary.num_classes} classes.")
     wanted = [i for i in (region[1], parse_class(args.class_, class_names, "--class") if args.class_ else None)
@@ -657,7 +672,8 @@ def _validate(args) -> dict[str, Any]:
                "class_names": class_names, "layer": args.layer, "target": args.target, "metrics": bool(args.metrics),
                "metric_steps": args.metric_steps, "metric_target": args.metric_target,
                "randomization_steps": args.randomization_steps,
-               "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels}
+               "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
+               "preprocessing": preprocessing}
     return {"files": files, "options": options, "num_classes": summary.num_classes,
             "settings": _settings(args, methods, args.region, class_names)}
 

@@ -35,29 +35,34 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from explainers import arrays, scores
 from explainers import options as opts
-from explainers import scores
 from explainers.adapter import SegmentationAdapter
 from explainers.caching import PerModel
 
 
 @dataclasses.dataclass(frozen=True)
 class CAM:
-    """Base: the map from activations and gradients of `score`; subclasses define the weights."""
+    """Base: the map from activations and gradients of `score`; subclasses define the weights.
+
+    The formulas take channels-last arrays of any engine (TensorFlow tensors in the Keras engine's
+    compiled pass, NumPy arrays from the PyTorch engine) and use `arrays.namespace` for their operations.
+    """
 
     name: str = "cam"
     score: scores.Score = scores.ADAPTER
 
-    def channel_weights(self, activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    def channel_weights(self, activations, gradients):
         """(B, K) weights per channel, or (B, h, w, K) weights per activation element."""
         raise NotImplementedError
 
-    def layer_map(self, activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    def layer_map(self, activations, gradients):
         """(B, h, w, K) activations and gradients → (B, h, w) map, ReLU of the weighted channel sum."""
+        xp = arrays.namespace(activations)
         weights = self.channel_weights(activations, gradients)
-        if weights.shape.rank == 4:
-            return tf.nn.relu(tf.reduce_sum(activations * weights, axis=-1))
-        return tf.nn.relu(tf.einsum("bhwk,bk->bhw", activations, weights))
+        if xp.rank(weights) == 4:
+            return xp.relu(xp.sum(activations * weights, axis=-1))
+        return xp.relu(xp.einsum("bhwk,bk->bhw", activations, weights))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +70,7 @@ class GradCAM(CAM):
     name: str = "gradcam"
 
     def channel_weights(self, activations, gradients):
-        return tf.reduce_mean(gradients, axis=(1, 2))
+        return arrays.namespace(gradients).mean(gradients, axis=(1, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +78,11 @@ class GradCAMPlusPlus(CAM):
     name: str = "gradcam++"
 
     def channel_weights(self, activations, gradients):
-        spatial_sum = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
+        xp = arrays.namespace(gradients)
+        spatial_sum = xp.sum(activations, axis=(1, 2), keepdims=True)
         denominator = 2.0 + spatial_sum * gradients
-        alpha = tf.where(
-            (gradients != 0) & (denominator != 0), tf.math.divide_no_nan(1.0, denominator), 0.0
-        )
-        return tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=(1, 2))
+        alpha = xp.where((gradients != 0) & (denominator != 0), xp.divide_no_nan(1.0, denominator), 0.0)
+        return xp.sum(alpha * xp.relu(gradients), axis=(1, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +106,7 @@ class LayerCAM(CAM):
     name: str = "layercam"
 
     def channel_weights(self, activations, gradients):
-        return tf.nn.relu(gradients)
+        return arrays.namespace(gradients).relu(gradients)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +114,9 @@ class XGradCAM(CAM):
     name: str = "xgradcam"
 
     def channel_weights(self, activations, gradients):
-        weighted = tf.reduce_sum(activations * gradients, axis=(1, 2))
-        return tf.math.divide_no_nan(weighted, tf.reduce_sum(activations, axis=(1, 2)))
+        xp = arrays.namespace(gradients)
+        weighted = xp.sum(activations * gradients, axis=(1, 2))
+        return xp.divide_no_nan(weighted, xp.sum(activations, axis=(1, 2)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,12 +175,10 @@ def region_score_function(model, region, class_index: int, target: str = "logits
 
     `region` is a bool H×W mask at image size (put on the output grid by the same rule as `explain`);
     images are float N×H×W×C (or one H×W×C) in the model's input range. The score is the compiled,
-    batched `scores.region_score_function` (fixed input signature), run `batch_size` images at a time
+    batched region score of the model's engine (`engine.Engine.region_scores`; Keras: compiled once), run `batch_size` images at a time
     (None: `SCORE_BATCH_SIZE` capped by the memory budget, `memory`).
     """
-    import tensorflow as tf
-
-    from explainers import inputs, memory, regions, scores
+    from explainers import engine, inputs, memory, regions
 
     summary = inputs.summary(model)
     region = np.asarray(region)
@@ -198,9 +196,8 @@ def region_score_function(model, region, class_index: int, target: str = "logits
     batch_size, _ = memory.choose_batch(model, region.shape, "The faithfulness score", batch_size, SCORE_BATCH_SIZE,
                                         backward=False)
     grid, _ = regions.to_grid(region, inputs.output_size(model, region.shape))
-    fn = scores.region_score_function(model, target)
-    mask = tf.constant(grid.astype(np.float32))
-    cls = tf.constant(class_index, tf.int32)
+    fn = engine.of(model).region_scores(target)
+    mask = grid.astype(np.float32)
 
     def score_fn(images: np.ndarray) -> np.ndarray:
         batch = np.asarray(images, dtype=np.float32)
@@ -211,7 +208,7 @@ def region_score_function(model, region, class_index: int, target: str = "logits
                 f"The images are {batch.shape[1]}×{batch.shape[2]} but the region is "
                 f"{region.shape[0]}×{region.shape[1]}: score images of the region's size."
             )
-        parts = [fn(tf.constant(batch[i:i + batch_size]), mask, cls).numpy() for i in range(0, len(batch), batch_size)]
+        parts = [fn(batch[i:i + batch_size], mask, class_index) for i in range(0, len(batch), batch_size)]
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
     return score_fn

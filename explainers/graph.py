@@ -116,6 +116,11 @@ class FlatGraph:
 
 
 _FLAT_CACHE = PerModel()
+
+
+def _foreign(model):
+    """The engine of a non-Keras model (`explainers.from_torch`); the public functions here hand it the call."""
+    return getattr(model, "segexplain_engine", None)
 _USER_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -532,6 +537,8 @@ def explainable_layers(model) -> list[LayerInfo]:
     Nested models are expanded; preprocessing layers and the probabilities after the logits are left
     out (see the module docstring).
     """
+    if (engine := _foreign(model)) is not None:
+        return engine.layers()
     flat = flatten(model)
     return [_info(flat, name) for name in flat.explainable]
 
@@ -542,11 +549,17 @@ def layer_stages(model) -> list[Stage]:
     Each stage is labelled with its grid and, where the input size is known, its stride, e.g.
     "stage 3 · 16×16 (1/8 of the input)"; a 300-layer backbone becomes a handful of groups.
     """
+    if (engine := _foreign(model)) is not None:
+        return engine.stages()
     flat = flatten(model)
-    height, width = tuple(flat.input.shape[1:3])
+    return group_stages([_info(flat, name) for name in flat.explainable], tuple(flat.input.shape[1:3]))
+
+
+def group_stages(infos: list[LayerInfo], input_size: tuple[int | None, int | None]) -> list[Stage]:
+    """`layer_stages`' rule for any engine's layers (channels-last shapes (B, h, w, K))."""
+    height, width = input_size
     groups: dict[tuple, list[LayerInfo]] = {}
-    for name in flat.explainable:
-        info = _info(flat, name)
+    for info in infos:
         groups.setdefault(tuple(info.output_shape[1:3]), []).append(info)
     stages = []
     for number, (size, members) in enumerate(groups.items(), start=1):
@@ -569,6 +582,8 @@ def default_layer(model) -> str:
     channel count, stepping back over resizing and dropout layers; if that walk fails (e.g. the head
     merges several branches of class scores), the last explainable layer whose channels are not the classes.
     """
+    if (engine := _foreign(model)) is not None:
+        return engine.default_layer()
     flat = flatten(model)
     if flat.default is None:
         raise ExplainerError("The model has no explainable feature map: use a convolutional segmentation network.")
@@ -577,7 +592,13 @@ def default_layer(model) -> str:
 
 def inspect_model(model) -> ModelSummary:
     """Accept or reject a model for explanation, with a one-sentence reason on rejection."""
+    if (engine := _foreign(model)) is not None:
+        return engine.summary()
     if not isinstance(model, keras.Model):
+        if any(c.__module__.startswith("torch") for c in type(model).__mro__):
+            raise ExplainerError(
+                f"Got a PyTorch {type(model).__name__}: wrap it with explainers.from_torch(module, "
+                "input_size=(H, W), mean=(r, g, b), std=(r, g, b)).")
         raise ExplainerError(f"Expected a Keras model, got {type(model).__name__}: load the model with Keras 3.")
     in_shape = _input_spec(model)
     out_shape = _check_output(model)
@@ -596,6 +617,8 @@ def inspect_model(model) -> ModelSummary:
 
 def check_layer(model, layer: str) -> str:
     """Return `layer` if CAMs can use it, else raise an ExplainerError naming valid choices."""
+    if (engine := _foreign(model)) is not None:
+        return engine.check_layer(layer)
     flat = flatten(model)
     if layer in flat.explainable:
         return layer
@@ -621,6 +644,8 @@ def tap_model(model, layer_names=(), target: str = "logits") -> keras.Model:
     """
     if target not in ("logits", "probabilities"):
         raise ExplainerError(f"Unknown target {target!r}: use 'logits' or 'probabilities'.")
+    if _foreign(model) is not None:
+        raise ExplainerError("tap_model builds a Keras model: it does not apply to a PyTorch model.")
     flat = flatten(model)
     names = [check_layer(model, name) for name in layer_names]
     scores = flat.logits if target == "logits" else flat.probabilities

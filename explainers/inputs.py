@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
-from explainers import graph, model_files, regions
+from explainers import engine, graph, model_files, regions
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.results import REGION_RESIZED, REGION_TOUCHED, MapWarning
@@ -34,7 +33,7 @@ class Inputs:
 
 
 def summary(model) -> graph.ModelSummary:
-    return graph.inspect_model(model)
+    return engine.of(model).summary()
 
 
 def image(model, image, model_summary: graph.ModelSummary | None = None) -> np.ndarray:
@@ -100,17 +99,7 @@ def output_size(model, image_size: tuple[int, int]) -> tuple[int, int]:
     """The output grid for an image of this size (static models: from the graph; dynamic: inferred once)."""
 
     def infer() -> tuple[int, int]:
-        flat = graph.flatten(model)
-        h, w = tuple(flat.logits.shape[1:3])
-        if h is None or w is None:
-            probe = keras.Model(flat.input, flat.logits)
-            spec = probe.compute_output_spec(
-                keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32")
-            )
-            h, w = spec.shape[1:3]
-            if h is None or w is None:
-                h, w = probe(np.zeros((1, *image_size, int(flat.input.shape[-1])), np.float32)).shape[1:3]
-        return int(h), int(w)
+        return engine.of(model).output_size(tuple(image_size))
 
     return _OUTPUT_SIZES.get(model, tuple(image_size), infer)
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import threading
 from collections.abc import Iterator
 
-from explainers import graph
+from explainers import engine
 from explainers.errors import ExplainerError
 from explainers.results import BATCH_REDUCED, MapWarning
 
@@ -63,19 +62,7 @@ def bytes_per_image(model, image_size: tuple[int, int], backward: bool = True) -
 def activation_bytes(model, image_size: tuple[int, int]) -> int:
     """4 bytes per float of the input and of every activation of one image: about what a taped
     forward pass keeps for its backward pass (measured 13 MB against 12.8 MB on the shipped model)."""
-    flat = graph.flatten(model)
-    h, w = image_size
-
-    def elements(shape) -> int:
-        dims = list(shape[1:])
-        if len(dims) == 3:
-            dims[0] = h if dims[0] is None else dims[0]
-            dims[1] = w if dims[1] is None else dims[1]
-        return math.prod(int(d) for d in dims if d is not None)
-
-    floats = elements(flat.input.shape) + sum(elements(t.shape) for t in flat.taps.values())
-    floats += elements(flat.logits.shape)
-    return int(4 * floats)
+    return int(engine.of(model).activation_bytes(tuple(image_size)))
 
 
 def fitting_batch(model, image_size: tuple[int, int], method: str, backward: bool = True) -> int:

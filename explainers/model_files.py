@@ -190,7 +190,8 @@ _RUN_SIZES = PerModel()
 # The loader
 
 
-def load_model_file(path: str | Path, display_name: str | None = None, limits: Limits | None = None) -> keras.Model:
+def load_model_file(path: str | Path, display_name: str | None = None, limits: Limits | None = None,
+                    preprocessing: Mapping[str, object] | None = None) -> keras.Model:
     """Load a `.keras` (or legacy `.h5`/`.hdf5`) segmentation model safely and check it can be explained.
 
     `display_name` is the name used in messages (the user's file name; default: the file's own name).
@@ -201,6 +202,11 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
     path = Path(path)
     name = display_name or path.name
     limits = limits or Limits.from_env()
+    from explainers import torch_files
+
+    # PyTorch files; `preprocessing` gives mean, std and input_size where the file has none
+    if torch_files.torch_suffix(name) or torch_files.torch_suffix(path.name):
+        return torch_files.load_explainable(path, name, limits, **(preprocessing or {}))
     if not path.is_file():
         raise ModelFileError(f"There is no model file named '{name}': choose a saved .keras file.")
     suffix = model_suffix(name) or model_suffix(path.name)

@@ -4,7 +4,7 @@ Why: a gradient-free check of the gradient methods. N binary grids of `cells`×`
 kept with probability `p`, are upsampled bilinearly to (cells+1)·⌈H/cells⌉ × (cells+1)·⌈W/cells⌉ and
 cropped at a random shift of less than one cell, giving smooth masks M_i in [0, 1] at image size. The
 image times each mask is scored with the adapter's region score s (the compiled batched
-`scores.region_score_function`), and
+`engine.Engine.region_scores`), and
 
     map = Σ_i s(x ⊙ M_i) · M_i / (N · p),
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from explainers import memory, scores
+from explainers import engine, memory
 from explainers import options as opts
 from explainers.results import RawMap
 
@@ -90,14 +90,14 @@ def rise_map(model, image: np.ndarray, mask: np.ndarray, class_index: int, targe
     x = np.asarray(image, dtype=np.float32)
     size = x.shape[:2]
     mask_plan = plan(size, options)
-    score = scores.region_score_function(model, target)
-    mask_t, class_t = tf.constant(np.asarray(mask, np.float32)), tf.constant(int(class_index), tf.int32)
+    score = engine.of(model).region_scores(target)
+    mask = np.asarray(mask, np.float32)
     batch = options.batch_size or DEFAULT_BATCH_SIZE
     total = np.zeros(size, np.float64)
     for start in range(0, options.masks, batch):
         stop = min(start + batch, options.masks)
         m = masks(mask_plan, size, start, stop)
-        values = score(tf.constant(x[None] * m[..., None]), mask_t, class_t).numpy().astype(np.float64)
+        values = score(x[None] * m[..., None], mask, class_index).astype(np.float64)
         values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
         total += np.tensordot(values, m.astype(np.float64), axes=(0, 0))
         if progress is not None:

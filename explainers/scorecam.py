@@ -31,14 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from explainers import graph, memory, scores
+from explainers import engine, memory
 from explainers import options as opts
-from explainers.caching import PerModel
+from explainers.keras_engine import activations_function as _activations_function  # noqa: F401 (tests)
 from explainers.results import RawMap
 
 DEFAULT_CHANNELS = 64
 DEFAULT_BATCH_SIZE = 32
-_FORWARDS = PerModel()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,20 +64,6 @@ class ScoreCAMResult:
     baseline_score: float
 
 
-def _activations_function(model, layer: str, target: str):
-    def build():
-        tapped = graph.tap_model(model, [layer], target)
-        image_shape = tuple(tapped.inputs[0].shape[1:])
-
-        @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
-        def activations(x):
-            return tapped(x, training=False)[1]
-
-        return activations
-
-    return _FORWARDS.get(model, (layer, target), build)
-
-
 def scorecam_map(
     model,
     image: np.ndarray,
@@ -93,7 +78,8 @@ def scorecam_map(
     """Raw Score-CAM of the region score; `image` is float H×W×C, `mask` the region at output size."""
     x = np.asarray(image, dtype=np.float32)
     mask = np.asarray(mask, dtype=np.float32)
-    acts = _activations_function(model, layer, target)(tf.constant(x[None]))[0].numpy()  # (h, w, K)
+    runner = engine.of(model)
+    acts = runner.activations(layer, target)(x[None])[0]  # (h, w, K)
     order = np.argsort(-acts.mean(axis=(0, 1)), kind="stable")[: int(channels)]
     kept = acts[..., order]
     upsampled = tf.image.resize(kept[None], x.shape[:2], method="bilinear")[0].numpy()  # (H, W, k)
@@ -101,16 +87,15 @@ def scorecam_map(
     span = high - low
     masks = np.where(span > 0, (upsampled - low) / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
 
-    score = scores.region_score_function(model, target)
-    mask_t, class_t = tf.constant(mask), tf.constant(int(class_index), tf.int32)
+    score = runner.region_scores(target)
     scale = mask.size / max(float(mask.sum()), 1.0)  # adapter score → mean over the region's pixels
-    baseline = float(score(tf.zeros((1, *x.shape), tf.float32), mask_t, class_t).numpy()[0]) * scale
+    baseline = float(score(np.zeros((1, *x.shape), np.float32), mask, class_index)[0]) * scale
     count = masks.shape[-1]
     values = np.empty(count, dtype=np.float64)
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         batch = x[None] * np.moveaxis(masks[..., start:stop], -1, 0)[..., None]
-        values[start:stop] = score(tf.constant(batch), mask_t, class_t).numpy() * scale
+        values[start:stop] = score(batch, mask, class_index) * scale
         if progress is not None:
             progress(stop / count)
     with np.errstate(invalid="ignore", over="ignore"):  # scores of ±inf (overflowing logits) give NaN weights:

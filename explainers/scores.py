@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from explainers import arrays
 from explainers.adapter import SegmentationAdapter
 from explainers.caching import PerModel
 
@@ -34,7 +35,8 @@ class Score:
     name: str = "score"
     phrase: str = ""
 
-    def __call__(self, scores: tf.Tensor, scores_map: tf.Tensor, mask: tf.Tensor, class_index: tf.Tensor) -> tf.Tensor:
+    def __call__(self, scores, scores_map, mask, class_index):
+        """Arrays of any engine (`arrays.namespace`): scores (B, C), scores_map (B, h, w, C), mask (B, h, w)."""
         raise NotImplementedError
 
 
@@ -44,7 +46,7 @@ class AdapterMean(Score):
     phrase: str = "the adapter's region score (mean over the output of mask × class {target})"
 
     def __call__(self, scores, scores_map, mask, class_index):
-        return tf.gather(scores, class_index, axis=1)
+        return arrays.namespace(scores).take(scores, class_index, axis=1)
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,18 @@ class RegionSum(Score):
     phrase: str = "the class {target} summed over the region"
 
     def __call__(self, scores, scores_map, mask, class_index):
-        return tf.reduce_sum(tf.gather(scores_map, class_index, axis=-1) * mask, axis=(1, 2))
+        xp = arrays.namespace(scores_map)
+        return xp.sum(xp.take(scores_map, class_index, axis=-1) * mask, axis=(1, 2))
 
 
-def contrastive_scores(scores: tf.Tensor, class_index: tf.Tensor) -> tf.Tensor:
+def contrastive_scores(scores, class_index):
     """(B, C) adapter scores → (B,) S_c − mean_{n≠c} S_n (just S_c when there is one class)."""
-    own = tf.gather(scores, class_index, axis=1)
+    xp = arrays.namespace(scores)
+    own = xp.take(scores, class_index, axis=1)
     others = scores.shape[-1] - 1
     if not others:
         return own
-    return own - (tf.reduce_sum(scores, axis=1) - own) / float(others)
+    return own - (xp.sum(scores, axis=1) - own) / float(others)
 
 
 @dataclass(frozen=True)

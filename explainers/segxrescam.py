@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import tensorflow as tf
-
-from explainers import cams, scores
+from explainers import arrays, cams, scores
 from explainers import options as opts
 
 DEFAULT_POOL_SIZE = 2
@@ -42,13 +40,7 @@ class SegXResCAM(cams.CAM):
     pool_size: int = DEFAULT_POOL_SIZE
 
     def channel_weights(self, activations, gradients):
-        p = self.pool_size
-        h, w = tf.shape(gradients)[1], tf.shape(gradients)[2]
-        pad = [[0, 0], [0, (-h) % p], [0, (-w) % p], [0, 0]]  # blocks start at the top-left cell
-        total = tf.nn.avg_pool2d(tf.pad(gradients, pad), ksize=p, strides=p, padding="VALID")
-        cells = tf.nn.avg_pool2d(tf.pad(tf.ones_like(gradients[..., :1]), pad), ksize=p, strides=p, padding="VALID")
-        pooled = total / cells  # border blocks: the mean of the cells they hold
-        return tf.repeat(tf.repeat(pooled, p, axis=1), p, axis=2)[:, :h, :w, :]
+        return arrays.namespace(gradients).block_mean(gradients, self.pool_size)
 
 
 def make(options: SegXResCAMOptions) -> SegXResCAM:

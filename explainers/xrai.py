@@ -32,10 +32,9 @@ from collections.abc import Callable
 
 import numpy as np
 import saliency.core as saliency
-import tensorflow as tf
 from saliency.core.xrai import _get_segments_felzenszwalb
 
-from explainers import forward_cache, memory, scores
+from explainers import engine, forward_cache, memory
 from explainers import options as opts
 from explainers.caching import LRU, array_digest
 from explainers.forward_cache import ForwardCache
@@ -70,14 +69,14 @@ def call_model_function(model, target: str = "logits", progress: Callable[[], No
     With `kept` (a `forward_cache.ForwardCache`) each batch's forward pass is kept there and a batch
     seen before costs only its backward pass.
     """
-    gradients = scores.input_gradient_function(model, target)
+    gradients = engine.of(model).input_gradients(target)
 
     def compute(x: np.ndarray, mask: np.ndarray, class_index: int) -> np.ndarray:
         if kept is not None:
             grads = kept.input_gradients(model, target, x, mask, class_index)
             if grads is not None:
                 return grads
-        return gradients(tf.constant(x), tf.constant(mask), tf.constant(class_index, tf.int32)).numpy()
+        return gradients(x, mask, class_index)
 
     def call(x_batch, call_model_args=None, expected_keys=None):
         args = call_model_args or {}
@@ -180,7 +179,8 @@ def xrai_map(
         if progress is not None:
             progress(min(done[0] / total, 1.0))
 
-    call = call_model_function(model, target, kept=forward_cache.active())
+    call = call_model_function(model, target,
+                               kept=forward_cache.active() if engine.of(model).keeps_forward_passes else None)
     counted = _Reuse(call) if early is not None else call
 
     def counting(x_batch, call_model_args=None, expected_keys=None):

@@ -205,10 +205,14 @@ def test_not_a_file_or_wrong_extension(tmp_path, tiny_keras) -> None:
         load_user_model(tmp_path / "absent.keras")
     with pytest.raises(ModelLoadError, match="no model file"):
         load_user_model(tmp_path)
-    renamed = tmp_path / "model.pt"
+    renamed = tmp_path / "model.txt"
     renamed.write_bytes(tiny_keras.read_bytes())
-    with pytest.raises(ModelLoadError, match=r"extension '\.pt'.*\.keras"):
+    with pytest.raises(ModelLoadError, match=r"extension '\.txt'.*\.keras"):
         load_user_model(renamed)
+    pickled = tmp_path / "model.pt"  # a PyTorch name: refused as a pickle, never opened (tests/test_torch_files.py)
+    pickled.write_bytes(tiny_keras.read_bytes())
+    with pytest.raises(ModelLoadError, match="never opens it"):
+        load_user_model(pickled)
     bare = tmp_path / "model"
     bare.write_bytes(b"x")
     with pytest.raises(ModelLoadError, match="extension '.none.'"):

@@ -1,0 +1,49 @@
+"""The page with an uploaded ONNX file (AppTest): the sections run, the layers are the original module
+paths, and the sidebar says which mean, std and size are in force."""
+
+from __future__ import annotations
+
+import hostile_torch_files as ht
+import numpy as np
+from streamlit.testing.v1 import AppTest
+from test_app_foreign_models import APP, CHEAP
+
+from dashboard import compute, state
+
+
+def test_an_uploaded_onnx_file_is_explained_on_the_page(tmp_path) -> None:
+    data = ht.export_onnx(ht.small_seg(), tmp_path / "net.onnx", size=(48, 48)).read_bytes()
+    at = AppTest.from_file(APP, default_timeout=300)
+    region = np.zeros((48, 48), bool)
+    region[12:36, 16:40] = True
+    for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
+        at.session_state[key] = value
+    at.run()
+    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("net.onnx", data, "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state[state.MODEL_CHOICE]["key"] == f"upload:{compute.digest(data)}"
+    assert any("from the ONNX graph's input shape" in c.value and "ImageNet defaults" in c.value for c in at.caption)
+    results = at.session_state[state.RESULTS]
+    assert "gradcam" in results and np.isfinite(results["gradcam"].heatmap).all()
+    assert results["gradcam"].layer.startswith(("backbone", "classifier"))
+
+
+def test_an_uploaded_transformers_zip_brings_its_class_names_and_preprocessing(tmp_path) -> None:
+    preprocessor = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "size": {"height": 48, "width": 48}}
+    files = ht.segformer_folder(tmp_path / "seg", preprocessor)
+    data = ht.zip_folder(files, tmp_path / "seg.zip").read_bytes()
+    at = AppTest.from_file(APP, default_timeout=300)
+    region = np.zeros((48, 48), bool)
+    region[12:36, 16:40] = True
+    for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
+        at.session_state[key] = value
+    at.run()
+    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("seg.zip", data, "application/zip"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["class_names"]["names"] == ["sky", "road", "car"]
+    assert any("from preprocessor_config.json" in c.value for c in at.caption)
+    assert np.isfinite(at.session_state[state.RESULTS]["gradcam"].heatmap).all()
