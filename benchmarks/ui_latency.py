@@ -5,7 +5,7 @@ Playwright at 1280×800, draws strokes at different places on the canvas and swi
 reports the median and worst time from the action (mouse-up, option click) to every CAM map on
 screen showing its new picture, beside the engine's own time (the seconds each map's caption
 reports). All three instants are taken in the page's own clock (`performance.now()`): the mouse-up,
-the first websocket message after it (the rerun request the drawing pad sends when a stroke ends),
+the first websocket message after it (the rerun request streamlit-drawable-canvas sends 200 ms after a stroke ends),
 and the check that finds the last map showing its new picture (every frame for the CAMs, every
 `XRAI_POLL_MS` for XRAI). It also times XRAI for a new region on an image already seen (its segments
 are cached), its preview (PAIR's XRAI at 12 of the 100 steps, shown while the full map is computed)
@@ -210,7 +210,7 @@ START, END = "<!-- ui_latency:start -->", "<!-- ui_latency:end -->"
 def table(out: dict[str, list[float]]) -> str:
     """The figures as a Markdown table (for RESULTS.md)."""
     rows = [("stroke → 3 CAM maps on screen", out["stroke"]),
-            ("  of which: mouse-up → rerun request sent (the drawing pad)", out["stroke_send"]),
+            ("  of which: mouse-up → rerun request sent (the canvas: its 200 ms send delay)", out["stroke_send"]),
             ("  of which: request sent → 3 CAM maps on screen", out["stroke_after_send"]),
             ("engine CAM pass after a stroke", out["stroke_engine"]),
             ("layer change → 3 CAM maps on screen (warm)", out["layer"]),

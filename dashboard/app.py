@@ -37,6 +37,7 @@ try:
         quality_view,
         runtime,
         safe_text,
+        share,
         sidebar,
         state,
     )
@@ -48,6 +49,7 @@ except ImportError as missing:  # a half-installed environment: say so instead o
 
 runtime.keep_keras_session()  # no TensorFlow kernel-cache reset after every run (see runtime.py)
 state.init()
+share.restore(sidebar.choose_sample)  # a reload or a shared link: the comparison in the URL (share.py)
 st.markdown(layout.CSS, unsafe_allow_html=True)
 
 # ---- Sidebar: model, image, advanced settings -------------------------------------------------
@@ -79,6 +81,11 @@ names = figures.class_names(prediction.probs.shape[-1])
 colors = figures.class_colors(len(names))
 truth, truth_note = quality_view.ground_truth(choice, labels, len(names))
 
+if share.message():
+    st.warning(share.message())
+if st.session_state.get(state.OPENED_NOTE):  # the dataset page opened an image here: said once
+    st.success(st.session_state.pop(state.OPENED_NOTE))
+
 # ---- The loop: region | maps, side by side, in a fragment --------------------------------------
 # A stroke, class, layer or method change reruns only this fragment (not the sidebar, the gallery,
 # the browser, the ground truth or the overview).
@@ -91,7 +98,7 @@ truth_tab, overview_tab, gallery_tab, browser_tab = st.tabs(
 with truth_tab, guard.section("Ground truth and errors"):
     quality_view.panel(image, labels, truth, truth_note, names, colors, choice)
 with overview_tab:
-    overview_view.section(labels, names, choice["name"])
+    overview_view.section(model, model_key, image, choice["digest"], settings["target"], labels, names, choice["name"])
 with gallery_tab, guard.section("Sample gallery"):
     gallery.show()
 with browser_tab, guard.section("Image browser"):

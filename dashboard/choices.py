@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import compute, layer_picker, state
+from dashboard import compute, layer_picker, share, state
 from dashboard.comparison import PICKER_ORDER, picker_label
 from explainers import ExplainerError, regions, registry
 
@@ -26,8 +26,8 @@ def shape_text(shape: tuple[int | None, ...]) -> str:
 
 
 def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model: Any,
-         model_key: str) -> tuple[int, str, list[str]]:
-    """Class and layer pickers in one row, the method picker under them at full width; returns
+         model_key: str, image_size: tuple[int, int] | None = None) -> tuple[int, str, list[str]]:
+    """Class and stage pickers in one row, the layer and the method picker under them at full width; returns
     (class index, layer, methods)."""
     layers, default_layer = compute.layer_table(model_key, model)
     shapes = {info.name: shape_text(info.output_shape) for info in layers}
@@ -36,10 +36,10 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
         st.session_state[state.LAYER] = default_layer
     if state.METHODS not in st.session_state:
         st.session_state[state.METHODS] = list(registry.DEFAULT_METHODS)
-    class_col, layer_col = st.columns([1, 1.6])
+    class_col, stage_col = st.columns(2)  # the layer below them at full width: its labels are long
     class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
                                       help="Defaults to the class predicted most often inside the region.")
-    layer = layer_picker.show(layer_col, model, model_key, default_layer)
+    layer = layer_picker.show(stage_col, st.container(), model, model_key, default_layer, image_size)
     methods = st.multiselect(
         "Methods", list(PICKER_ORDER), key=state.METHODS, format_func=picker_label,
         help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "
@@ -97,5 +97,6 @@ def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[st
                 state.put(state.CLASS_FOR_REGION, region_key)
         except ExplainerError:
             pass  # empty or misshaped region: regions.check_region words the message in section 3
+    share.apply_pending_class(region is not None)
     if st.session_state.get(state.CLASS) not in range(len(names)):
         st.session_state[state.CLASS] = 0

@@ -174,6 +174,7 @@ def notes(results: dict[str, Any]) -> None:
 
 SCALES = ("own", "common")
 SCALE_LABELS = {"own": "each map ÷ its own maximum", "common": "common scale (maps sharing units)"}
+SCALE_CHOICES = {"own": "own maximum", "common": "common scale"}  # the Scale picker's short names (half a column)
 # Gradient CAMs of the adapter's score whose weights are linear in the gradient: their raw maps are in
 # the same units (activation × gradient of one score), so one absolute scale compares their strength.
 COMMON_UNITS = ("gradcam", "hirescam", "layercam", "xgradcam")
@@ -301,14 +302,35 @@ def _rerun_loop() -> None:
 GRADCAMPP_SCALE_NOTE = "Grad-CAM++ depends on the score's scale; “Agreement and notes” measures how much."
 
 
+FLAT_NOTE = ("⚠️ The same value at every pixel: this layer keeps no spatial information for this map (e.g. a 1×1 "
+             "pooled layer, or a copy of one upsampled), so it cannot say where; shown blank rather than painted "
+             "at the maximum. Pick a layer with a spatial grid.")
+
+
+def is_flat(heatmap: np.ndarray | None) -> bool:
+    """Whether a map is one constant over the whole image (its maximum everywhere, or zero everywhere):
+    no location at all, as from a 1×1 layer or a map upsampled from one. Normalised to its maximum such
+    a map painted the image solid red."""
+    if heatmap is None:
+        return False
+    values = np.asarray(heatmap, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        return False
+    spread = float(values.max() - values.min())
+    return spread <= 1e-6 * max(float(np.abs(values).max()), 1e-12)
+
+
 def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
               factor: float = 1.0) -> None:
-    heat = explanation.heatmap * factor
+    flat = is_flat(explanation.heatmap)
+    heat = np.zeros_like(explanation.heatmap) if flat else explanation.heatmap * factor
     scale_note = "" if view.scale == "own" else (
         f" · ×{factor:.2f} of the common scale" if method in COMMON_UNITS else " · own max (other units)")
     where = " · layer-free" if is_layer_free(method) else ""
     st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
              caption=title(method, explanation) + where + scale_note)
+    if flat:
+        st.caption(FLAT_NOTE)
     for icon, message in visible_warnings(explanation):
         st.caption(f"{icon} {message}")
 
@@ -436,26 +458,18 @@ def sweep(request: Request) -> None:
         by_layer = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
                                  request.target, request.image, request.region, request.model)
     paths = compute.outline(request.region)
-    flat = [layer for layer, result in by_layer.items() if _is_single_position(result)]
+    flat = [layer for layer, result in by_layer.items() if any(is_flat(e.heatmap) for e in result.values())]
     if flat:
-        st.caption(f"{', '.join(safe_text.code(name) for name in flat)}: a 1×1 output has one position, so its map is "
-                   "one number and carries no location; those cells are left blank rather than painted at the "
-                   "maximum.")
+        st.caption(f"{', '.join(safe_text.code(name) for name in flat)}: the map is the same value at every pixel (a 1×1 "
+                   "output, or a copy of one upsampled, keeps no location); those cells are left blank rather than "
+                   "painted at the maximum.")
     for method in ("gradcam", "gradcam++"):
-        maps = {layer: (np.full_like(result[method].heatmap, np.nan) if layer in flat else result[method].heatmap)
+        maps = {layer: (np.full_like(result[method].heatmap, np.nan) if is_flat(result[method].heatmap)
+                        else result[method].heatmap)
                 for layer, result in by_layer.items() if method in result}
         if maps:
             st.plotly_chart(figures.sweep_figure(maps, paths, label(method)), key=f"sweep-{method}",
                             config=PLOT_CONFIG)
-
-
-def _is_single_position(result: dict[str, Any]) -> bool:
-    """Whether a layer's maps come from a single spatial position (a 1×1 layer: no location at all)."""
-    for explanation in result.values():
-        layer_map = getattr(explanation, "layer_map", None)
-        if layer_map is not None:
-            return int(np.asarray(layer_map).size) <= 1
-    return False
 
 
 def remember(results: dict[str, Any]) -> None:

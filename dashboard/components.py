@@ -1,4 +1,6 @@
-"""Our two Streamlit components v2, declared from the files in `dashboard/frontend/`.
+"""Our two Streamlit components v2 (`wake`, `settle`), declared from the files in `dashboard/frontend/`.
+
+The drawing canvas is streamlit-drawable-canvas (see `canvas.py`), not one of ours.
 
 Inline HTML, CSS and JavaScript (no build step, no iframe, no package manifest): `stem`.js and
 `stem`.css are read once and the component is declared once per server process."""

@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import compute, safe_text, state
-from explainers import dataset_analysis
+from explainers import dataset_analysis, registry
 
 ROOT_ENV = "SEGEXPLAIN_RESULTS_ROOT"
 FOLDER = "dataset_folder"  # text input: results folder (relative to the root, or absolute under it)
@@ -33,6 +33,7 @@ CELL_CLASS = "dataset_explained_class"
 CELL_ON = "dataset_on_class"
 CHART = "dataset_matrix"
 LAST_POINT = "dataset_last_point"  # the chart click already applied to the pickers
+SWITCH = "dataset_switch"  # set by "Open in main view": the next run goes to the main page
 OPENED = "dataset_opened"  # read back by tests: (run, output) of the image last opened in the main view
 PROBLEM = "dataset_problem"  # why the last "Open" did not open the image, or None
 TOP = 10  # images listed per cell
@@ -119,14 +120,23 @@ def open_in_main_view(run: str, output: str, method: str) -> None:
     if arrays["class_index"] is not None:
         st.session_state[state.CLASS] = arrays["class_index"]
         state.put(state.CLASS_FOR_REGION, compute.digest(arrays["region"]))  # keep this class for this region
-    methods = list(st.session_state.get(state.METHODS) or [])
+    methods = list(st.session_state.get(state.METHODS) or registry.DEFAULT_METHODS)
     if method not in methods:
-        st.session_state[state.METHODS] = [*methods, method]
+        methods = [*methods, method]
+    st.session_state[state.METHODS] = methods  # the user's methods, and the batch's
     st.session_state[OPENED] = (run, output)
+    st.session_state[state.OPENED_NOTE] = (
+        f"Opened {output} from the dataset view: its explained region (outlined on the canvas and the maps) and "
+        f"class are set, with {method}, the batch's method, among your methods. Draw on the canvas to explain "
+        "another region of it.")
+    st.session_state[SWITCH] = True  # `show` switches to the main page (not allowed inside a callback)
 
 
 def show() -> None:
-    """The whole view: folder input, matrix heatmap, the chosen cell's images."""
+    """The whole view: folder input, matrix heatmap, the chosen cell's images. After "Open in main view"
+    it goes to the main page itself, which says what was opened."""
+    if st.session_state.pop(SWITCH, False):
+        st.switch_page("app.py")
     root = results_root()
     st.text_input("Results folder", key=FOLDER, placeholder="e.g. results/scenes",
                   help=f"A folder under {root} holding a batch run (run.json), several runs in subfolders, or an "
@@ -184,8 +194,6 @@ def show() -> None:
         st.caption("No image in this cell.")
     if st.session_state.get(PROBLEM):
         st.error(safe_text.md(st.session_state[PROBLEM]))
-    elif state.get(OPENED):
-        st.success(f"Opened {safe_text.md(state.get(OPENED)[1])}: go to the main page to explain it (its region is set).")
     _side_tables(tables)
 
 

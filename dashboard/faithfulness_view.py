@@ -79,18 +79,28 @@ def show(request: Request, results: Mapping[str, Any]) -> Scores | None:
         slot.empty()
     state.put(state.FAITHFULNESS, scores)
     ranking = compute.faithfulness_ranking(scores)
-    _charts(scores, target)
-    _table(ranking)
+    share = region_share(request.region)
+    _charts(scores, target, share)
+    _table(ranking, share)
     return Scores(results=scores, ranking=ranking, target=target, steps=STEPS)
 
 
-def _charts(scores: Mapping[str, Any], target: str) -> None:
-    y_title = f"adapter score (class {'probability' if target == 'probabilities' else 'logit'})"
+def region_share(region: np.ndarray) -> float:
+    """The region's share of the image: the adapter's score (class score × mask, averaged over the whole
+    grid) ÷ this share is the class score averaged over the region, which reads on the class's own scale
+    (about 1 for a region the network is sure of) instead of shrinking with the region's size."""
+    return max(float(np.asarray(region, dtype=bool).mean()), 1.0 / max(np.asarray(region).size, 1))
+
+
+def _charts(scores: Mapping[str, Any], target: str, share: float = 1.0) -> None:
+    y_title = f"mean class {'probability' if target == 'probabilities' else 'logit'} over the region"
     ordered = [m for m in scores if m != RANDOM] + ([RANDOM] if RANDOM in scores else [])
     names = merged_names(scores, ordered)
     shown = [m for m in ordered if m in names]
-    deletion = {names[m]: (scores[m].deletion.fractions, scores[m].deletion.scores) for m in shown}
-    insertion = {names[m]: (scores[m].insertion.fractions, scores[m].insertion.scores) for m in shown}
+    deletion = {names[m]: (scores[m].deletion.fractions, np.asarray(scores[m].deletion.scores, float) / share)
+                for m in shown}
+    insertion = {names[m]: (scores[m].insertion.fractions, np.asarray(scores[m].insertion.scores, float) / share)
+                 for m in shown}
     merged = [label for label in names.values() if " = " in label]
     if merged:
         st.caption(f"{'; '.join(merged)}: identical curves (the maps are the same), drawn as one line so "
@@ -102,9 +112,10 @@ def _charts(scores: Mapping[str, Any], target: str) -> None:
     right.plotly_chart(figures.curves_figure(insertion, "Insertion (higher is better)",
                                              "fraction of pixels revealed", y_title, baseline=name(RANDOM)),
                        key="faithfulness-insertion", config=PLOT_CONFIG)
-    st.caption(f"Score: the adapter's region score (class {target} × region mask, averaged over the output "
-               f"grid), at {STEPS + 1} fractions; removed or not yet revealed pixels come from a blurred copy "
-               "of the image. Dashed: a random map.")
+    st.caption(f"Score: the class {target[:-1] if target.endswith('s') else target} averaged over the region's "
+               f"pixels (the adapter's score, class {target} × region mask averaged over the output grid, ÷ the "
+               f"region's {100 * share:.1f} % of the image), at {STEPS + 1} fractions; removed or not yet revealed "
+               "pixels come from a blurred copy of the image. Dashed: a random map.")
 
 
 def merged_names(scores: Mapping[str, Any], ordered: list[str]) -> dict[str, str]:
@@ -119,12 +130,14 @@ def merged_names(scores: Mapping[str, Any], ordered: list[str]) -> dict[str, str
     return names
 
 
-def _table(ranking: list[dict]) -> None:
+def _table(ranking: list[dict], share: float = 1.0) -> None:
     st.caption("How to read it: best first by insertion AUC − deletion AUC; a map that does not beat the random "
-               "baseline's row ranks pixels no better than chance for this region and class.")
-    rows = [{"method": name(r["method"]), "insertion − deletion": r["insertion_minus_deletion"],
-             "deletion AUC": r["deletion_auc"], "insertion AUC": r["insertion_auc"],
-             "Average Drop %": r["average_drop_pct"], "Increase in Confidence": bool(r["increase_in_confidence"])}
+               "baseline's row ranks pixels no better than chance for this region and class. Areas in the charts' "
+               "units (the region's mean score).")
+    rows = [{"method": name(r["method"]), "insertion − deletion": r["insertion_minus_deletion"] / share,
+             "deletion AUC": r["deletion_auc"] / share, "insertion AUC": r["insertion_auc"] / share,
+             "Average Drop %": r["average_drop_pct"],
+             "Increase in Confidence": "yes" if r["increase_in_confidence"] else "no"}
             for r in ranking]
     st.dataframe(rows, hide_index=True, column_config={
         "insertion − deletion": st.column_config.NumberColumn(format="%.4f", help="Higher is better."),
@@ -134,6 +147,6 @@ def _table(ranking: list[dict]) -> None:
             format="%.4f", help="Area under the insertion curve: higher means the score recovers faster."),
         "Average Drop %": st.column_config.NumberColumn(
             format="%.1f", help="Drop of the score when the image is weighted by the map (lower is better)."),
-        "Increase in Confidence": st.column_config.CheckboxColumn(
-            help="Whether the image weighted by the map scores higher than the full image."),
+        "Increase in Confidence": st.column_config.TextColumn(
+            help="Whether the image weighted by the map scores higher than the full image (yes / no)."),
     })

@@ -254,7 +254,8 @@ def curves_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: st
             line=line, hovertemplate="%{x:.0%}: %{y:.3f}<extra>" + name + "</extra>",
         ))
     fig.update_layout(
-        title=dict(text=title, x=0.5, xanchor="center", font=dict(size=14)), height=height,
+        # the title at the left: the toolbar Plotly shows on hover sits at the top right
+        title=dict(text=title, x=0, xanchor="left", xref="paper", font=dict(size=14)), height=height,
         margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified",
         legend=dict(orientation="v", yanchor="top", y=1, x=1.02, font=dict(size=11)),
     )

@@ -34,6 +34,28 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape[1:])
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> dict[str, tuple[int | None, ...]]:
+    """The output shape of each spatial layer whose size depends on the input (a free-size model), at the
+    image's working size: Keras infers them symbolically (no forward pass). Empty when nothing is free or
+    the shapes cannot be inferred (the picker then keeps "?")."""
+    import keras
+
+    flat = graph.flatten(_model)
+    free = [name for name in flat.explainable
+            if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]
+    if not free:
+        return {}
+    try:
+        probe = keras.Model(flat.input, [flat.taps[name] for name in free])
+        specs = probe.compute_output_spec(
+            keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32"))
+    except Exception:  # noqa: BLE001  (a graph Keras cannot infer: the picker says "?" as before)
+        return {}
+    specs = specs if isinstance(specs, list | tuple) else [specs]
+    return {name: tuple(spec.shape) for name, spec in zip(free, specs, strict=True)}
+
+
 def _on_stage(groups: dict[str, list[str]], default_layer: str) -> None:
     """A stage was picked: select its default layer if it holds it, else its deepest layer."""
     names = groups.get(st.session_state.get(STAGE))
@@ -41,8 +63,11 @@ def _on_stage(groups: dict[str, list[str]], default_layer: str) -> None:
         st.session_state[state.LAYER] = default_layer if default_layer in names else names[-1]
 
 
-def show(container: Any, model: Any, model_key: str, default_layer: str) -> str:
-    """Stage and layer selectors in `container`; returns the chosen layer (session key `state.LAYER`)."""
+def show(container: Any, layer_box: Any, model: Any, model_key: str, default_layer: str,
+         image_size: tuple[int, int] | None = None) -> str:
+    """The stage selector in `container`, the layer selector in `layer_box`; returns the chosen layer
+    (session key `state.LAYER`). A free-size model's layers show their size at `image_size` (the image's
+    working size), not "?×?"."""
     groups_list = stages(model_key, model)
     groups = {stage.label: [info.name for info in stage.layers] for stage in groups_list}
     infos = {info.name: info for stage in groups_list for info in stage.layers}
@@ -58,9 +83,11 @@ def show(container: Any, model: Any, model_key: str, default_layer: str) -> str:
         help="Layers grouped by output resolution (1/8 of the input = stride 8), in forward order. "
              f"{len(infos)} explainable layers in {len(groups)} stages.")
     forward = [info.name for info in compute.layer_table(model_key, model)[0]]  # the network's own order
+    sized = working_shapes(model_key, tuple(int(d) for d in image_size), model) if image_size else {}
     options = [name for name in forward if name in infos] if stage == ALL else groups[stage]
-    return container.selectbox(
+    return layer_box.selectbox(
         "Layer", options, key=state.LAYER,
-        format_func=lambda name: f"{name}  ({_shape_text(infos[name].output_shape)} · {infos[name].kind})",
+        format_func=lambda name: f"{name}  ({_shape_text(sized.get(name, infos[name].output_shape))} · "
+                                 f"{infos[name].kind})",
         help=f"Feature map the CAMs explain: any layer with a spatial (h×w×channels) output, or a token map "
              f"on the patch grid. {DEFAULT_RULE} Here: {safe_text.code(default_layer)}.")

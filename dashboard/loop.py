@@ -29,6 +29,7 @@ from dashboard import (
     region,
     runtime,
     safe_text,
+    share,
     state,
     trust_view,
 )
@@ -69,11 +70,12 @@ def _show(ctx: Context) -> None:
                                  canvas_id=f"{ctx.model_key}-{ctx.choice['digest']}", truth=ctx.truth)
         with st.container(key="methods-picker"):
             class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
-                                                       ctx.names, ctx.model, ctx.model_key)
+                                                       ctx.names, ctx.model, ctx.model_key, ctx.image.shape[:2])
         settings_box = st.container()  # display and method settings: drawn after the maps (see `_settings`)
     view = current_view()
     with right:
         shown = _maps(ctx, marked, class_index, layer, methods, view)
+    share.publish(ctx.choice, mode, f"{ctx.model_key}-{ctx.choice['digest']}", class_index, layer, methods)
     # after the maps: a slow map this run asks for reaches the worker before the preparation does
     comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings)
     _settings(settings_box, marked, mode)
@@ -93,9 +95,9 @@ def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, met
     if request is None:
         return None
     state.put(state.REQUEST, request)
-    st.caption(f"Explaining **{safe_text.md(ctx.names[class_index])}** ({ctx.settings['target']}) for the "
-               f"{safe_text.md(marked.how)} ({int(request.region.sum())} px) at layer {safe_text.code(layer)}; "
-               "the white line is the region's outline.")
+    st.caption(f"Explaining **{safe_text.md(ctx.names[class_index])}** ({ctx.settings['target']}) for "
+               f"{safe_text.md(region.described(marked.how, ctx.names[class_index]))} ({int(request.region.sum())} px) "
+               f"at layer {safe_text.code(layer)}; the white line is the region's outline.")
     try:
         results = comparison.show_grid(request, view)
     except ExplainerError as error:
@@ -111,7 +113,7 @@ def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, met
 def _settings(box: Any, marked: region.Marked, mode: str) -> None:
     """The widgets whose values the maps read from the session state, drawn once the maps are sent, so
     a stroke's maps reach the browser before them (the page shows them in their places all the same)."""
-    region.controls_below(marked)
+    region.controls_below(marked, mode)
     with box:
         display_controls()
         choices.method_settings()
@@ -128,7 +130,7 @@ def display_controls() -> comparison.View:
     opacity = opacity_col.slider("Map opacity", 0.0, 1.0, step=0.05, key=state.OPACITY,
                                  help="How strongly the maps cover the image (0: image only, 1: map only).")
     scale = scale_col.selectbox("Scale", comparison.SCALES, key=state.MAP_SCALE,
-                                format_func=comparison.SCALE_LABELS.get,
+                                format_func=comparison.SCALE_CHOICES.get,
                                 help="Each map ÷ its own maximum, or one absolute scale for the gradient CAMs of the "
                                      "adapter's score (Grad-CAM, HiResCAM, LayerCAM, XGrad-CAM: activation × "
                                      "gradient of one score); the other maps keep their own maximum.")

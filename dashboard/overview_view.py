@@ -73,15 +73,23 @@ def show(request: Request, labels: np.ndarray, names: list[str], image_name: str
 
 
 @st.fragment
-def section(labels: np.ndarray, names: list[str], image_name: str) -> None:
+def section(model: Any, model_key: str, image: np.ndarray, image_key: str, target: str, labels: np.ndarray,
+            names: list[str], image_name: str) -> None:
     """The overview in a fragment of its own: it reruns when its own widgets change, not on every stroke.
 
-    It uses the layer, target and settings of the maps on screen (`state.REQUEST`) as of its last run;
-    "Refresh" picks up a layer chosen since."""
-    request = state.get(state.REQUEST)
-    if request is None:
-        st.info("Mark a region first: the overview uses the layer and settings of the maps on screen.")
+    It needs no marked region (each class's predicted pixels are its regions): the layer and the method
+    settings are read from the session state when it runs, so its toggle, method or "Refresh" use the
+    layer chosen in the loop view since."""
+    from dashboard import choices  # the method settings' widgets' keys
+
+    layer = st.session_state.get(state.LAYER)
+    if layer is None:
+        st.info("Choose a layer in the view above first: the overview uses it.")
         return
+    request = Request(model=model, model_key=model_key, image=image, image_key=image_key,
+                      region=np.ones(labels.shape, bool), class_index=0, layer=layer, methods=(), target=target,
+                      xrai_steps=int(state.get(state.XRAI_STEPS)), xrai_algorithm=state.get(state.XRAI_ALGORITHM),
+                      **choices.current_method_settings())
     st.button("Refresh for the current layer and settings", key="overview-refresh")
     try:
         with guard.section("Class overview"):

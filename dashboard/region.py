@@ -43,19 +43,24 @@ def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
     return scale, int(round(width * scale)), int(round(height * scale))
 
 
-POLYGON_TIP = ("Polygon: click to place corners; click the first (yellow) corner, double-click or press Enter "
-               "to close it (the region counts once it is closed). Undo removes the last corner, Esc the open polygon.")
+POLYGON_TIP = ("Polygon: click to place corners; click the first corner again to close it (the region counts "
+               "once it is closed).")
+TOOLBAR = "the toolbar over the canvas (point at it) has undo, redo, reset and an edit mode that moves shapes."
 TOOL_TIPS = {
-    "freedraw": "Draw over the mask; the buttons under the canvas undo, redo and clear.",
-    "rect": "Drag a rectangle over the mask; the buttons under the canvas undo, redo and clear.",
-    "polygon": POLYGON_TIP,
-    "point": "Click to place points (small discs); the buttons under the canvas undo, redo and clear.",
+    "freedraw": f"Draw over the mask; {TOOLBAR}",
+    "line": f"Drag a line (as wide as the brush); {TOOLBAR}",
+    "rect": f"Drag a rectangle over the mask; {TOOLBAR}",
+    "circle": f"Drag from one side of a circle to the other; {TOOLBAR}",
+    "polygon": f"{POLYGON_TIP} The {TOOLBAR}",
+    "point": f"Click to place points (small discs), on one part of one class; {TOOLBAR}",
 }
+BRUSH_TOOLS = ("freedraw", "line")  # the tools whose strokes have the brush's width
 
 
 def controls() -> str:
-    """The region controls above the canvas (mode, then tool and brush in draw mode); returns the mode."""
-    mode_col, tool_col, width_col = st.columns([1.2, 1, 1], vertical_alignment="bottom")
+    """The region controls above the canvas (mode, then the tool in draw mode); returns the mode. The
+    brush width sits under the canvas (`controls_below`), shown for the tools that use it."""
+    mode_col, tool_col = st.columns(2, vertical_alignment="bottom")
     mode = mode_col.selectbox("Region", state.REGION_MODES, key=state.REGION_MODE,
                               format_func=state.REGION_MODE_LABELS.get, label_visibility="collapsed",
                               help="How to mark the region to explain.")
@@ -63,9 +68,6 @@ def controls() -> str:
         with tool_col:
             st.selectbox("Tool", state.DRAW_TOOLS, key=state.DRAW_TOOL, format_func=state.DRAW_TOOL_LABELS.get,
                          label_visibility="collapsed")
-        with width_col:
-            st.slider("Brush", 4, 60, key=state.STROKE_WIDTH, help="Stroke width in screen pixels.",
-                      label_visibility="collapsed")
     return mode
 
 
@@ -86,6 +88,15 @@ def _background_url(canvas_id: str, classes: tuple[int, bool], size: tuple[int, 
                     _overlay: np.ndarray, _picked: np.ndarray | None) -> str:
     """The canvas picture as a data URL, encoded once per image, model, size and picked component."""
     return canvas.background_url(canvas_background(_overlay, size, _picked))
+
+
+def _injected_region(shape: tuple[int, int]) -> np.ndarray | None:
+    """A region set from elsewhere (the dataset page's "Open in main view"), outlined on the canvas as
+    on the maps while it is the region explained (a drawing replaces it)."""
+    region = st.session_state.get(state.INJECTED_REGION)
+    if region is None or np.shape(region) != tuple(shape):
+        return None
+    return np.asarray(region, dtype=bool)
 
 
 def _component_now(labels: np.ndarray) -> np.ndarray | None:
@@ -114,10 +125,11 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     if mode in ("draw", "component"):
         tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
         key = f"canvas-{canvas_id}-{mode}"  # one pad per image, model and mode
-        picked = _component_now(labels) if mode == "component" else None
+        picked = _component_now(labels) if mode == "component" else _injected_region(labels.shape)
         background = _background_url(canvas_id, (len(names), names[0] == "background"), (canvas_w, canvas_h),
                                      None if picked is None else compute.digest(picked), overlay, picked)
-        drawing = _pad(background, (canvas_w, canvas_h), key, tool, canvas_id, mode)
+        with st.container(key="region-canvas"):  # room above it for the canvas's toolbar (layout.CSS)
+            drawing = _pad(background, (canvas_w, canvas_h), key, tool, canvas_id, mode)
         if drawing.message:
             st.warning(drawing.message)
         if mode == "component":
@@ -143,27 +155,46 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
 
 
 def _pad(background: str, size: tuple[int, int], key: str, tool: str, canvas_id: str, mode: str) -> canvas.Drawing:
-    """The sketch pad, its value kept per key: a pad shown again after another mode (its browser side
-    mounted anew, empty) starts from what it last sent, so it shows the region the maps explain.
-    The kept value is sent only then, not with every stroke's rerun."""
-    saved = {k: v for k, v in (state.get(state.PAD_SHAPES) or {}).items() if k.startswith(f"canvas-{canvas_id}-")}
-    mounted_anew = state.get(state.PAD_SHOWN) != key
-    drawing, saved[key] = canvas.draw(background, size, key, tool,
-                                      int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6,
-                                      saved.get(key), restore=mounted_anew)
-    state.put(state.PAD_SHAPES, saved)  # this image's pads only
-    state.put(state.PAD_SHOWN, key)
+    """The canvas, its drawing kept per key: a canvas shown again after another mode (its browser side
+    mounted anew, empty) starts from what it last sent (the library's `initial_drawing`), so it shows
+    the region the maps explain. The same starting drawing is passed for as long as the canvas stays
+    on the page (a new one would reload it).
+
+    A drawing put in `state.LOAD_DRAWING` (a shared link, the dataset page, a test) replaces the draw
+    mode's drawing: the canvas gets a new key (a fresh mount) that starts from it."""
+    mine = f"canvas-{canvas_id}-"
+    saved = {k: v for k, v in (state.get(state.PAD_SHAPES) or {}).items() if k.startswith(mine)}
+    starts = {k: v for k, v in (state.get(state.PAD_INITIAL) or {}).items() if k.startswith(mine)}
+    generation = int(state.get(state.PAD_GENERATION) or 0)
+    if mode == "draw" and state.LOAD_DRAWING in st.session_state:
+        loaded = st.session_state.pop(state.LOAD_DRAWING)
+        generation += 1
+        state.put(state.PAD_GENERATION, generation)
+        saved[key] = starts[key] = loaded if isinstance(loaded, dict) else None
+    mounted = f"{key}-{generation}"  # the component's key: a new generation is a fresh canvas
+    if state.get(state.PAD_SHOWN) != mounted:
+        starts[key] = saved.get(key)
+    drawing, value = canvas.draw(background, size, mounted, tool,
+                                 int(state.get(state.STROKE_WIDTH)) if mode == "draw" else 6, starts.get(key))
+    saved[key] = value
+    state.put(state.PAD_SHAPES, saved)  # this image's canvases only
+    state.put(state.PAD_INITIAL, starts)
+    state.put(state.PAD_SHOWN, mounted)
     return drawing
 
 
-def controls_below(marked: Marked) -> None:
-    """Under the canvas: the restrict-to-class switch (the pad itself has undo, redo and clear).
+def controls_below(marked: Marked, mode: str = "draw") -> None:
+    """Under the canvas: the brush width (free hand and line only) and the restrict-to-class switch.
 
-    Drawn after the maps (into the place `mark` kept for it), so a stroke's maps are sent first; the
-    switch's value is read from the session state before it is drawn (`finish`)."""
+    Drawn after the maps (into the place `mark` kept for it), so a stroke's maps are sent first; their
+    values are read from the session state before they are drawn (`_pad`, `finish`)."""
     with marked.below if marked.below is not None else st.container():
-        st.toggle("Only pixels of the class", key=state.RESTRICT,
-                  help="Keep only the marked pixels predicted as the class being explained.")
+        toggle_col, brush_col = st.columns([1.7, 1], vertical_alignment="center")
+        toggle_col.toggle("Only pixels of the class", key=state.RESTRICT,
+                          help="Keep only the marked pixels predicted as the class being explained.")
+        if mode == "draw" and state.get(state.DRAW_TOOL) in BRUSH_TOOLS:
+            brush_col.slider("Brush width", 4, 60, key=state.STROKE_WIDTH, label_visibility="collapsed",
+                             help="Brush width in screen pixels (free hand and line).", format="brush %d px")
 
 
 def _note_click(drawing: canvas.Drawing, key: str, scale: float, shape: tuple[int, int]) -> None:
@@ -193,6 +224,10 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             # the picture is at canvas size: the scale is its size over the prediction's
             rgba = drawing.rgba
             fit = (rgba.shape[1] / shape[1], rgba.shape[0] / shape[0])
+            if state.get(state.DRAW_TOOL) == "point":
+                mixed = points_on_several_classes(drawing.points, fit, labels, names)
+                if mixed:
+                    return Marked(None, "points", error=mixed)
             return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
         if mode == "class":
             if st.session_state.get(state.REGION_CLASS) not in range(len(names)):
@@ -215,6 +250,28 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
         return Marked(None, mode, error=str(error))
 
 
+def points_on_several_classes(points: list[tuple[float, float]], fit: tuple[float, float], labels: np.ndarray,
+                              names: list[str]) -> str | None:
+    """Why points placed on more than one predicted class are refused (None when they share one class).
+
+    Points mark one part: mixing two would quietly switch the explained class to whichever covers
+    more pixels and explain a region made of both parts."""
+    if len(points) < 2:
+        return None
+    height, width = labels.shape
+    classes = []
+    for x, y in points:
+        row = int(min(max(y / fit[1], 0), height - 1))
+        col = int(min(max(x / fit[0], 0), width - 1))
+        classes.append(int(labels[row, col]))
+    if len(set(classes)) == 1:
+        return None
+    first, last = names[classes[0]], names[classes[-1]]
+    return (f"The points lie on different predicted classes (the first on {first}, the last on {last}): points "
+            f"mark one part of one class. Undo the last point (toolbar over the canvas) and place it on {first}, "
+            "or use the free-hand or polygon tool for a region across parts.")
+
+
 def _error_region(truth: np.ndarray | None, labels: np.ndarray, names: list[str]) -> Marked:
     """The "Error region" mode: a preset from the ground truth (its ExplainerError when it is empty)."""
     if truth is None:
@@ -230,7 +287,7 @@ def _error_region(truth: np.ndarray | None, labels: np.ndarray, names: list[str]
         counts = false_pos if kind == "fp" else false_neg
         if st.session_state.get(state.ERROR_CLASS) not in range(len(names)):
             st.session_state[state.ERROR_CLASS] = regions.largest_count(counts, _background(names))
-        c = st.selectbox("Class", range(len(names)), key=state.ERROR_CLASS,
+        c = st.selectbox("Class with errors", range(len(names)), key=state.ERROR_CLASS,
                          format_func=lambda k: f"{names[k]} ({counts[k]} px)")
         if kind == "fp":
             return Marked(quality.false_positives(truth, labels, c, names), f"false positives of '{names[c]}'")
@@ -288,6 +345,14 @@ def _apply_injection(marked: Marked, drawing: canvas.Drawing | None) -> Marked:
             injected: Any = st.session_state[state.INJECTED_REGION]
             return Marked(np.asarray(injected), "injected region")
     return marked
+
+
+def described(how: str, class_name: str) -> str:
+    """The region as the caption names it: "the drawing", or "the pixels of cap in the whole image"
+    when "Only pixels of the class" keeps part of it."""
+    if state.get(state.RESTRICT):
+        return f"the pixels of {class_name} in the {how}"
+    return f"the {how}"
 
 
 def finish(marked: Marked, labels: np.ndarray, names: list[str], class_index: int) -> tuple[np.ndarray | None, str | None]:

@@ -14,6 +14,7 @@ functions so tests can call them with bytes.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -331,8 +332,16 @@ def resize_note(height: int, width: int, model_input: tuple[int | None, int | No
     if abs(width / height - model_w / model_h) <= 0.01 * (model_w / model_h):
         return f"Resized to the model's {model_w}×{model_h} px input (same proportions)."
     return (f"⚠️ Stretched to the model's {model_w}×{model_h} px input, so its proportions change "
-            f"({width}×{height} → {model_w}×{model_h}): crop it to a {model_w}:{model_h} shape first "
+            f"({width}×{height} → {model_w}×{model_h}): crop it to {_proportions(model_w, model_h)} first "
             "to keep shapes undistorted.")
+
+
+def _proportions(width: int, height: int) -> str:
+    """'a square', or 'a 4:3 shape' (the ratio in lowest terms)."""
+    if width == height:
+        return "a square"
+    common = math.gcd(width, height)
+    return f"a {width // common}:{height // common} shape (width:height)"
 
 
 def _fit_dynamic_limit(choice: dict[str, Any]) -> dict[str, Any]:

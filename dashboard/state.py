@@ -9,6 +9,10 @@ Test hooks (read by the page, never written by it except to drop them):
   While present it is the region to explain, whatever the region mode; the next drawing on the
   canvas replaces it (the page then deletes the key). An all-False array exercises the
   "empty region" message.
+- `LOAD_DRAWING` (``"load_drawing"``): a drawing in streamlit-drawable-canvas's JSON (``{"objects":
+  [...]}`` in canvas pixels, `region.CANVAS_SIZE` on the longest side). The next run puts it on the draw
+  mode's canvas (which it mounts anew, starting from it) and drops the key: what a shared link or the
+  dataset page do, and how tests draw. Not a hook: the same path as a user's drawing from there on.
 - `XRAI_STEPS` / `XRAI_ALGORITHM`: the widgets of the advanced expander; set them before the first
   run (e.g. 5 steps, "fast") to keep XRAI cheap in `AppTest`. The page itself defaults to 100 / "full".
 - `WAIT_FOR_SLOW` (``"wait_for_slow"``): True makes each run wait for its slow maps (XRAI, Score-CAM,
@@ -50,8 +54,12 @@ REGION_MODE = "region_mode"  # one of REGION_MODES
 DRAW_TOOL = "draw_tool"  # one of DRAW_TOOLS
 STROKE_WIDTH = "stroke_width"
 LAST_DRAWING = "last_drawing"  # digest of the last canvas drawing seen (detects a new drawing)
-PAD_SHAPES = "pad_shapes"  # {canvas key: what the pad last sent}: a pad mounted again starts from it
-PAD_SHOWN = "pad_shown"  # the canvas key of the pad the last run showed (None: no pad)
+PAD_SHAPES = "pad_shapes"  # {canvas key: the canvas's last Fabric.js JSON}: a canvas mounted again starts from it
+PAD_INITIAL = "pad_initial"  # {canvas key: the `initial_drawing` it was mounted with} (kept while it is shown)
+PAD_SHOWN = "pad_shown"  # the component key of the canvas the last run showed (None: no canvas)
+PAD_GENERATION = "pad_generation"  # bumped by each loaded drawing: part of the canvas's key (a fresh mount)
+OPENED_NOTE = "opened_note"  # what the dataset page opened in the main view: said once on the main page
+LOAD_DRAWING = "load_drawing"  # a Fabric.js drawing ({"objects": [...]}) to put on the draw canvas (see above)
 LAST_CLICK = "last_click"  # (canvas key, x, y) of the last point used for the component mode
 CLICK_ROW = "click_row"
 CLICK_COL = "click_col"
@@ -80,8 +88,9 @@ REGION_MODE_LABELS = {
     "component": "Component at a pixel",
     "image": "Whole image",
 }
-DRAW_TOOLS = ("freedraw", "rect", "polygon", "point")
-DRAW_TOOL_LABELS = {"freedraw": "Free hand", "rect": "Rectangle", "polygon": "Polygon", "point": "Points"}
+DRAW_TOOLS = ("freedraw", "rect", "circle", "polygon", "line", "point")
+DRAW_TOOL_LABELS = {"freedraw": "Free hand", "rect": "Rectangle", "circle": "Circle", "polygon": "Polygon",
+                    "line": "Line", "point": "Points"}
 TARGETS = ("logits", "probabilities")
 XRAI_ALGORITHMS = ("full", "fast")
 
@@ -100,6 +109,8 @@ DEFAULTS: dict[str, Any] = {
     STROKE_WIDTH: 18,
     LAST_DRAWING: None,
     PAD_SHAPES: None,
+    PAD_INITIAL: None,
+    PAD_GENERATION: 0,
     PAD_SHOWN: None,
     LAST_CLICK: None,
     RESTRICT: False,

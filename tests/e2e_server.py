@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CANVAS = "canvas.segexplain-sketch"  # the drawing surface of the sketch pad (dashboard/frontend/sketch.js)
+CANVAS = "canvas.upper-canvas"  # the drawing surface of streamlit-drawable-canvas (Fabric.js's upper canvas)
 
 
 def free_port() -> int:

@@ -154,7 +154,7 @@ def test_the_polygon_tool_says_how_to_close_a_polygon() -> None:
     at = _app(**{state.DRAW_TOOL: "polygon"})
     at.run()
     _clean(at)
-    assert any("click the first (yellow) corner, double-click or press Enter to close it" in c.value for c in at.caption)
+    assert any("click the first corner again to close it" in c.value for c in at.caption)  # the library's polygon tool
 
 
 def test_method_tags_wrap_and_keep_their_close_button_visible() -> None:

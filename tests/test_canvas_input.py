@@ -1,20 +1,37 @@
-"""What the sketch pad sends, read by `dashboard.canvas`: each kind of shape, and tampered data.
+"""What streamlit-drawable-canvas sends (Fabric.js JSON), read by `dashboard.canvas`: each kind of
+object, moved or scaled in the edit mode, and tampered data.
 
 The browser side can be modified by anyone, so every malformed value must end in a clear message and
 an empty drawing, never a traceback."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from dashboard import canvas, components, region
 
-SIZE = (20, 30)  # (height, width) of the pad in these tests
+SIZE = (20, 30)  # (height, width) of the canvas in these tests
 
 
-def _sent(*shapes: dict) -> dict:
-    return {"shapes": list(shapes), "version": len(shapes)}
+def _sent(*objects: dict) -> dict:
+    return {"version": "7.4.0", "objects": list(objects), "background": ""}
+
+
+def _obj(kind: str, **fields) -> dict:
+    """A Fabric.js object as the library's toObject writes it (the fields the page reads)."""
+    return {"type": kind, "originX": "left", "originY": "top", "scaleX": 1, "scaleY": 1, "angle": 0,
+            "flipX": False, "flipY": False, "skewX": 0, "skewY": 0, "strokeWidth": 0, "strokeUniform": False,
+            "fill": "rgba(255, 255, 255, 0.35)", **fields}
+
+
+def _filled(value: dict) -> np.ndarray:
+    drawing = canvas.read(value, SIZE)
+    assert drawing.message is None and drawing.rgba.shape == (20, 30, 4)
+    return drawing.rgba[..., 3] > 0
 
 
 def test_nothing_sent_yet_is_an_empty_drawing_without_a_message() -> None:
@@ -23,80 +40,112 @@ def test_nothing_sent_yet_is_an_empty_drawing_without_a_message() -> None:
 
 
 def test_a_rectangle_fills_exactly_its_pixels() -> None:
-    drawing = canvas.read(_sent({"kind": "rect", "x": 4, "y": 3, "w": 10, "h": 5}), SIZE)
-    filled = drawing.rgba[..., 3] > 0
-    assert drawing.rgba.shape == (20, 30, 4) and drawing.message is None
+    filled = _filled(_sent(_obj("Rect", left=4, top=3, width=10, height=5)))
     assert filled[3:9, 4:15].all() and filled.sum() == 6 * 11  # PIL fills the outline pixels too
 
 
+def test_a_moved_and_scaled_rectangle_is_filled_where_the_canvas_shows_it() -> None:
+    # the edit mode moved it to (10, 2) and doubled its width: 20 × 5 px from there
+    filled = _filled(_sent(_obj("Rect", left=10, top=2, width=10, height=5, scaleX=2)))
+    assert filled[2:8, 10:31].all() and not filled[:, :9].any() and not filled[9:].any()
+
+
+def test_a_rotated_rectangle_turns_about_its_origin() -> None:
+    # 10 × 4 px at (12, 2), turned 90° clockwise about its top-left corner: it now covers x 8…12, y 2…12
+    filled = _filled(_sent(_obj("Rect", left=12, top=2, width=10, height=4, angle=90)))
+    assert filled[3:12, 9:12].all() and not filled[:, 14:].any() and not filled[14:].any()
+
+
 def test_points_give_their_centres_and_discs() -> None:
-    drawing = canvas.read(_sent({"kind": "point", "x": 10, "y": 12, "r": 3}, {"kind": "point", "x": 25.5, "y": 4, "r": 2}),
-                          SIZE)
+    # the library's point: a circle of radius 4 whose left edge (stroke included) is at `left`
+    points = [_obj("Circle", radius=4, left=10 - 5, top=12, originY="center", strokeWidth=2, width=8, height=8),
+              _obj("Circle", radius=4, left=25.5 - 5, top=4, originY="center", strokeWidth=2, width=8, height=8)]
+    drawing = canvas.read(_sent(*points), SIZE)
     assert drawing.points == [(10.0, 12.0), (25.5, 4.0)]
     filled = drawing.rgba[..., 3] > 0
-    assert filled[12, 10] and filled[4, 25] and not filled[12, 16]
-    assert 9 <= filled[9:16, 7:14].sum() <= 49  # a disc of radius 3, not its square
+    assert filled[12, 10] and filled[4, 25] and not filled[12, 17]
+    assert 25 <= filled[6:19, 4:17].sum() <= 121  # a disc of radius 4-5, not its square
+
+
+def test_a_circle_dragged_at_an_angle_is_centred_where_the_canvas_draws_it() -> None:
+    # the circle tool: origin left/centre at the drag's start, turned towards its end
+    drawing = canvas.read(_sent(_obj("Circle", radius=5, left=5, top=5, originY="center", angle=45, width=10,
+                                     height=10)), SIZE)
+    (x, y), = drawing.points
+    assert abs(x - (5 + 5 / 2 ** 0.5)) < 1e-6 and abs(y - (5 + 5 / 2 ** 0.5)) < 1e-6
+    filled = drawing.rgba[..., 3] > 0
+    assert filled[int(y), int(x)] and filled.sum() == pytest.approx(np.pi * 25, rel=0.3)
 
 
 def test_closed_polygons_are_read_and_filled() -> None:
-    square = [2, 2, 12, 2, 12, 10, 2, 10]
-    drawing = canvas.read(_sent({"kind": "polygon", "points": square}), SIZE)
-    assert drawing.polygons == [[(2.0, 2.0), (12.0, 2.0), (12.0, 10.0), (2.0, 10.0)]]
-    filled = drawing.rgba[..., 3] > 0
+    square = [{"x": 2, "y": 2}, {"x": 12, "y": 2}, {"x": 12, "y": 10}, {"x": 2, "y": 10}]
+    filled = _filled(_sent(_obj("Polygon", points=square, left=7, top=6, originX="center", originY="center",
+                                width=10, height=8)))
     assert filled[2:11, 2:13].all() and filled.sum() == 9 * 11
 
 
-def test_a_stroke_covers_its_path_with_its_width_and_round_ends() -> None:
-    drawing = canvas.read(_sent({"kind": "stroke", "width": 6, "points": [5, 10, 25, 10]}), SIZE)
-    filled = drawing.rgba[..., 3] > 0
+def test_a_free_hand_path_covers_its_curve_with_its_width_and_round_ends() -> None:
+    path = [["M", 5, 10], ["Q", 10, 10, 15, 10], ["L", 25, 10]]
+    filled = _filled(_sent(_obj("Path", path=path, left=15, top=10, originX="center", originY="center", width=20,
+                                height=0, strokeWidth=6, fill=None)))
     assert filled[8:13, 5:26].all()  # the band of width 6 along the line
     assert not filled[:6].any() and not filled[15:].any()
     assert filled[10, 2] and not filled[10, 0]  # the round cap reaches 3 px past the end, no further
 
 
-def test_a_click_with_the_brush_is_a_dot() -> None:
-    drawing = canvas.read(_sent({"kind": "stroke", "width": 8, "points": [15, 10]}), SIZE)
-    filled = drawing.rgba[..., 3] > 0
-    assert filled[10, 15] and filled[10, 12] and not filled[10, 9]
+def test_a_moved_path_is_filled_at_its_new_place() -> None:
+    path = [["M", 5, 10], ["L", 25, 10]]
+    filled = _filled(_sent(_obj("Path", path=path, left=15, top=15, originX="center", originY="center", width=20,
+                                height=0, strokeWidth=2, fill=None)))  # moved 5 px down
+    assert filled[15, 10] and not filled[10].any()
+
+
+def test_a_line_is_as_wide_as_its_stroke() -> None:
+    filled = _filled(_sent(_obj("Line", x1=-10, y1=0, x2=10, y2=0, left=15, top=10, originX="center",
+                                originY="center", width=20, height=0, strokeWidth=4)))
+    assert filled[9:12, 6:24].all() and not filled[:7].any() and not filled[14:].any()
 
 
 def test_shapes_add_up_and_an_empty_list_is_an_empty_drawing() -> None:
-    both = canvas.read(_sent({"kind": "rect", "x": 0, "y": 0, "w": 4, "h": 4},
-                             {"kind": "rect", "x": 20, "y": 10, "w": 4, "h": 4}), SIZE)
-    assert (both.rgba[..., 3] > 0).sum() == 2 * 25
+    both = _filled(_sent(_obj("Rect", left=0, top=0, width=4, height=4), _obj("Rect", left=20, top=10, width=4,
+                                                                               height=4)))
+    assert both.sum() == 2 * 25
     cleared = canvas.read(_sent(), SIZE)
     assert cleared.empty and cleared.message is None
 
 
 @pytest.mark.parametrize("value", [
-    "shapes",  # not an object
-    {"shapes": "rect"},  # not a list
-    {"shapes": [{"kind": "ellipse", "x": 1}]},  # not a kind the pad sends
-    {"shapes": [{"kind": "rect", "x": "1", "y": 1, "w": 2, "h": 2}]},  # a string for a number
-    {"shapes": [{"kind": "rect", "x": 1, "y": 1, "w": -2, "h": 2}]},  # a negative size
-    {"shapes": [{"kind": "point", "x": float("inf"), "y": 1, "r": 3}]},  # not finite
-    {"shapes": [{"kind": "point", "x": 1, "y": 1, "r": True}]},  # a bool for a number
-    {"shapes": [{"kind": "point", "x": 1, "y": 1, "r": 1e9}]},  # an absurd radius
-    {"shapes": [{"kind": "stroke", "width": 5, "points": [1, 2, 3]}]},  # odd number of coordinates
-    {"shapes": [{"kind": "stroke", "width": 5, "points": []}]},
-    {"shapes": [{"kind": "stroke", "width": 5, "points": [[1, 2]]}]},  # nested, not flat
-    {"shapes": [{"kind": "polygon", "points": [1, 1, 3, 3]}]},  # two corners
-    {"shapes": [{"kind": "stroke", "width": 5, "points": [1.0, 2.0] * 150_000}]},  # too many coordinates
-    {"shapes": [{"kind": "point", "x": 1, "y": 1, "r": 1}] * 5_000},  # too many shapes
+    "objects",  # not an object
+    {"objects": "Rect"},  # not a list
+    _sent({"type": "Image", "src": "x"}),  # not a kind the page draws
+    _sent(_obj("Rect", left="1", top=1, width=2, height=2)),  # a string for a number
+    _sent(_obj("Rect", left=1, top=1, width=-2, height=2)),  # a negative size
+    _sent(_obj("Circle", left=float("inf"), top=1, radius=3)),  # not finite
+    _sent(_obj("Circle", left=1, top=1, radius=True)),  # a bool for a number
+    _sent(_obj("Path", path=[["M", 1, 1]], strokeWidth=1e9)),  # an absurd stroke
+    _sent(_obj("Rect", left=1, top=1, width=2, height=2, originX="middle")),  # an unknown origin
+    _sent(_obj("Path", path=[["M", 1, 2, 3]])),  # odd number of coordinates
+    _sent(_obj("Path", path=[])),
+    _sent(_obj("Path", path=[["A", 1, 1, 0, 0, 1, 5, 5]])),  # a command the canvas does not write
+    _sent(_obj("Path", path=[["Q", 1, 1, 2, 2]])),  # a curve with no start
+    _sent(_obj("Polygon", points=[{"x": 1, "y": 1}, {"x": 3, "y": 3}])),  # two corners
+    _sent(_obj("Polygon", points=[[1, 1], [3, 3], [4, 1]])),  # corners not as {x, y}
+    _sent(_obj("Path", path=[["M", 1.0, 2.0]] + [["L", 1.0, 2.0]] * 150_000)),  # too many coordinates
+    _sent(*[_obj("Circle", left=1, top=1, radius=1)] * 5_000),  # too many shapes
 ])
 def test_tampered_values_give_a_message_and_an_empty_drawing(value) -> None:
     drawing = canvas.read(value, SIZE)
     assert drawing.message == canvas.MALFORMED
-    assert drawing.empty and drawing.points == [] and drawing.polygons == []
+    assert drawing.empty and drawing.points == []
 
 
-def test_the_pad_frontend_sends_the_shapes_python_reads() -> None:
-    """The JavaScript and `parse_shapes` name the same kinds and fields (a rename on one side breaks this)."""
-    source = (components.FRONTEND / "sketch.js").read_text(encoding="utf-8")
-    for kind in canvas.KINDS:
-        assert f'kind: "{kind}"' in source
-    assert "setTimeout" not in source  # nothing is held back before it is sent
-    assert 'pad.send("shapes"' in source
+def test_the_canvas_is_the_library_and_our_own_pad_is_gone() -> None:
+    """The design card's canvas package draws (issue 32): no sketch pad of our own is declared."""
+    assert not (components.FRONTEND / "sketch.js").exists()
+    source = Path(canvas.__file__).read_text(encoding="utf-8")
+    assert "from streamlit_drawable_canvas import st_canvas" in source and "return_image_data=False" in source
+    requirements = (Path(__file__).resolve().parents[1] / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^streamlit-drawable-canvas==0\.13", requirements, re.M)
 
 
 def test_component_outline_is_drawn_on_the_canvas_background() -> None:

@@ -92,15 +92,15 @@ def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
     at.run()
     assert not at.exception and not at.error
     at.selectbox(key=dataset_view.METHOD).set_value("hirescam").run()
-    at.button(key="dataset-open-0").click().run()
+    cell = at.selectbox(key=dataset_view.CELL_CLASS).value, at.selectbox(key=dataset_view.CELL_ON).value
+    at.button(key="dataset-open-0").click().run()  # the page goes to the main view itself (issue 32)
     run, output = at.session_state[dataset_view.OPENED]
     saved = dataset_analysis.image_arrays(run, output)
     np.testing.assert_array_equal(at.session_state[state.IMAGE_CHOICE]["pixels"], saved["image"])
     np.testing.assert_array_equal(at.session_state[state.INJECTED_REGION], saved["region"])
     assert at.session_state[state.CLASS] == saved["class_index"]
     top = dataset_analysis.top_images(dataset_analysis.analyse([rooted / "results" / "whole"])["tables"]["image_shares"],
-                                      "hirescam", "predicted", at.selectbox(key=dataset_view.CELL_CLASS).value,
-                                      at.selectbox(key=dataset_view.CELL_ON).value)
+                                      "hirescam", "predicted", *cell)
     assert output == top[0]["output"]
     at.switch_page("app.py").run()
     assert not at.exception

@@ -20,5 +20,3 @@ state.init()
 st.title("Dataset view", anchor=False)
 st.caption("What the network relies on, class by class, over a batch run (`python -m explainers.batch`).")
 dataset_view.show()
-if state.get(dataset_view.OPENED):
-    st.page_link("app.py", label="Explain the opened image in the main view", icon="➡️")
