@@ -180,8 +180,6 @@ def _load_model(path_text: str | os.PathLike, preprocessing: dict | None = None)
         model = model_files.load_model_file(path, preprocessing=preprocessing)
     except model_files.ModelFileError as error:
         raise UsageError(f"--model: {error}") from None
-    if getattr(model, "file_preprocessing", None) is not None:
-        print(f"{path.name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     return model, graph.inspect_model(model)
 
 
@@ -653,6 +651,8 @@ def _validate(args) -> dict[str, Any]:
     except ExplainerError as error:
         raise UsageError(str(error)) from None
     model, summary = _load_model(args.model, preprocessing)
+    if getattr(model, "file_preprocessing", None) is not None:  # once, here: workers load the file again
+        print(f"{Path(args.model).name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     if class_names and len(class_names) != summary.num_classes:
         raise UsageError(f"--class-names lists {len(class_names)} names but the model has {summary.num_classes} classes.")
     wanted = [i for i in (region[1], parse_class(args.class_, class_names, "--class") if args.class_ else None)
