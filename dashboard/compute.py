@@ -72,9 +72,11 @@ def default_model(model_key: str) -> Any:
     return models.load_default()
 
 
-def note_upload_source(model_key: str, path: Any) -> None:
-    """Where the slow-map worker process finds an uploaded model (the session's own stored file)."""
-    _MODEL_SOURCES[model_key] = ("upload", str(path))
+def note_upload_source(model_key: str, path: Any, preprocessing: dict | None = None) -> None:
+    """Where the slow-map worker process finds an uploaded model (the session's own stored file), and the
+    mean/std the user set for a PyTorch file (the worker loads the file with them)."""
+    settings = tuple(sorted((k, tuple(v)) for k, v in (preprocessing or {}).items()))
+    _MODEL_SOURCES[model_key] = ("upload", str(path), settings) if settings else ("upload", str(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -41,6 +41,8 @@ def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> 
     the shapes cannot be inferred (the picker then keeps "?")."""
     import keras
 
+    if not isinstance(_model, keras.Model):  # a PyTorch engine's model runs at its one input size
+        return {}
     flat = graph.flatten(_model)
     free = [name for name in flat.explainable
             if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]

@@ -23,7 +23,16 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import choices, class_names_input, compute, guard, safe_text, state, uploads
+from dashboard import (
+    choices,
+    class_names_input,
+    compute,
+    guard,
+    normalisation_input,
+    safe_text,
+    state,
+    uploads,
+)
 from explainers import ExplainerError, images
 from explainers.images import decode_image
 from explainers.model_files import Limits, check_image_size
@@ -123,14 +132,15 @@ def active_model() -> tuple[Any, str, str] | None:
             else:
                 try:
                     with st.spinner(f"Reloading “{safe_text.md(choice['name'])}”…"):
-                        model = load_user_model(path, display_name=choice["name"])
+                        model = load_user_model(path, display_name=choice["name"],
+                                                preprocessing=choice.get("preprocessing"))
                     uploads.keep_model(choice["digest"], model)
                 except (ModelLoadError, ExplainerError, OSError, MemoryError) as error:
                     problem = _one_line(error)
         if model is not None:
             stored = uploads.session_file(MODEL_DIR, choice["digest"])
             if stored is not None:
-                compute.note_upload_source(choice["key"], stored)
+                compute.note_upload_source(choice["key"], stored, choice.get("preprocessing"))
             return model, choice["key"], choice["name"]
         state.put(state.MODEL_CHOICE, {"kind": "default"})
         state.put(state.MODEL_MESSAGE, f"The uploaded model “{choice['name']}” is no longer available ({problem}), "
@@ -181,6 +191,22 @@ def handle_model_upload(uploaded: Any) -> None:
         st.session_state[RETRY_MODEL] = bool(message and "unexpectedly" in message)
         st.session_state[uploads.DONE_MODEL] = file_id
         st.session_state[uploads.PENDING_MODEL] = None
+
+
+def _reload_with(preprocessing: dict[str, tuple[float, ...]]) -> str | None:
+    """Load the session's stored upload again under a new mean/std; the model stays as it was on failure."""
+    choice = state.get(state.MODEL_CHOICE) or {}
+    path = uploads.session_file(MODEL_DIR, choice.get("digest", ""))
+    if choice.get("kind") != "upload" or path is None:
+        return "The uploaded file is no longer stored for this session: upload it again."
+    try:
+        model = load_user_model(path, display_name=choice["name"], preprocessing=preprocessing)
+    except (ModelLoadError, ExplainerError, OSError, MemoryError) as error:
+        return f"The values were not used, the model stays as it was: {_one_line(error)}"
+    uploads.keep_model(choice["digest"], model)
+    state.put(state.MODEL_CHOICE, {**choice, "preprocessing": preprocessing,
+                                   "key": normalisation_input.model_key(choice["digest"], preprocessing)})
+    return None
 
 
 def _retry_model() -> None:
@@ -267,12 +293,13 @@ def _model_status(uploaded: Any) -> tuple[Any, str, str] | None:
     if message_now and message_now != message:  # the session's model went away during this run
         st.error(safe_text.md(message_now))
     st.session_state[MODEL_INPUT] = _input_size(model)
-    class_names_input.show(model, key)
+    choice = state.get(state.MODEL_CHOICE) or {}
+    uploaded_now = key.startswith("upload:") and "digest" in choice
+    # class names belong to the file, not to a mean/std setting: their widgets keep one key per file
+    class_names_input.show(model, normalisation_input.model_key(choice["digest"], None) if uploaded_now else key)
     if key.startswith("upload:"):
         st.caption(f"Active: uploaded **{safe_text.md(name)}**")
-        preprocessing = getattr(model, "file_preprocessing", None)
-        if preprocessing is not None:  # a PyTorch file: which mean, std and size are in force, and from where
-            st.caption(f"Input: {preprocessing.describe()}.")
+        normalisation_input.show(model, _reload_with)
         st.button("Use the shipped model instead", on_click=_use_default_model)
     else:
         st.caption(f"Active: {safe_text.md(name)}")

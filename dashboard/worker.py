@@ -36,7 +36,8 @@ def init(queue: Any, waiting: Any = None) -> None:
 
 
 def _model(source: tuple) -> Any:
-    """The model named by `source` (("default",) or ("upload", path)), loaded once per process."""
+    """The model named by `source` (("default",), ("upload", path) or ("upload", path, mean/std items)),
+    loaded once per process."""
     if source not in _MODELS:
         import models
         from explainers import forward_cache
@@ -46,7 +47,8 @@ def _model(source: tuple) -> Any:
         if kept is None:
             kept = forward_cache.enable()  # see `prepare`
         kept.clear()  # the old model's passes are of no use to the new one
-        _MODELS[source] = models.load_default() if source[0] == "default" else models.load_user_model(source[1])
+        _MODELS[source] = (models.load_default() if source[0] == "default" else
+                           models.load_user_model(source[1], preprocessing=dict(source[2]) if len(source) > 2 else None))
     return _MODELS[source]
 
 

@@ -10,6 +10,7 @@ weight, then Keras' own loader in safe mode (never unpickled, never `eval`-ed) a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
@@ -50,13 +51,14 @@ def load_default() -> keras.Model:
     return model
 
 
-def load_user_model(path: str | Path, display_name: str | None = None, limits: Limits | None = None) -> keras.Model:
+def load_user_model(path: str | Path, display_name: str | None = None, limits: Limits | None = None,
+                    preprocessing: Mapping[str, object] | None = None) -> keras.Model:
     """Load a `.keras` (or legacy `.h5`) segmentation model safely; see `explainers.model_files`.
 
     Raises `ModelLoadError` with one sentence naming the real reason (a limit and how to change it,
     damage, serialised code, external storage, unknown custom objects, unexplainable models).
     """
-    return load_model_file(path, display_name=display_name, limits=limits)
+    return load_model_file(path, display_name=display_name, limits=limits, preprocessing=preprocessing)
 
 
 def describe_model(model: keras.Model) -> list[LayerInfo]:

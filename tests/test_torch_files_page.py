@@ -47,3 +47,42 @@ def test_an_uploaded_transformers_zip_brings_its_class_names_and_preprocessing(t
     assert at.session_state["class_names"]["names"] == ["sky", "road", "car"]
     assert any("from preprocessor_config.json" in c.value for c in at.caption)
     assert np.isfinite(at.session_state[state.RESULTS]["gradcam"].heatmap).all()
+
+
+def test_mean_and_std_set_in_the_sidebar_are_used_and_a_bad_value_changes_nothing(tmp_path) -> None:
+    """An ONNX file has no normalisation: the sidebar's values reach the model, its cache key and the worker's
+    copy; a malformed value is one sentence and the model stays as it was."""
+    net = ht.small_seg()
+    data = ht.export_onnx(net, tmp_path / "net.onnx", size=(48, 48)).read_bytes()
+    digest = compute.digest(data)
+    at = AppTest.from_file(APP, default_timeout=300)
+    region = np.zeros((48, 48), bool)
+    region[12:36, 16:40] = True
+    for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
+        at.session_state[key] = value
+    at.run()
+    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("net.onnx", data, "application/octet-stream"))
+    at.run()
+    before = at.session_state[state.RESULTS]["gradcam"].heatmap.copy()
+
+    at.text_input(key=f"normalisation_mean_{digest}").set_value("0.5, 0.5, 0.5")
+    at.text_input(key=f"normalisation_std_{digest}").set_value("0.25 0.25 0.25")
+    at.button(key=f"normalisation_apply_{digest}").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    choice = at.session_state[state.MODEL_CHOICE]
+    assert choice["preprocessing"] == {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    assert choice["key"] != f"upload:{digest}"  # maps of the old setting are not served for the new one
+    # the caption is the active model's own description: the page explains with the file under the new values
+    assert any("mean (0.500, 0.500, 0.500) from your setting" in c.value for c in at.caption)
+    assert compute._MODEL_SOURCES[choice["key"]][2] == (("mean", (0.5, 0.5, 0.5)), ("std", (0.25, 0.25, 0.25)))
+    after = at.session_state[state.RESULTS]["gradcam"]
+    assert not np.allclose(after.heatmap, before)
+
+    at.text_input(key=f"normalisation_std_{digest}").set_value("0.25, 0, 0.25")
+    at.button(key=f"normalisation_apply_{digest}").click()
+    at.run()
+    assert not at.exception
+    assert any("every std must be above 0" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state[state.MODEL_CHOICE]["preprocessing"] == {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
