@@ -16,7 +16,6 @@ reuses `models.train`'s loss and input pipeline. Everything is seeded like `mode
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass
@@ -286,21 +285,10 @@ Reproduce: `python -m models.planted_cue --epochs {r['epochs']}` (rewrites the w
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--scenes", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--heldout", type=int, default=300)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 64 scenes, 1 epoch, temporary path, no card")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if args.quick:
-        out = args.out or Path(os.environ.get("TMPDIR", "/tmp")) / "planted_cue_quick.weights.h5"
-        train(1, 64, args.batch, args.lr, 32, out, card=None)
-    else:
-        train(args.epochs, args.scenes, args.batch, args.lr, args.heldout, args.out or WEIGHTS_PATH,
-              card=CARD_PATH if args.out is None else None)
+    from models.train import run_training_cli
+
+    run_training_cli(argv, __doc__.splitlines()[0], train, WEIGHTS_PATH, CARD_PATH, "planted_cue_quick.weights.h5",
+                     scenes=3000, lr=3e-3)
 
 
 if __name__ == "__main__":

@@ -245,23 +245,30 @@ Reproduce: `python -m models.train --epochs {r['epochs']}` (rewrites the weights
 """
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_training_cli(argv: list[str] | None, description: str, train_fn, weights: Path, card: Path, quick_name: str,
+                     scenes: int, lr: float) -> None:
+    """The command line both shipped networks are trained by (same flags, their own defaults and files)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--scenes", type=int, default=4000)
+    parser.add_argument("--scenes", type=int, default=scenes)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--heldout", type=int, default=300)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 64 scenes, 1 epoch, written to a temporary path, no card")
     parser.add_argument("--out", type=Path, default=None, help="weights path (default: the shipped file)")
     args = parser.parse_args(argv)
     if args.quick:
-        out = args.out or Path(os.environ.get("TMPDIR", "/tmp")) / "pspnet_quick.weights.h5"
-        train(1, 64, args.batch, args.lr, 32, out, card=None)
+        out = args.out or Path(os.environ.get("TMPDIR", "/tmp")) / quick_name
+        train_fn(1, 64, args.batch, args.lr, 32, out, card=None)
     else:
-        train(args.epochs, args.scenes, args.batch, args.lr, args.heldout, args.out or WEIGHTS_PATH,
-              card=CARD_PATH if args.out is None else None)
+        train_fn(args.epochs, args.scenes, args.batch, args.lr, args.heldout, args.out or weights,
+                 card=card if args.out is None else None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_training_cli(argv, __doc__.splitlines()[0], train, WEIGHTS_PATH, CARD_PATH, "pspnet_quick.weights.h5",
+                     scenes=4000, lr=2e-3)
 
 
 if __name__ == "__main__":

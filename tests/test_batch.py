@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_batch import cli_args, model_and_images, summary_rows
 from helpers_models import random_image, tiny_seg_model
 from PIL import Image
 
@@ -22,23 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
-    model_path = root / "tiny.keras"
-    tiny_seg_model(size=16).save(model_path)
-    images = root / "images"
-    images.mkdir()
-    for i, size in enumerate((16, 16, 24)):  # the third is resized to the model's input size
-        Image.fromarray(random_image(size, seed=i)).save(images / f"img{i}.png")
+    model_path, images = model_and_images(root, (16, 16, 24))  # the third is resized to the model's input size
     (images / "notes.txt").write_text("not an image")
     return root, model_path, images
 
 
-def _args(model_path, images, out, *extra) -> list[str]:
-    return ["--model", str(model_path), "--images", str(images), "--out", str(out), *extra]
-
-
-def _rows(out: Path) -> list[dict]:
-    with (out / "summary.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+_args, _rows = cli_args, summary_rows
 
 
 def test_outputs_rows_and_resume(setup, monkeypatch, capsys) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers_models import random_image, tiny_seg_model
+from helpers_batch import cli_args, model_and_images, summary_rows
+from helpers_models import random_image
 from PIL import Image
 
 import explainers
@@ -31,22 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("safety")
-    model_path = root / "tiny.keras"
-    tiny_seg_model(size=16).save(model_path)
-    images = root / "images"
-    images.mkdir()
-    for i in range(3):
-        Image.fromarray(random_image(16, seed=i)).save(images / f"img{i}.png")
+    model_path, images = model_and_images(root, (16, 16, 16))
     return root, model_path, images
 
 
-def _args(model_path, images, out, *extra) -> list[str]:
-    return ["--model", str(model_path), "--images", str(images), "--out", str(out), *extra]
-
-
-def _rows(out: Path) -> list[dict]:
-    with (out / "summary.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+_args, _rows = cli_args, summary_rows
 
 
 # ---- (3) files are checked before they are read

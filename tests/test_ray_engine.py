@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import signal
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_models import random_image, tiny_seg_model
-from PIL import Image
+from helpers_batch import cli_args, model_and_images, summary_rows
 
 from explainers import batch
 
@@ -24,9 +22,7 @@ OPTIONS = ["--method", "gradcam", "--method", "gradcam++", "--method", "integrat
            "--metrics", "--metric-steps", "4", "--class-names", "background,cap,gills"]
 
 
-def _rows(out: Path) -> list[dict]:
-    with (out / "summary.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
+_rows = summary_rows
 
 
 def _comparable(out: Path) -> list[dict]:
@@ -50,19 +46,14 @@ def ray_tmp():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("raydata")
-    model_path = root / "tiny.keras"
-    tiny_seg_model(size=16).save(model_path)
-    images = root / "images"
-    images.mkdir()
-    for i in range(20):
-        Image.fromarray(random_image(16, seed=200 + i)).save(images / f"p{i:02d}.png")
+    model_path, images = model_and_images(root, [16] * 20, seed=200, pattern="p{:02d}.png")
     local = root / "local"
     assert batch.main(["--model", str(model_path), "--images", str(images), "--out", str(local), *OPTIONS]) == 0
     return root, model_path, images, local
 
 
 def _args(model_path, images, out, *extra):
-    return ["--model", str(model_path), "--images", str(images), "--out", str(out), *OPTIONS, *extra]
+    return cli_args(model_path, images, out, *OPTIONS, *extra)
 
 
 def test_ray_run_equals_the_local_run(dataset, ray_tmp, capsys) -> None:

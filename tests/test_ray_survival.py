@@ -8,7 +8,6 @@ processes this test started, by their ids) whatever happens."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import shutil
 import signal
@@ -21,8 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers_models import random_image, tiny_seg_model
-from PIL import Image
+from helpers_batch import cli_args, model_and_images, summary_rows
 
 from explainers import batch
 
@@ -34,19 +32,13 @@ pytestmark = pytest.mark.slow
 
 
 def _rows(out: Path) -> list[dict]:
-    with (out / "summary.csv").open(newline="") as handle:
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(handle)]
+    return summary_rows(out, drop=("seconds",))
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("raysurvive")
-    model_path = root / "tiny.keras"
-    tiny_seg_model(size=32).save(model_path)
-    images = root / "images"
-    images.mkdir()
-    for i in range(12):
-        Image.fromarray(random_image(32, seed=400 + i)).save(images / f"q{i:02d}.png")
+    model_path, images = model_and_images(root, [32] * 12, seed=400, pattern="q{:02d}.png", model_size=32)
     local = root / "local"
     assert batch.main(["--model", str(model_path), "--images", str(images), "--out", str(local), *OPTIONS]) == 0
     return root, model_path, images, local
@@ -61,7 +53,7 @@ def ray_tmp(monkeypatch):
 
 
 def _args(model_path, images, out, *extra) -> list[str]:
-    return ["--model", str(model_path), "--images", str(images), "--out", str(out), *OPTIONS, *extra]
+    return cli_args(model_path, images, out, *OPTIONS, *extra)
 
 
 def _processes() -> dict[int, tuple[int, str]]:

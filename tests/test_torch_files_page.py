@@ -11,16 +11,22 @@ from test_app_foreign_models import APP, CHEAP
 from dashboard import compute, state
 
 
-def test_an_uploaded_onnx_file_is_explained_on_the_page(tmp_path) -> None:
-    data = ht.export_onnx(ht.small_seg(), tmp_path / "net.onnx", size=(48, 48)).read_bytes()
+def _page_with_upload(name: str, data: bytes) -> AppTest:
+    """The page with a 48² region drawn and `data` uploaded as the model file `name`."""
     at = AppTest.from_file(APP, default_timeout=300)
     region = np.zeros((48, 48), bool)
     region[12:36, 16:40] = True
     for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
         at.session_state[key] = value
     at.run()
-    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("net.onnx", data, "application/octet-stream"))
+    at.file_uploader(key=state.MODEL_UPLOAD).set_value((name, data, "application/octet-stream"))
     at.run()
+    return at
+
+
+def test_an_uploaded_onnx_file_is_explained_on_the_page(tmp_path) -> None:
+    data = ht.export_onnx(ht.small_seg(), tmp_path / "net.onnx", size=(48, 48)).read_bytes()
+    at = _page_with_upload("net.onnx", data)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert at.session_state[state.MODEL_CHOICE]["key"] == f"upload:{compute.digest(data)}"
@@ -34,14 +40,7 @@ def test_an_uploaded_transformers_zip_brings_its_class_names_and_preprocessing(t
     preprocessor = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "size": {"height": 48, "width": 48}}
     files = ht.segformer_folder(tmp_path / "seg", preprocessor)
     data = ht.zip_folder(files, tmp_path / "seg.zip").read_bytes()
-    at = AppTest.from_file(APP, default_timeout=300)
-    region = np.zeros((48, 48), bool)
-    region[12:36, 16:40] = True
-    for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
-        at.session_state[key] = value
-    at.run()
-    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("seg.zip", data, "application/zip"))
-    at.run()
+    at = _page_with_upload("seg.zip", data)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert at.session_state["class_names"]["names"] == ["sky", "road", "car"]
@@ -55,14 +54,7 @@ def test_mean_and_std_set_in_the_sidebar_are_used_and_a_bad_value_changes_nothin
     net = ht.small_seg()
     data = ht.export_onnx(net, tmp_path / "net.onnx", size=(48, 48)).read_bytes()
     digest = compute.digest(data)
-    at = AppTest.from_file(APP, default_timeout=300)
-    region = np.zeros((48, 48), bool)
-    region[12:36, 16:40] = True
-    for key, value in {**CHEAP, state.INJECTED_REGION: region}.items():
-        at.session_state[key] = value
-    at.run()
-    at.file_uploader(key=state.MODEL_UPLOAD).set_value(("net.onnx", data, "application/octet-stream"))
-    at.run()
+    at = _page_with_upload("net.onnx", data)
     before = at.session_state[state.RESULTS]["gradcam"].heatmap.copy()
 
     at.text_input(key=f"normalisation_mean_{digest}").set_value("0.5, 0.5, 0.5")
