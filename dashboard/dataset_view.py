@@ -74,11 +74,12 @@ def matrix_figure(matrix: np.ndarray, names: list[str], counts: np.ndarray, titl
     rows = [i for i in range(len(names)) if not np.isnan(matrix[i]).all()]
     z = matrix[rows]
     text = [[("" if np.isnan(v) else f"{v:.2f}") for v in row] for row in z]
+    xs, ys = _axis_labels(names, counts)
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=[f"{names[i]} (n={int(counts[i])})" for i in rows], text=text, texttemplate="%{text}",
+        z=z, x=xs, y=[ys[i] for i in rows], text=text, texttemplate="%{text}",
         colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": "share"},
         hovertemplate="explained %{y}<br>mass on %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="attribution mass on pixels of class", yaxis_title="explained class",
+    fig.update_layout(title=safe_text.html(title), xaxis_title="attribution mass on pixels of class", yaxis_title="explained class",
                       yaxis_autorange="reversed", height=120 + 48 * len(rows), margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
@@ -90,11 +91,18 @@ def _apply_click(names: list[str], counts: np.ndarray) -> None:
     if not points or points[0] == state.get(LAST_POINT):
         return
     st.session_state[LAST_POINT] = points[0]
-    x, y = points[0].get("x"), str(points[0].get("y", ""))
-    labels = {f"{names[i]} (n={int(counts[i])})": i for i in range(len(names))}
-    if x in names and y in labels:
-        st.session_state[CELL_ON] = names.index(x)
-        st.session_state[CELL_CLASS] = labels[y]
+    x, y = str(points[0].get("x", "")), str(points[0].get("y", ""))
+    xs, ys = _axis_labels(names, counts)
+    if x in xs and y in ys:
+        st.session_state[CELL_ON] = xs.index(x)
+        st.session_state[CELL_CLASS] = ys.index(y)
+
+
+def _axis_labels(names: list[str], counts: np.ndarray) -> tuple[list[str], list[str]]:
+    """The matrix's column and row labels: class names from a run's files, so escaped (Plotly renders
+    tags such as <a href> in axis labels and hover text)."""
+    return ([safe_text.html(n) for n in names],
+            [safe_text.html(f"{names[i]} (n={int(counts[i])})") for i in range(len(names))])
 
 
 def open_in_main_view(run: str, output: str, method: str) -> None:

@@ -63,6 +63,35 @@ def test_our_html_snippets_escape_names() -> None:
     assert _tags(figures.colorbar_html(SCRIPT)) <= {"div", "span"}
 
 
+def test_plotly_labels_from_files_are_escaped_and_a_click_still_finds_its_cell() -> None:
+    """Plotly draws tags (<a href>, <b>) in axis labels, titles and hover text: names from a run's files
+    must arrive escaped, in the dataset page's matrix and the Trust tab's curves."""
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import dataset_view
+
+    names = [SCRIPT, "<b>BOLDTAG</b>", "cap"]
+    fig = dataset_view.matrix_figure(np.full((3, 3), 0.5), names, np.array([4, 5, 6]), f"title {SCRIPT}")
+    shown = [*fig.data[0].x, *fig.data[0].y, fig.layout.title.text]
+    assert not any(_tags(label) for label in shown), shown
+
+    def click_cell() -> None:  # the callback as the page runs it, with a Plotly click on the middle cell
+        import streamlit as st
+
+        from dashboard import dataset_view
+
+        names = ['<iframe srcdoc="<script>parent.window.__pwned=1</script>">', "<b>BOLDTAG</b>", "cap"]
+        xs, ys = dataset_view._axis_labels(names, [4, 5, 6])
+        st.session_state[dataset_view.CHART] = {"selection": {"points": [{"x": xs[1], "y": ys[0]}]}}
+        dataset_view._apply_click(names, [4, 5, 6])
+        st.write(st.session_state[dataset_view.CELL_ON], st.session_state[dataset_view.CELL_CLASS])
+
+    at = AppTest.from_function(click_cell).run()
+    assert not at.exception and at.session_state[dataset_view.CELL_ON] == 1
+    assert at.session_state[dataset_view.CELL_CLASS] == 0
+
+
 @pytest.mark.parametrize("name", [*HOSTILE, "final_conv", "a`b``c", "- list", "1. item", "# head", "$x^2$"])
 def test_markdown_and_code_escapes_give_the_literal_text(name) -> None:
     for text, wrapped in ((safe_text.md(name), f"x {safe_text.md(name)} y"),
