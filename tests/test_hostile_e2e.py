@@ -60,3 +60,51 @@ def test_a_slow_model_upload_survives_clicks_during_its_load(tmp_path) -> None:
             assert sidebar.get_by_role("radio", name="probabilities").is_checked()
         finally:
             browser.close()
+
+
+HOSTILE_NAMES = ['<iframe srcdoc="<script>parent.window.__pwned=1</script>">',
+                 "<style>*{display:none !important}</style>", "<b>BOLDTAG</b>"]
+
+
+def small_model(path: Path) -> Path:
+    inputs = keras.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="c0")(inputs)
+    keras.Model(inputs, layers.Conv2D(3, 1, activation="softmax", name="head")(x)).save(path)
+    return path
+
+
+def test_class_names_with_markup_from_a_labels_file_stay_text_in_the_browser(tmp_path) -> None:
+    """A labels file downloaded with a model holds a script in an iframe, a style and a tag: in Chromium no
+    script runs, no element comes from a name, the page stays visible, and each name is shown as typed."""
+    from playwright.sync_api import sync_playwright
+
+    model = small_model(tmp_path / "net.keras")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(HOSTILE_NAMES) + "\n")
+    with StreamlitServer() as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url)
+            page.wait_for_selector("text=Active: shipped", timeout=240_000)
+            sidebar = page.locator("section[data-testid='stSidebar']")
+            sidebar.locator("input[type='file']").first.set_input_files(str(model))
+            page.wait_for_selector("text=Active: uploaded net.keras", timeout=240_000)
+            sidebar.get_by_text("Class names (3 classes)").click()
+            uploader = sidebar.locator("[data-testid=stFileUploader]").filter(has_text="Labels file")
+            uploader.locator("input[type='file']").set_input_files(str(labels))
+            page.wait_for_selector("text=BOLDTAG", timeout=120_000)
+            time.sleep(3.0)  # the runs after the names arrived have drawn the page
+            assert page.evaluate("() => window.__pwned === undefined"), "a script from a class name ran"
+            frames = page.evaluate("() => [...document.querySelectorAll('iframe')].map(f => f.srcdoc || '')")
+            assert not any("__pwned" in srcdoc for srcdoc in frames)
+            styles = page.evaluate("() => [...document.querySelectorAll('style')].map(s => s.textContent)")
+            assert not any("display:none !important" in text for text in styles), "a style came from a name"
+            assert page.locator("b", has_text="BOLDTAG").count() == 0, "a <b> tag came from a name"
+            assert sidebar.is_visible()
+            text = page.locator("body").inner_text()
+            assert "<b>BOLDTAG</b>" in text, "the name is shown as the file has it"
+            assert "window.__pwned=1" in text
+        finally:
+            browser.close()
