@@ -32,6 +32,7 @@ from dashboard import (
     share,
     state,
     trust_view,
+    warmup,
 )
 from explainers import ExplainerError
 
@@ -93,6 +94,7 @@ def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, met
     there is nothing to show."""
     request = _request(ctx, marked, class_index, layer, methods, choices.current_method_settings())
     if request is None:
+        _warm(ctx, class_index, layer, methods)
         return None
     state.put(state.REQUEST, request)
     st.caption(f"Explaining **{safe_text.md(ctx.names[class_index])}** ({ctx.settings['target']}) for "
@@ -151,11 +153,25 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
     if not methods:
         st.info("Choose at least one method.")
         return None
+    return _make_request(ctx, explained, class_index, layer, methods, method_settings)
+
+
+def _make_request(ctx: Context, region_mask: Any, class_index: int, layer: str, methods: list[str],
+                  method_settings: dict[str, int]) -> comparison.Request:
     settings = ctx.settings
     return comparison.Request(
-        model=ctx.model, model_key=ctx.model_key, image=ctx.image, image_key=ctx.choice["digest"], region=explained,
+        model=ctx.model, model_key=ctx.model_key, image=ctx.image, image_key=ctx.choice["digest"], region=region_mask,
         class_index=int(class_index), layer=layer, methods=comparison.ordered(methods), target=settings["target"],
         xrai_steps=settings["xrai_steps"], xrai_algorithm=settings["xrai_algorithm"], **method_settings)
+
+
+def _warm(ctx: Context, class_index: int, layer: str, methods: list[str]) -> None:
+    """No region yet: have the CAM pass of the layer and methods on screen traced meanwhile (`warmup`)."""
+    probe = _make_request(ctx, warmup.centre_box(ctx.image.shape[:2]), class_index, layer, methods,
+                          choices.current_method_settings())
+    cams = tuple(m for m in probe.methods if m in comparison.FAST_METHODS)
+    warmup.start(ctx.model_key, ctx.model, ctx.image, layer, cams, probe.target,
+                 {m: dict(items) for m, items in comparison.cam_options(probe, cams)})
 
 
 def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], how: str) -> None:

@@ -32,6 +32,7 @@ from dashboard import (
     safe_text,
     state,
     uploads,
+    warmup,
 )
 from explainers import ExplainerError, images
 from explainers.images import decode_image
@@ -184,8 +185,11 @@ def handle_model_upload(uploaded: Any) -> None:
         choice, message = model_from_upload(uploaded.name, uploaded.getvalue())
         # written before any further Streamlit call, so a rerun requested meanwhile cannot lose it
         if choice is not None:
-            uploads.keep_model(choice["digest"], choice.pop("model"))
+            model = choice.pop("model")
+            uploads.keep_model(choice["digest"], model)
             state.put(state.MODEL_CHOICE, choice)
+            # the CAM pass is traced while the page predicts and the user looks: the first stroke finds it ready
+            warmup.start_on_load(choice["key"], model, state.get(state.METHODS), state.get(state.TARGET))
         state.put(state.MODEL_MESSAGE, message)
         state.put(state.IMAGE_MESSAGE, None)
         st.session_state[RETRY_MODEL] = bool(message and "unexpectedly" in message)

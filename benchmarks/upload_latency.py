@@ -1,0 +1,170 @@
+"""The wait after an upload, in a real browser: first stroke on a newly uploaded model, later strokes and a
+region-mode switch, each beside the library's own time for the same work.
+
+Issue 31's targets: first stroke after an upload → the three CAM maps on screen ≤ 1.5 s; region-mode switch
+≤ 0.5 s. The model is a MobileNetV2 segmentation head (224², 21 classes, `weights=None`: nothing is
+downloaded), saved to a temporary `.keras` file, or any `.keras` given with `--model`. The page runs under
+`streamlit run` and is driven by Debian's Chromium at 1280×800 (`benchmarks.ui_latency` has the clock:
+mouse-up or click → every CAM picture replaced, in the page's own `performance.now()`). The library's
+figures come from this process: `explainers.explain` for the same three CAMs on a fresh load of the file
+(tracing included) and again warm.
+
+Run: `python -m benchmarks.upload_latency [--model FILE] [--write]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.ui_latency import (
+    ARGS,
+    CAMS,
+    CHROMIUM,
+    CLOCK_JS,
+    ROOT,
+    engine_seconds,
+    shown,
+    stroke,
+    wait_changed,
+)
+
+START, END = "<!-- upload_latency:start -->", "<!-- upload_latency:end -->"
+FIRST_STROKE_TARGET = 1.5
+MODE_SWITCH_TARGET = 0.5
+STROKES = ((0.30, 0.40), (0.45, 0.50), (0.55, 0.35), (0.35, 0.60))
+
+
+def mobilenet_head(path: Path) -> Path:
+    """MobileNetV2 backbone (random weights) + 1×1 classifier + ×32 bilinear upsampling: 224², 21 classes."""
+    import keras
+
+    base = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), include_top=False)
+    x = keras.layers.Conv2D(21, 1, name="head_logits")(base.output)
+    x = keras.layers.UpSampling2D(32, interpolation="bilinear", name="upsample")(x)
+    keras.Model(base.input, keras.layers.Activation("softmax", name="probs")(x)).save(path)
+    return path
+
+
+def library_seconds(path: Path) -> dict[str, float]:
+    """The same three CAMs through the library: on a fresh load (tracing included), then warm."""
+    import numpy as np
+
+    import explainers
+    from models import load_user_model
+
+    model = load_user_model(path)
+    size = tuple(int(d) for d in model.input_shape[1:3])
+    image = (np.random.default_rng(0).random((*size, 3)) * 255).astype(np.uint8)
+    region = np.zeros(size, bool)
+    region[size[0] // 3: size[0] // 2, size[1] // 3: 2 * size[1] // 3] = True
+    layer = explainers.default_layer(model)
+    out = {}
+    for name in ("cold", "warm", "warm2"):
+        start = time.perf_counter()
+        explainers.explain(model, image, region, 0, layer, methods=CAMS)
+        out[name] = time.perf_counter() - start
+        region = np.roll(region, 7, axis=1)  # a new region each time, as a new stroke
+    return {"cold": out["cold"], "warm": min(out["warm"], out["warm2"]), "layer": layer}
+
+
+def run(model_path: Path) -> dict[str, float | list[float]]:
+    from e2e_server import StreamlitServer, choose
+    from playwright.sync_api import sync_playwright
+
+    from dashboard import state
+
+    out: dict[str, float | list[float]] = {"strokes": [], "strokes_engine": []}
+    with StreamlitServer(root=ROOT, startup_timeout=240) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(CLOCK_JS)
+        page = context.new_page()
+        page.set_default_timeout(240_000)
+        page.goto(server.url, wait_until="domcontentloaded")
+        page.get_by_text("Draw on the image to mark the region to explain").wait_for()
+        stroke(page, 0.36, 0.42)  # the shipped model warm, as a user who looked at it first
+        wait_changed(page, {}, timeout_ms=240_000)
+        sidebar = page.locator("section[data-testid='stSidebar']")
+        start = time.perf_counter()
+        sidebar.locator("input[type='file']").first.set_input_files(str(model_path))
+        page.get_by_text(f"Active: uploaded {model_path.name}").wait_for()
+        page.get_by_text("Draw on the image to mark the region to explain").wait_for()
+        out["load"] = time.perf_counter() - start
+        page.wait_for_timeout(3000)  # the user looks at the new page before drawing
+        before = shown(page)
+        stroke(page, *STROKES[0])
+        first = wait_changed(page, before, timeout_ms=240_000)
+        out["first_stroke"], out["first_stroke_engine"] = first.total, engine_seconds(page)
+        print(f"first stroke after the upload: {first.total:.2f} s (engine {out['first_stroke_engine']:.2f} s)",
+              flush=True)
+        for x, y in STROKES[1:]:
+            before = shown(page)
+            stroke(page, x, y)
+            timing = wait_changed(page, before)
+            out["strokes"].append(timing.total)
+            out["strokes_engine"].append(engine_seconds(page))
+        print(f"later strokes: {', '.join(f'{t:.2f}' for t in out['strokes'])} s", flush=True)
+        for mode in ("image", "draw"):  # and back to the drawing (the whole class may be the whole image here)
+            before = shown(page)
+            choose(page, "Region", state.REGION_MODE_LABELS[mode])
+            timing = wait_changed(page, before)
+            out[f"mode_{mode}"] = timing.total
+            print(f"region mode → {state.REGION_MODE_LABELS[mode]}: {timing.total:.2f} s", flush=True)
+        browser.close()
+    return out
+
+
+def table(page: dict, library: dict, model_name: str) -> str:
+    strokes = page["strokes"]
+    rows = [
+        ("model file load, upload → page ready", f"{page['load']:.2f} s", "—"),
+        ("first stroke after the upload → 3 CAMs on screen", f"{page['first_stroke']:.2f} s "
+         f"(engine {page['first_stroke_engine']:.2f} s)", f"{library['cold']:.2f} s (fresh load, tracing)"),
+        (f"later strokes (median of {len(strokes)})", f"{statistics.median(strokes):.2f} s",
+         f"{library['warm']:.3f} s (warm)"),
+        ("region mode → Whole image", f"{page['mode_image']:.2f} s", "—"),
+        ("region mode → back to Draw", f"{page['mode_draw']:.2f} s", "—"),
+    ]
+    lines = [f"## Waiting after an upload: {model_name}, layer `{library['layer']}`", "",
+             "| action | page | library |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    switch = max(page["mode_image"], page["mode_draw"])
+    lines += ["", f"- {'met' if page['first_stroke'] <= FIRST_STROKE_TARGET else '**missed**'}: first stroke after "
+              f"an upload ≤ {FIRST_STROKE_TARGET} s",
+              f"- {'met' if switch <= MODE_SWITCH_TARGET else '**missed**'}: region-mode switch ≤ {MODE_SWITCH_TARGET} s",
+              "", f"Run: `python -m benchmarks.upload_latency --write`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+              "figures depend on the machine's load."]
+    return "\n".join(lines)
+
+
+def write(text: str, path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
+    content = path.read_text()
+    block = f"{START}\n{text}\n{END}"
+    if START in content and END in content:
+        content = content[:content.index(START)] + block + content[content.index(END) + len(END):]
+    else:
+        content = content.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(content)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: a MobileNetV2 head)")
+    parser.add_argument("--write", action="store_true", help="put the table into benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = args.model or mobilenet_head(Path(folder) / "mobilenetv2_head.keras")
+        page = run(model_path)
+        library = library_seconds(model_path)
+        text = table(page, library, "MobileNetV2 head (224², 21 classes)" if args.model is None else model_path.name)
+    print(text)
+    if args.write:
+        write(text)
+
+
+if __name__ == "__main__":
+    main()
