@@ -109,7 +109,8 @@ def parse_class(value: str, class_names: Sequence[str], option: str) -> int:
         return int(value)
     if value in class_names:
         return list(class_names).index(value)
-    known = f"known names: {', '.join(class_names)}" if class_names else "pass --class-names to use names"
+    known = (f"known names: {', '.join(class_names)}" if class_names
+             else "the model file stores none: pass --class-names to use names")
     raise UsageError(f"{option}: unknown class {value!r} ({known}); or give the class index.")
 
 
@@ -143,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean", default=None, help="R,G,B mean (0–1 scale) for a PyTorch file that has none "
                         "(default ImageNet's)")
     parser.add_argument("--std", default=None, help="R,G,B std (0–1 scale) for a PyTorch file that has none")
-    parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
+    parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order "
+                        "(default: the names the model file stores, else none)")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
     parser.add_argument("--force", action="store_true",
@@ -183,6 +185,16 @@ def _load_model(path_text: str | os.PathLike, preprocessing: dict | None = None)
     if getattr(model, "file_preprocessing", None) is not None:
         print(f"{path.name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     return model, graph.inspect_model(model)
+
+
+def _stored_names(model, num_classes: int) -> list[str]:
+    """The class names the model file stores (given > stored > numbered), when they fit its classes."""
+    stored = list(getattr(model, "class_names", None) or [])
+    if stored and len(stored) != num_classes:
+        print(f"The model file stores {len(stored)} class names for {num_classes} classes: they are not used.",
+              file=sys.stderr)
+        return []
+    return stored
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -628,9 +640,13 @@ def _validate(args) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"--method {', '.join(unknown)}: unknown; choose from {', '.join(registry.ALL_METHODS)}.")
     class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
-    region = parse_region(args.region, class_names)
-    if args.class_ is not None:
-        parse_class(args.class_, class_names, "--class")
+    try:  # early, so a mistake is told before the model loads; a name may still be one the file stores
+        parse_region(args.region, class_names)
+        if args.class_ is not None:
+            parse_class(args.class_, class_names, "--class")
+    except UsageError:
+        if class_names:
+            raise
     if args.metric_steps < 1 or args.xrai_steps < 2 or args.scorecam_channels < 1:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
@@ -655,6 +671,8 @@ def _validate(args) -> dict[str, Any]:
     model, summary = _load_model(args.model, preprocessing)
     if class_names and len(class_names) != summary.num_classes:
         raise UsageError(f"--class-names lists {len(class_names)} names but the model has {summary.num_classes} classes.")
+    class_names = class_names or _stored_names(model, summary.num_classes)
+    region = parse_region(args.region, class_names)
     wanted = [i for i in (region[1], parse_class(args.class_, class_names, "--class") if args.class_ else None)
               if i is not None]
     for index in wanted:
