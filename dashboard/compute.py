@@ -77,6 +77,16 @@ def note_upload_source(model_key: str, path: Any) -> None:
     _MODEL_SOURCES[model_key] = ("upload", str(path))
 
 
+def with_working_size(model_key: str, model: Any, longest: int, fit: str) -> str:
+    """Apply the page's working size to a free-size model; the key of the model at that size (every cache and
+    the slow-map worker follow it: the worker's source carries the size)."""
+    explainers.set_working_size(model, longest, fit)
+    key = f"{model_key}|work:{longest}:{fit}"
+    if model_key in _MODEL_SOURCES:
+        _MODEL_SOURCES[key] = (*_MODEL_SOURCES[model_key][:2], (longest, fit))
+    return key
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def layer_table(model_key: str, _model: Any) -> tuple[list[Any], str]:
     """Explainable layers (forward order) and the default layer of a model."""

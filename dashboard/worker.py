@@ -36,7 +36,14 @@ def init(queue: Any, waiting: Any = None) -> None:
 
 
 def _model(source: tuple) -> Any:
-    """The model named by `source` (("default",) or ("upload", path)), loaded once per process."""
+    """The model named by `source` (("default",) or ("upload", path[, (longest, fit)])), loaded once per
+    process; the page's working size of a free-size model, when `source` carries one, is applied to it."""
+    if len(source) > 2:
+        from explainers import set_working_size
+
+        model = _model(source[:2])
+        set_working_size(model, *source[2])
+        return model
     if source not in _MODELS:
         import models
         from explainers import forward_cache

@@ -30,6 +30,7 @@ from explainers.api import (  # noqa: E402
     predict,
     prepare_image,
     score_choice,
+    set_working_size,
 )
 from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
@@ -74,4 +75,5 @@ __all__ = [
     "prepare_image",
     "randomization_check",
     "score_choice",
+    "set_working_size",
 ]

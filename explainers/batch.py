@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--std", default=None, help="R,G,B std (0–1 scale) for a PyTorch file that has none")
     parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order "
                         "(default: the names the model file stores, else none)")
+    parser.add_argument("--working-size", type=int, default=512,
+                        help="for a model that takes any input size: the longest side it works at (default 512, "
+                             "never above the image's own; 0: the image's own size); each side becomes a multiple "
+                             "of the network's output stride, and maps are resized back to the image")
+    parser.add_argument("--fit", default="pad", choices=("stretch", "pad", "crop"),
+                        help="how the image meets the working size: pad (default, aspect kept), stretch, or crop")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
     parser.add_argument("--force", action="store_true",
@@ -185,6 +191,14 @@ def _load_model(path_text: str | os.PathLike, preprocessing: dict | None = None)
     if getattr(model, "file_preprocessing", None) is not None:
         print(f"{path.name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     return model, graph.inspect_model(model)
+
+
+def _set_working_size(model, options: dict[str, Any]) -> None:
+    """--working-size and --fit for a free-size model (fixed-size models ignore them)."""
+    from explainers import working_size
+
+    longest, fit = options.get("working_size", (working_size.DEFAULT_LONGEST, working_size.DEFAULT_FIT))
+    working_size.set_working_size(model, longest or None, fit)
 
 
 def _stored_names(model, num_classes: int) -> list[str]:
@@ -382,6 +396,7 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "metric_target": args.metric_target, "randomization_steps": args.randomization_steps,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
         "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
+        "working_size": getattr(args, "working_size", 512), "fit": getattr(args, "fit", "pad"),
         "labels": str(args.labels.resolve()) if args.labels else None,
     }
 
@@ -415,6 +430,7 @@ class Worker:
 
     def __init__(self, model_path: str | os.PathLike, options: dict[str, Any]) -> None:
         self.model, self.summary = _load_model(model_path, options.get("preprocessing"))
+        _set_working_size(self.model, options)
         self.options = options
 
     def process(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -651,6 +667,8 @@ def _validate(args) -> dict[str, Any]:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UsageError("--batch-size and --workers must be ≥ 1.")
+    if args.working_size < 0:
+        raise UsageError("--working-size must be ≥ 0 (0: the image's own size).")
     if args.randomization_steps < 0:
         raise UsageError("--randomization-steps must be ≥ 0 (0: no randomisation check).")
     if args.address and args.engine != "ray":
@@ -691,7 +709,7 @@ def _validate(args) -> dict[str, Any]:
                "metric_steps": args.metric_steps, "metric_target": args.metric_target,
                "randomization_steps": args.randomization_steps,
                "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
-               "preprocessing": preprocessing}
+               "preprocessing": preprocessing, "working_size": (args.working_size, args.fit)}
     return {"files": files, "options": options, "num_classes": summary.num_classes,
             "settings": _settings(args, methods, args.region, class_names)}
 
