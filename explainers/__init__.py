@@ -30,13 +30,13 @@ from explainers.api import (  # noqa: E402
     predict,
     prepare_image,
     score_choice,
-    set_working_size,
 )
 from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
 from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
 from explainers.results import Explanation, MapWarning, Prediction  # noqa: E402
-from explainers.torch_engine import TorchModel, from_torch  # noqa: E402  (imports torch only when called)
+from explainers.torch_engine import TorchModel, from_torch  # noqa: E402
+from explainers.working_size import set_working_size  # noqa: E402  (imports torch only when called)
 
 
 def onednn_enabled() -> bool | None:
