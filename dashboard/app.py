@@ -77,6 +77,9 @@ except ExplainerError as error:
     st.error(f"This image cannot be used with this model: {safe_text.md(error)}")
     st.stop()
 labels = prediction.labels
+working_note = sidebar.working_size_note(model, image.shape)
+if working_note:
+    st.sidebar.caption(working_note)
 names = figures.class_names(prediction.probs.shape[-1])
 colors = figures.class_colors(len(names))
 truth, truth_note = quality_view.ground_truth(choice, labels, len(names))

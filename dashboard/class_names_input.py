@@ -19,11 +19,6 @@ CURRENT = "class_names"  # {"model_key", "names", "source"} of the model on scre
 MESSAGE = "class_names_message"  # why the last labels file or text was not used, or None
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _stored(path: str) -> list[str] | None:
-    return names_rules.names_from_model_file(path)
-
-
 def _given(model_key: str) -> tuple[list[str] | None, str | None]:
     """The user's names for this model (typed text wins over a file), or a one-line reason."""
     text = st.session_state.get(f"{CURRENT}_text_{model_key}") or ""
@@ -57,9 +52,8 @@ def show(model: Any, model_key: str) -> None:
                      help="One name per line, or comma-separated, in class-index order. Typed names win over "
                           "the file.")
         given, problem = _given(model_key)
-        stored = getattr(model, "class_names", None)  # a PyTorch file's own names (transformers id2label)
-        if not stored and choice.get("path"):
-            stored = _stored(choice["path"])
+        # the file's own names, kept on the model by its loader (.keras metadata, transformers id2label)
+        stored = list(getattr(model, "class_names", None) or []) or None
         names, source = names_rules.resolve(num_classes, given=given, stored=stored)
         if problem:
             st.error(safe_text.md(problem))

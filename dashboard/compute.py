@@ -76,7 +76,18 @@ def note_upload_source(model_key: str, path: Any, preprocessing: dict | None = N
     """Where the slow-map worker process finds an uploaded model (the session's own stored file), and the
     mean/std the user set for a PyTorch file (the worker loads the file with them)."""
     settings = tuple(sorted((k, tuple(v)) for k, v in (preprocessing or {}).items()))
-    _MODEL_SOURCES[model_key] = ("upload", str(path), settings) if settings else ("upload", str(path))
+    _MODEL_SOURCES[model_key] = ("upload", str(path), settings, None)  # see `worker._model`
+
+
+def with_working_size(model_key: str, model: Any, longest: int, fit: str) -> str:
+    """Apply the page's working size to a free-size model; the key of the model at that size (every cache and
+    the slow-map worker follow it: the worker's source carries the size)."""
+    explainers.set_working_size(model, longest, fit)
+    key = f"{model_key}|work:{longest}:{fit}"
+    if model_key in _MODEL_SOURCES:
+        base = _MODEL_SOURCES[model_key]
+        _MODEL_SOURCES[key] = (*base[:3], (longest, fit)) if base[0] == "upload" else base
+    return key
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import compute, safe_text, state
-from explainers import graph
+from explainers import graph, working_size
 
 STAGE = "layer_stage"  # selectbox of the stage filter
 ALL = "all stages"
@@ -85,6 +85,9 @@ def show(container: Any, layer_box: Any, model: Any, model_key: str, default_lay
         help="Layers grouped by output resolution (1/8 of the input = stride 8), in forward order. "
              f"{len(infos)} explainable layers in {len(groups)} stages.")
     forward = [info.name for info in compute.layer_table(model_key, model)[0]]  # the network's own order
+    if image_size:  # a free-size model works at its working size (explainers.working_size), not the image's
+        plan = working_size.plan(model, tuple(int(d) for d in image_size), graph.inspect_model(model).input_size)
+        image_size = plan.size if plan is not None else image_size
     sized = working_shapes(model_key, tuple(int(d) for d in image_size), model) if image_size else {}
     options = [name for name in forward if name in infos] if stage == ALL else groups[stage]
     return layer_box.selectbox(

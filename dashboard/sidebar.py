@@ -271,7 +271,9 @@ def model_section() -> tuple[Any, str, str] | None:
         loaded = _model_status(uploaded)
     if loaded is None:
         return None
-    model, key, _ = loaded
+    model, key, name = loaded
+    with st.container():
+        loaded = (model, working_size_section(model, key), name)  # free-size models: the key follows the size
     with st.expander("Architecture: explainable layers", expanded=False), guard.section("The architecture table"):
         layers, default = compute.layer_table(key, model)
         kinds = {info.kind for info in layers}
@@ -308,6 +310,36 @@ def _model_status(uploaded: Any) -> tuple[Any, str, str] | None:
     else:
         st.caption(f"Active: {safe_text.md(name)}")
     return loaded
+
+
+def working_size_section(model: Any, model_key: str) -> str:
+    """For a model that takes any input size only: the longest side it works at and the fit (the library
+    chooses sides that are multiples of the network's output stride). Returns the model's cache key at
+    that working size (the same key for fixed-size models)."""
+    size = st.session_state.get(MODEL_INPUT)
+    if size is None or (size[0] and size[1]):
+        return model_key
+    with st.expander("Working size (this model takes any size)", expanded=False):
+        st.number_input("Longest side (px)", min_value=32, max_value=4096, step=32, key=state.WORKING_LONGEST,
+                        help="The network works at this longest side (never above the image's own), with each "
+                             "side a multiple of its output stride; the maps are resized back to the image.")
+        st.radio("Fit", state.WORKING_FITS, key=state.WORKING_FIT, horizontal=True,
+                 help="pad: the whole image, aspect kept, padded to the stride; stretch: resized to the "
+                      "stride multiples; crop: the middle, aspect kept (the rest gets no map).")
+    return compute.with_working_size(model_key, model, int(state.get(state.WORKING_LONGEST)),
+                                     state.get(state.WORKING_FIT))
+
+
+def working_size_note(model: Any, image_shape: tuple[int, ...]) -> str | None:
+    """The size the network works at for this image, for free-size models (None otherwise)."""
+    import explainers
+    from explainers import working_size
+
+    try:
+        plan = working_size.plan(model, tuple(image_shape[:2]), explainers.inspect_model(model).input_size)
+    except ExplainerError:
+        return None
+    return None if plan is None or plan.identity else f"The network {plan.describe()}."
 
 
 def _input_size(model: Any) -> tuple[int | None, int | None] | None:

@@ -249,3 +249,13 @@ DEFAULTS.update({
     WAIT_FOR_SLOW: False,
 })
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, OPACITY, MAP_SCALE)
+
+
+# ---- Working size of a free-size model (issue 31): longest side and fit, shown only for such models ----
+
+WORKING_LONGEST = "working_longest"  # longest side in px the network works at (never above the image's)
+WORKING_FIT = "working_fit"  # "pad" | "stretch" | "crop"
+WORKING_FITS = ("pad", "stretch", "crop")
+
+DEFAULTS.update({WORKING_LONGEST: 512, WORKING_FIT: "pad"})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, WORKING_LONGEST, WORKING_FIT)

@@ -36,8 +36,15 @@ def init(queue: Any, waiting: Any = None) -> None:
 
 
 def _model(source: tuple) -> Any:
-    """The model named by `source` (("default",), ("upload", path) or ("upload", path, mean/std items)),
-    loaded once per process."""
+    """The model named by `source`: ("default",) or ("upload", path, mean/std items, working size or None),
+    loaded once per process; a free-size model's working size (longest side, fit), when the page set one,
+    is applied to it."""
+    if source[0] == "upload" and source[3] is not None:
+        from explainers import set_working_size
+
+        model = _model((*source[:3], None))
+        set_working_size(model, *source[3])
+        return model
     if source not in _MODELS:
         import models
         from explainers import forward_cache
@@ -48,7 +55,7 @@ def _model(source: tuple) -> Any:
             kept = forward_cache.enable()  # see `prepare`
         kept.clear()  # the old model's passes are of no use to the new one
         _MODELS[source] = (models.load_default() if source[0] == "default" else
-                           models.load_user_model(source[1], preprocessing=dict(source[2]) if len(source) > 2 else None))
+                           models.load_user_model(source[1], preprocessing=dict(source[2]) or None))
     return _MODELS[source]
 
 

@@ -35,7 +35,8 @@ from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
 from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
 from explainers.results import Explanation, MapWarning, Prediction  # noqa: E402
-from explainers.torch_engine import TorchModel, from_torch  # noqa: E402  (imports torch only when called)
+from explainers.torch_engine import TorchModel, from_torch  # noqa: E402
+from explainers.working_size import set_working_size  # noqa: E402  (imports torch only when called)
 
 
 def onednn_enabled() -> bool | None:
@@ -74,4 +75,5 @@ __all__ = [
     "prepare_image",
     "randomization_check",
     "score_choice",
+    "set_working_size",
 ]

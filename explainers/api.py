@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, engine, forward_cache, inputs, metrics, regions, registry, xrai
+from explainers import cams, engine, forward_cache, inputs, metrics, regions, registry, working_size, xrai
 from explainers.caching import array_digest
-from explainers.errors import ExplainerError
+from explainers.errors import ExplainerError, framework_errors
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
+from explainers.working_size import set_working_size
 
 METHODS = registry.DEFAULT_METHODS  # the default view
 DEFAULT = METHODS
@@ -30,7 +31,7 @@ LAYER_FREE_METHODS = registry.LAYER_FREE_METHODS
 METHOD_LABELS = registry.METHOD_LABELS
 TARGETS = inputs.TARGETS
 __all__ = ["Explanation", "MapWarning", "Prediction", "class_overview", "explain", "fit_image", "layer_sweep",
-           "predict", "prepare_image", "score_choice"]
+           "predict", "prepare_image", "score_choice", "set_working_size"]
 
 # ------------------------------------------------------------------------------- normalisation
 
@@ -66,8 +67,10 @@ def _normalise(method: registry.Method, raw: np.ndarray, layer: str | None) -> t
 
 
 def _explanation(method: registry.Method, raw: RawMap, layer: str | None, seconds: float,
-                 grid_warning: MapWarning | None) -> Explanation:
-    heatmap, warnings = _normalise(method, raw.heatmap, layer)
+                 checked: inputs.Inputs) -> Explanation:
+    """The normalised map, on the image as the user gave it (a free-size model's working size undone)."""
+    heatmap, warnings = _normalise(method, checked.to_image(raw.heatmap), layer)
+    grid_warning = checked.grid_warning
     layer_map = None if raw.layer_map is None else _finite(raw.layer_map)[0]
     return Explanation(method=method.name, heatmap=heatmap, layer_map=layer_map, seconds=seconds,
                        layer=None if method.layer_free else layer, options=raw.options, description=raw.description,
@@ -82,7 +85,8 @@ def fit_image(model, image) -> np.ndarray:
     """Any H×W, H×W×1, ×3 or ×4 image → uint8 with the model's channels, resized to its input size.
 
     Floats in [0, 1] are scaled to [0, 255]; alpha is dropped; grey is repeated to RGB (or RGB turned
-    to grey for 1-channel models). Models with a dynamic input size keep the image's size.
+    to grey for 1-channel models). Models with a dynamic input size keep the image's size: `predict` and
+    `explain` run them at their working size (`set_working_size`) and give maps at the image's size.
     """
     summary = inputs.summary(model)
     arr = np.asarray(image)
@@ -113,13 +117,23 @@ def fit_image(model, image) -> np.ndarray:
 
 
 def predict(model, image) -> Prediction:
-    """The model's segmentation of one image; outputs at another resolution are resized (nearest)."""
+    """The model's segmentation of one image; outputs at another resolution are resized (nearest).
+
+    A free-size model runs at its working size (`working_size`); its output goes back to the image's
+    size (nearest; with the fit "crop" the parts outside the crop get zero logits and probabilities)."""
     arr = inputs.image(model, image)
-    logits, probs = engine.of(model).predict(arr[None].astype(np.float32))
+    model_summary = inputs.summary(model)
+    plan = working_size.plan(model, arr.shape[:2], model_summary.input_size)
+    work = arr.astype(np.float32) if plan is None else plan.to_work(arr.astype(np.float32))
+    with framework_errors(work.shape[:2]):
+        logits, probs = engine.of(model).predict(work[None])
     logits, probs = logits[0], probs[0]
-    if logits.shape[:2] != arr.shape[:2]:
-        logits = regions.resample_nearest(logits, arr.shape[:2])
-        probs = regions.resample_nearest(probs, arr.shape[:2])
+    if logits.shape[:2] != work.shape[:2]:
+        logits = regions.resample_nearest(logits, work.shape[:2])
+        probs = regions.resample_nearest(probs, work.shape[:2])
+    if plan is not None and not plan.identity:
+        logits = plan.to_image(logits, nearest=True)
+        probs = plan.to_image(probs, nearest=True)
     return Prediction(logits=logits, probs=probs, labels=probs.argmax(-1).astype(np.int64))
 
 
@@ -139,7 +153,7 @@ def _cam_maps(model, checked: inputs.Inputs, layers: Sequence[str], names: Seque
             layer_map, heat = raw[layer][cam.name]
             text = cams.describe(cam, method.label, layer, layer_map.shape, checked.target)
             out[layer][name] = _explanation(method, RawMap(heat, layer_map, options[name], text), layer, seconds,
-                                            checked.grid_warning)
+                                            checked)
     return out
 
 
@@ -182,6 +196,13 @@ def explain(
     methods = registry.check_methods(methods)
     chosen = registry.options_for(methods, options)
     checked = inputs.prepare(model, image, region, class_index, target)
+    with framework_errors(checked.image.shape[:2]):
+        return _explain(model, checked, layer, methods, chosen, progress, preview)
+
+
+def _explain(model, checked: inputs.Inputs, layer: str | None, methods: Sequence[str], chosen: Mapping[str, Any],
+             progress: Callable[[float], None] | None,
+             preview: Callable[[str, Explanation], None] | None) -> dict[str, Explanation]:
     records = [registry.get(m) for m in methods]
     if any(not m.layer_free for m in records):
         runner = engine.of(model)
@@ -200,12 +221,11 @@ def explain(
         extra = {}
         if preview is not None and method.previews:
             def early(raw: RawMap, method: registry.Method = method, start: float = start) -> None:
-                preview(method.name, _explanation(method, raw, None, time.perf_counter() - start,
-                                                  checked.grid_warning))
+                preview(method.name, _explanation(method, raw, None, time.perf_counter() - start, checked))
             extra["preview"] = early
         raw = method.run(model, checked, None if method.layer_free else layer, chosen[method.name], part, **extra)
         results[method.name] = _explanation(method, raw, layer if not method.layer_free else None,
-                                            time.perf_counter() - start, checked.grid_warning)
+                                            time.perf_counter() - start, checked)
     return {m: results[m] for m in methods}
 
 
@@ -234,7 +254,8 @@ def prepare_image(
     if "xrai" not in methods:
         return True
     stopped = stop if stop is not None else (lambda: False)
-    checked = inputs.prepare(model, image, np.ones(np.asarray(image).shape[:2], bool), 0, target)
+    whole = np.ones(np.asarray(image).shape[:2], bool)
+    checked = inputs.prepare(model, image, whole, 0, target)
     if stopped():
         return False
     xrai.segments(checked.image)
@@ -247,7 +268,7 @@ def prepare_image(
     laid_in = kept.misses
     try:
         with kept.forward_only(stopped, tag=tag):
-            explain(model, image, checked.region, 0, None, ("xrai",), target=target, options=options)
+            explain(model, image, whole, 0, None, ("xrai",), target=target, options=options)
     except forward_cache.Stopped:
         return False
     if kept.misses > laid_in and not stopped():
@@ -285,7 +306,8 @@ def layer_sweep(
     layers = [engine.of(model).check_layer(name) for name in dict.fromkeys(layers)]
     if not layers:
         raise ExplainerError("No layers to sweep: pass at least one convolution layer name.")
-    return _cam_maps(model, checked, layers, methods, chosen)
+    with framework_errors(checked.image.shape[:2]):
+        return _cam_maps(model, checked, layers, methods, chosen)
 
 
 def class_overview(

@@ -109,7 +109,8 @@ def parse_class(value: str, class_names: Sequence[str], option: str) -> int:
         return int(value)
     if value in class_names:
         return list(class_names).index(value)
-    known = f"known names: {', '.join(class_names)}" if class_names else "pass --class-names to use names"
+    known = (f"known names: {', '.join(class_names)}" if class_names
+             else "the model file stores none: pass --class-names to use names")
     raise UsageError(f"{option}: unknown class {value!r} ({known}); or give the class index.")
 
 
@@ -143,7 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean", default=None, help="R,G,B mean (0–1 scale) for a PyTorch file that has none "
                         "(default ImageNet's)")
     parser.add_argument("--std", default=None, help="R,G,B std (0–1 scale) for a PyTorch file that has none")
-    parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order")
+    parser.add_argument("--class-names", default="", help="comma-separated class names, in class-index order "
+                        "(default: the names the model file stores, else none)")
+    parser.add_argument("--working-size", type=int, default=512,
+                        help="for a model that takes any input size: the longest side it works at (default 512, "
+                             "never above the image's own; 0: the image's own size); each side becomes a multiple "
+                             "of the network's output stride, and maps are resized back to the image")
+    parser.add_argument("--fit", default="pad", choices=("stretch", "pad", "crop"),
+                        help="how the image meets the working size: pad (default, aspect kept), stretch, or crop")
     parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
     parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
     parser.add_argument("--force", action="store_true",
@@ -181,6 +189,24 @@ def _load_model(path_text: str | os.PathLike, preprocessing: dict | None = None)
     except model_files.ModelFileError as error:
         raise UsageError(f"--model: {error}") from None
     return model, graph.inspect_model(model)
+
+
+def _set_working_size(model, options: dict[str, Any]) -> None:
+    """--working-size and --fit for a free-size model (fixed-size models ignore them)."""
+    from explainers import working_size
+
+    longest, fit = options.get("working_size", (working_size.DEFAULT_LONGEST, working_size.DEFAULT_FIT))
+    working_size.set_working_size(model, longest or None, fit)
+
+
+def _stored_names(model, num_classes: int) -> list[str]:
+    """The class names the model file stores (given > stored > numbered), when they fit its classes."""
+    stored = list(getattr(model, "class_names", None) or [])
+    if stored and len(stored) != num_classes:
+        print(f"The model file stores {len(stored)} class names for {num_classes} classes: they are not used.",
+              file=sys.stderr)
+        return []
+    return stored
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -368,6 +394,7 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "metric_target": args.metric_target, "randomization_steps": args.randomization_steps,
         "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
         "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
+        "working_size": getattr(args, "working_size", 512), "fit": getattr(args, "fit", "pad"),
         "labels": str(args.labels.resolve()) if args.labels else None,
     }
 
@@ -401,6 +428,7 @@ class Worker:
 
     def __init__(self, model_path: str | os.PathLike, options: dict[str, Any]) -> None:
         self.model, self.summary = _load_model(model_path, options.get("preprocessing"))
+        _set_working_size(self.model, options)
         self.options = options
 
     def process(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -626,13 +654,19 @@ def _validate(args) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"--method {', '.join(unknown)}: unknown; choose from {', '.join(registry.ALL_METHODS)}.")
     class_names = [c.strip() for c in args.class_names.split(",") if c.strip()]
-    region = parse_region(args.region, class_names)
-    if args.class_ is not None:
-        parse_class(args.class_, class_names, "--class")
+    try:  # early, so a mistake is told before the model loads; a name may still be one the file stores
+        parse_region(args.region, class_names)
+        if args.class_ is not None:
+            parse_class(args.class_, class_names, "--class")
+    except UsageError:
+        if class_names:
+            raise
     if args.metric_steps < 1 or args.xrai_steps < 2 or args.scorecam_channels < 1:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UsageError("--batch-size and --workers must be ≥ 1.")
+    if args.working_size < 0:
+        raise UsageError("--working-size must be ≥ 0 (0: the image's own size).")
     if args.randomization_steps < 0:
         raise UsageError("--randomization-steps must be ≥ 0 (0: no randomisation check).")
     if args.address and args.engine != "ray":
@@ -655,6 +689,8 @@ def _validate(args) -> dict[str, Any]:
         print(f"{Path(args.model).name}: {model.file_preprocessing.describe()}", file=sys.stderr)
     if class_names and len(class_names) != summary.num_classes:
         raise UsageError(f"--class-names lists {len(class_names)} names but the model has {summary.num_classes} classes.")
+    class_names = class_names or _stored_names(model, summary.num_classes)
+    region = parse_region(args.region, class_names)
     wanted = [i for i in (region[1], parse_class(args.class_, class_names, "--class") if args.class_ else None)
               if i is not None]
     for index in wanted:
@@ -673,7 +709,7 @@ def _validate(args) -> dict[str, Any]:
                "metric_steps": args.metric_steps, "metric_target": args.metric_target,
                "randomization_steps": args.randomization_steps,
                "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
-               "preprocessing": preprocessing}
+               "preprocessing": preprocessing, "working_size": (args.working_size, args.fit)}
     return {"files": files, "options": options, "num_classes": summary.num_classes,
             "settings": _settings(args, methods, args.region, class_names)}
 

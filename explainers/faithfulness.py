@@ -178,7 +178,8 @@ def region_score_function(model, region, class_index: int, target: str = "logits
     batched region score of the model's engine (`engine.Engine.region_scores`; Keras: compiled once), run `batch_size` images at a time
     (None: `SCORE_BATCH_SIZE` capped by the memory budget, `memory`).
     """
-    from explainers import engine, inputs, memory, regions
+    from explainers import engine, inputs, memory, regions, working_size
+    from explainers.errors import framework_errors
 
     summary = inputs.summary(model)
     region = np.asarray(region)
@@ -193,9 +194,12 @@ def region_score_function(model, region, class_index: int, target: str = "logits
     inputs.target(target)
     if not (batch_size is None or (isinstance(batch_size, int) and batch_size >= 1)):
         raise ExplainerError("Use a batch size of at least 1 for the region score.")
-    batch_size, _ = memory.choose_batch(model, region.shape, "The faithfulness score", batch_size, SCORE_BATCH_SIZE,
+    plan = working_size.plan(model, region.shape, (h, w))  # a free-size model scores at its working size
+    plan = None if plan is None or plan.identity else plan
+    work = region if plan is None else plan.region_to_work(region)
+    batch_size, _ = memory.choose_batch(model, work.shape, "The faithfulness score", batch_size, SCORE_BATCH_SIZE,
                                         backward=False)
-    grid, _ = regions.to_grid(region, inputs.output_size(model, region.shape))
+    grid, _ = regions.to_grid(work, inputs.output_size(model, work.shape))
     fn = engine.of(model).region_scores(target)
     mask = grid.astype(np.float32)
 
@@ -208,7 +212,10 @@ def region_score_function(model, region, class_index: int, target: str = "logits
                 f"The images are {batch.shape[1]}×{batch.shape[2]} but the region is "
                 f"{region.shape[0]}×{region.shape[1]}: score images of the region's size."
             )
-        parts = [fn(batch[i:i + batch_size], mask, class_index) for i in range(0, len(batch), batch_size)]
+        if plan is not None:
+            batch = np.stack([plan.to_work(one) for one in batch]) if len(batch) else batch
+        with framework_errors(batch.shape[1:3]):
+            parts = [fn(batch[i:i + batch_size], mask, class_index) for i in range(0, len(batch), batch_size)]
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
     return score_fn

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explainers import engine, graph, model_files, regions
+from explainers import engine, graph, model_files, regions, working_size
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.results import REGION_RESIZED, REGION_TOUCHED, MapWarning
@@ -21,7 +21,10 @@ TARGETS = ("logits", "probabilities")
 
 @dataclass(frozen=True)
 class Inputs:
-    """Validated inputs: float image H×W×C, the region at image size and on the output grid."""
+    """Validated inputs: float image H×W×C, the region at image size and on the output grid.
+
+    For a free-size model `image` and `region` are at the working size of `plan` (`working_size`), whose
+    `to_image` puts a map back on the image as given; `plan` is None for fixed-size models."""
 
     image: np.ndarray
     region: np.ndarray
@@ -30,6 +33,11 @@ class Inputs:
     target: str
     summary: graph.ModelSummary
     grid_warning: MapWarning | None
+    plan: working_size.Plan | None = None
+
+    def to_image(self, values: np.ndarray) -> np.ndarray:
+        """A map at the working size on the image as the user gave it (unchanged without a plan)."""
+        return values if self.plan is None else self.plan.to_image(values)
 
 
 def summary(model) -> graph.ModelSummary:
@@ -57,8 +65,9 @@ def image(model, image, model_summary: graph.ModelSummary | None = None) -> np.n
         )
     if not np.all(np.isfinite(arr)):
         raise ExplainerError("The image contains NaN or infinite values: pass a uint8 image with values 0-255.")
-    if None in (h, w):  # free-size models: every layer output at this very size, before anything runs
-        model_files.check_run_size(model, *arr.shape[:2])
+    if None in (h, w):  # free-size models: every layer output at the working size, before anything runs
+        fitted = working_size.plan(model, arr.shape[:2], (h, w))
+        model_files.check_run_size(model, *fitted.size)
     return arr
 
 
@@ -117,13 +126,21 @@ def grid_warning(rule: str, size: tuple[int, int]) -> MapWarning | None:
 
 
 def prepare(model, image_in, region_in, class_in, target_in: str) -> Inputs:
-    """Check everything once; the region is also put on the model's output grid."""
+    """Check everything once; a free-size model's image and region go to its working size
+    (`working_size`), and the region onto the model's output grid."""
     model_summary = summary(model)
     arr = image(model, image_in, model_summary)
     mask = region(region_in, arr.shape[:2])
     index = class_index(class_in, model_summary.num_classes)
     target(target_in)
-    size = output_size(model, arr.shape[:2])
+    work = arr.astype(np.float32)
+    fitted = working_size.plan(model, arr.shape[:2], model_summary.input_size)
+    if fitted is not None and not fitted.identity:
+        work, mask = fitted.to_work(work), fitted.region_to_work(mask)
+        if not mask.any():
+            raise ExplainerError(f"The region lies outside the {fitted.size[1]}×{fitted.size[0]} crop the network "
+                                 "works on: draw it nearer the middle, or choose the fit 'pad' or 'stretch'.")
+    size = output_size(model, work.shape[:2])
     grid, rule = regions.to_grid(mask, size)
-    return Inputs(image=arr.astype(np.float32), region=mask, grid=grid, class_index=index, target=target_in,
-                  summary=model_summary, grid_warning=grid_warning(rule, size))
+    return Inputs(image=work, region=mask, grid=grid, class_index=index, target=target_in,
+                  summary=model_summary, grid_warning=grid_warning(rule, size), plan=fitted)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import keras
 
+from explainers import stored_names
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 from explainers.graph import inspect_model
@@ -241,6 +242,9 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
         inspect_model(model)
     except ExplainerError as error:
         raise ModelFileError(str(error)) from None
+    names = stored_names.read(path, suffix)
+    if names:  # the file's own class names travel with the model, as a PyTorch file's `class_names` do
+        model.class_names = tuple(names)  # a tuple: Keras would track a list as model state
     return model
 
 

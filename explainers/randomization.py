@@ -68,7 +68,7 @@ class KerasEngine:
     def __init__(self, model, init: str = REINITIALISE) -> None:
         import keras
 
-        from explainers import graph
+        from explainers import graph, working_size
 
         if init not in INITS:
             raise ExplainerError(f"init must be one of {', '.join(INITS)}, got {init!r}.")
@@ -85,6 +85,8 @@ class KerasEngine:
         copy.set_weights(model.get_weights())
         for layer, (h, w, skip) in graph._USER_GRIDS.get(model, {}).items():  # token grids given by the user
             graph.set_token_grid(copy, layer, (h, w), skip)
+        chosen = working_size.chosen(model)  # a free-size model's copy works at the same size
+        working_size.set_working_size(copy, chosen.longest, chosen.fit)
         self.model = copy
         self._trained = [[np.array(v) for v in layer.get_weights()] for layer in self._layers]
         self._names = [layer.name for layer in self._layers]

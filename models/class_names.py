@@ -9,7 +9,7 @@ Where names come from, first match wins (see `resolve`):
    "id2label"), or typed text (one name per line, or comma-separated);
 2. names stored in the model file itself: keys "class_names", "classes", "labels" or "id2label" in
    the `.keras` archive's config.json / metadata.json or the `.h5` file's attributes (Keras itself
-   writes none; keras-hub segmenters do not either, so this only finds names someone put there);
+   writes none; `python -m models.export` writes "class_names" in metadata.json: `explainers.stored_names`);
 3. the shipped network's mushroom names, for the shipped network only;
 4. "class 0" … "class N-1".
 
@@ -20,45 +20,21 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-MAX_LABEL_BYTES = 1_000_000  # a labels file for thousands of classes is far smaller
-_KEYS = ("class_names", "classes", "labels", "id2label")
+from explainers import stored_names
+from explainers.stored_names import MAX_LABEL_BYTES, ClassNamesError
+
+__all__ = ["MAX_LABEL_BYTES", "ClassNamesError", "fallback_names", "names_from_model_file", "parse_labels",
+           "parse_typed", "resolve"]
+
 _INDEXED = re.compile(r"^\s*(\d+)\s*[:,\t ]\s*(.+?)\s*$")
-
-
-class ClassNamesError(ValueError):
-    """Names that cannot be used; the message is one sentence saying what to fix."""
+_from_mapping, _from_json_value, _checked = stored_names.from_mapping, stored_names.from_json_value, stored_names.checked
 
 
 def fallback_names(num_classes: int) -> list[str]:
     return [f"class {k}" for k in range(num_classes)]
-
-
-def _from_mapping(mapping: dict) -> list[str]:
-    try:
-        pairs = sorted((int(k), str(v).strip()) for k, v in mapping.items())
-    except (TypeError, ValueError):
-        raise ClassNamesError(
-            "The JSON object's keys are not class indices: use {\"0\": \"background\", \"1\": \"cat\", ...}."
-        ) from None
-    if [k for k, _ in pairs] != list(range(len(pairs))):
-        raise ClassNamesError("The class indices are not 0, 1, 2, … without gaps: give one name for every index.")
-    return [name for _, name in pairs]
-
-
-def _from_json_value(value: object) -> list[str] | None:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value]
-    if isinstance(value, dict):
-        for key in _KEYS:
-            if key in value:
-                return _from_json_value(value[key])
-        if value and all(isinstance(v, str) for v in value.values()):
-            return _from_mapping(value)
-    return None
 
 
 def _from_lines(lines: Sequence[str]) -> list[str]:
@@ -67,17 +43,6 @@ def _from_lines(lines: Sequence[str]) -> list[str]:
     if lines and all(indexed):
         return _from_mapping({m.group(1): m.group(2) for m in indexed})
     return lines
-
-
-def _checked(names: list[str]) -> list[str]:
-    if not names:
-        raise ClassNamesError("No class names were found: give one name per class, in class-index order.")
-    if any(not name for name in names):
-        raise ClassNamesError("One of the class names is empty: give a name for every class.")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ClassNamesError(f"The class name {duplicates[0]!r} appears twice: give every class its own name.")
-    return names
 
 
 def parse_labels(data: bytes | str, filename: str = "labels.txt") -> list[str]:
@@ -112,46 +77,7 @@ def parse_typed(text: str) -> list[str]:
 
 def names_from_model_file(path: str | Path) -> list[str] | None:
     """Class names stored in a `.keras` / `.h5` file, if any (see the module docstring); never raises."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".keras" and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                for member in ("metadata.json", "config.json"):
-                    if member in archive.namelist():
-                        info = archive.getinfo(member)
-                        if info.file_size > 50 * MAX_LABEL_BYTES:
-                            continue
-                        names = _top_level_names(json.loads(archive.read(member)))
-                        if names:
-                            return names
-        elif path.suffix.lower() in (".h5", ".hdf5"):
-            import h5py
-
-            with h5py.File(path, "r") as handle:
-                for key in _KEYS:
-                    if key in handle.attrs:
-                        raw = handle.attrs[key]
-                        raw = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                        names = _from_json_value(json.loads(raw) if isinstance(raw, str) else list(map(str, raw)))
-                        if names:
-                            return _checked(names)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, ClassNamesError):
-        return None
-    return None
-
-
-def _top_level_names(value: object) -> list[str] | None:
-    """Names under one of the known keys at the top of a config, or of its "config" entry."""
-    for node in (value, value.get("config") if isinstance(value, dict) else None):
-        if isinstance(node, dict):
-            for key in _KEYS:
-                if key in node:
-                    try:
-                        names = _from_json_value({key: node[key]})
-                        return _checked(names) if names else None
-                    except ClassNamesError:
-                        return None
-    return None
+    return stored_names.read(path)
 
 
 def resolve(num_classes: int, given: Sequence[str] | None = None, stored: Sequence[str] | None = None,

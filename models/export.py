@@ -2,7 +2,9 @@
 
 Why: the batch command line (`python -m explainers.batch`) and other tools take a `.keras` path, and
 `explainers` deliberately does not import `models`. This writes the default network in the same
-format a user would upload, so it also serves as a reference upload.
+format a user would upload, so it also serves as a reference upload. The class names go in the file
+too (`explainers.stored_names`: metadata.json's "class_names"), so `--region class:cap` and the page's
+names work on the exported file without `--class-names`.
 
 Run: `python -m models.export [--out PATH]` (default `default_pspnet.keras` in the current folder).
 """
@@ -14,7 +16,9 @@ from pathlib import Path
 
 
 def export(out: str | Path) -> Path:
-    """Write the default model (architecture and trained weights) to `out` and return the path."""
+    """Write the default model (architecture, trained weights, class names) to `out` and return the path."""
+    from explainers import stored_names
+    from models import CLASS_NAMES
     from models.loader import load_default
 
     out = Path(out)
@@ -22,6 +26,7 @@ def export(out: str | Path) -> Path:
         raise ValueError(f"Use a .keras file name, not {out.name!r}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     load_default().save(out)
+    stored_names.write(out, CLASS_NAMES)
     return out
 
 

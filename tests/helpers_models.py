@@ -229,3 +229,20 @@ def token_seg_model(size: int = 32, patch: int = 4, num_classes: int = 3, seed: 
     x = layers.Conv2D(num_classes, 1, name="classifier")(x)
     x = layers.UpSampling2D(patch, interpolation="bilinear", name="upsample")(x)
     return keras.Model(inputs, x, name="token_seg")
+
+
+def free_size_skip_model(num_classes: int = 3, seed: int = 0) -> keras.Model:
+    """Free input size, output stride 4, and a decoder that concatenates each upsampled branch with its skip:
+    like keras-hub's DeepLabV3, it fails in TensorFlow on sides that are not multiples of 4 (300×451)."""
+    _seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    skip1 = layers.Conv2D(8, 3, padding="same", activation="relu", name="enc1")(x)
+    skip2 = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="enc2")(skip1)
+    deep = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="enc3")(skip2)
+    x = layers.Concatenate(name="dec2_concat")([layers.UpSampling2D(2, name="up2")(deep), skip2])
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="dec2")(x)
+    x = layers.Concatenate(name="dec1_concat")([layers.UpSampling2D(2, name="up1")(x), skip1])
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="dec1")(x)
+    x = layers.Conv2D(num_classes, 1, name="logits")(x)
+    return keras.Model(inputs, layers.Softmax(name="softmax")(x), name="free_skip")
