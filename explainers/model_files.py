@@ -191,9 +191,9 @@ _RUN_SIZES = PerModel()
 # The loader
 
 
-def load_model_file(path: str | Path, display_name: str | None = None, limits: Limits | None = None,
-                    preprocessing: Mapping[str, object] | None = None) -> keras.Model:
-    """Load a `.keras` (or legacy `.h5`/`.hdf5`) segmentation model safely and check it can be explained.
+def load_model_file(path: str | Path, display_name: str | None = None, limits: Limits | None = None) -> keras.Model:
+    """Load a `.keras` (or legacy `.h5`/`.hdf5`) segmentation model safely and check it can be explained
+    (PyTorch files: `explainers.model_file_loader.load_any`).
 
     `display_name` is the name used in messages (the user's file name; default: the file's own name).
     Raises `ModelFileError` with one sentence for every refusal: missing file, wrong extension, damage,
@@ -203,11 +203,6 @@ def load_model_file(path: str | Path, display_name: str | None = None, limits: L
     path = Path(path)
     name = display_name or path.name
     limits = limits or Limits.from_env()
-    from explainers import torch_files
-
-    # PyTorch files; `preprocessing` gives mean, std and input_size where the file has none
-    if torch_files.torch_suffix(name) or torch_files.torch_suffix(path.name):
-        return torch_files.load_explainable(path, name, limits, **(preprocessing or {}))
     if not path.is_file():
         raise ModelFileError(f"There is no model file named '{name}': choose a saved .keras file.")
     suffix = model_suffix(name) or model_suffix(path.name)

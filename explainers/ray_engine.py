@@ -10,7 +10,7 @@ and a rerun redoes exactly that.
 A lost worker costs nothing but time: actors restart (`MAX_RESTARTS`) and Ray retries the batch that
 was running on the restarted actor (`max_task_retries`); a batch that still fails is sent to another
 actor, up to `ATTEMPTS` times in all. A lost cluster (the head gone, the connection cut, no actor
-left) ends the engine with `batch.EngineLost`, one sentence; the batch CLI keeps what was stored and a
+left) ends the engine with `batch_work.EngineLost`, one sentence; the batch CLI keeps what was stored and a
 rerun resumes.
 
 `address=None` starts a private local Ray (`workers` CPUs, no dashboard) and shuts it down at the
@@ -39,18 +39,18 @@ def require_ray():
     try:
         import ray
     except ImportError:
-        from explainers.batch import UsageError
+        from explainers.batch_work import UsageError
 
         raise UsageError(f"--engine ray needs the Ray package, which is not installed: {PACKAGE_HINT}.") from None
     return ray
 
 
 class RayWorker:
-    """Actor body: one model per actor, loaded from bytes through the batch module's loader."""
+    """Actor body: one model per actor, loaded from bytes through the batch run's loader (`batch_work`)."""
 
     def __init__(self, model_bytes: bytes, options: dict[str, Any], suffix: str = ".keras",
                  core: int | None = None) -> None:
-        from explainers import batch
+        from explainers import batch_work
 
         if os.environ.get(PIN_ENV) == "1":
             pin_to_one_core(core)
@@ -58,12 +58,12 @@ class RayWorker:
         self._folder = tempfile.mkdtemp(prefix="segexplain-ray-model-")
         path = Path(self._folder) / f"model{suffix}"
         path.write_bytes(model_bytes)
-        self.worker = batch.Worker(path, options)
+        self.worker = batch_work.Worker(path, options)
 
     def process(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        from explainers import batch
+        from explainers import batch_work
 
-        return [batch.process_item(self.worker, item) for item in items]
+        return [batch_work.process_item(self.worker, item) for item in items]
 
     def ready(self) -> bool:
         return True
@@ -90,7 +90,7 @@ def _check_reachable(address: str) -> None:
     retries for minutes)."""
     import socket
 
-    from explainers.batch import UsageError
+    from explainers.batch_work import UsageError
 
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if address == "auto" or not sep or not port.isdigit():
@@ -135,7 +135,7 @@ def _init(ray, address: str | None, workers: int | None, temp_dir: str | None) -
             ray.init(address=address, log_to_driver=False,
                      runtime_env={"env_vars": env, "py_modules": [str(Path(__file__).resolve().parent)]})
         except (ConnectionError, RuntimeError, ValueError) as error:
-            from explainers.batch import UsageError
+            from explainers.batch_work import UsageError
 
             raise UsageError(f"--address {address!r}: no Ray cluster could be joined there "
                              f"({type(error).__name__}); start it with `ray start --head` or check the address.") from None
@@ -145,8 +145,8 @@ def _init(ray, address: str | None, workers: int | None, temp_dir: str | None) -
 def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[str, Any]], *,
                address: str | None = None, workers: int | None = None, batch_size: int = 4,
                temp_dir: str | None = None, **_) -> Iterator[dict[str, Any]]:
-    """Yield each item's result (as `batch.process_item` makes it) as soon as its batch is done."""
-    from explainers import batch
+    """Yield each item's result (as `batch_work.process_item` makes it) as soon as its batch is done."""
+    from explainers import batch_work
 
     if not items:
         return
@@ -161,7 +161,7 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
             workers = max(1, min(workers, -(-len(items) // batch_size)))
             model_ref = ray.put(Path(model_path).read_bytes())
         except ray.exceptions.RayError as error:
-            raise batch.EngineLost(f"{where} was lost ({type(error).__name__})") from None
+            raise batch_work.EngineLost(f"{where} was lost ({type(error).__name__})") from None
         actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(RayWorker)
         suffix = Path(model_path).suffix.lower()
         actors = [actor_class.remote(model_ref, options, suffix, index) for index in range(workers)]
@@ -174,15 +174,15 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
             for index, actor in enumerate(actors):
                 while index not in dead and load[index] < 2 and queue:
                     number, attempt = queue.pop(0)
-                    loaded = [batch.read_item(item) for item in batches[number]]
+                    loaded = [batch_work.read_item(item) for item in batches[number]]
                     in_flight[actor.process.remote(loaded)] = (index, number, attempt)
                     load[index] += 1
             if not in_flight:
-                raise batch.EngineLost(f"{where} has no worker left (every actor died {MAX_RESTARTS + 1} times)")
+                raise batch_work.EngineLost(f"{where} has no worker left (every actor died {MAX_RESTARTS + 1} times)")
             try:
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
             except ray.exceptions.RayError as error:
-                raise batch.EngineLost(f"{where} was lost ({type(error).__name__})") from None
+                raise batch_work.EngineLost(f"{where} was lost ({type(error).__name__})") from None
             for ref in ready:
                 index, number, attempt = in_flight.pop(ref)
                 load[index] -= 1
@@ -192,7 +192,7 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
                     # the actor died more often than it may restart: its batch goes to another actor
                     dead.add(index)
                     if attempt >= ATTEMPTS or len(dead) == len(actors):
-                        raise batch.EngineLost(f"{where} kept losing its workers (a batch failed {attempt} times; "
+                        raise batch_work.EngineLost(f"{where} kept losing its workers (a batch failed {attempt} times; "
                                                f"{death_cause(error)})") from None
                     queue.insert(0, (number, attempt + 1))
                     continue
@@ -203,7 +203,7 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
                                            "status": f"error: the worker failed on this image ({cause})"},
                                 "npz": None, "png": None} for item in batches[number]]
                 except ray.exceptions.RayError as error:
-                    raise batch.EngineLost(f"{where} was lost ({type(error).__name__})") from None
+                    raise batch_work.EngineLost(f"{where} was lost ({type(error).__name__})") from None
                 yield from results
     finally:
         for actor in actors:

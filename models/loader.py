@@ -16,7 +16,8 @@ from pathlib import Path
 import keras
 
 from explainers.graph import LayerInfo
-from explainers.model_files import MODEL_SUFFIXES, Limits, ModelFileError, load_model_file, model_suffix
+from explainers.model_file_loader import load_any
+from explainers.model_files import MODEL_SUFFIXES, Limits, ModelFileError, model_suffix
 
 __all__ = ["MODEL_SUFFIXES", "Limits", "ModelLoadError", "describe_model", "load_default", "load_user_model",
            "model_suffix"]
@@ -58,7 +59,7 @@ def load_user_model(path: str | Path, display_name: str | None = None, limits: L
     Raises `ModelLoadError` with one sentence naming the real reason (a limit and how to change it,
     damage, serialised code, external storage, unknown custom objects, unexplainable models).
     """
-    return load_model_file(path, display_name=display_name, limits=limits, preprocessing=preprocessing)
+    return load_any(path, display_name=display_name, limits=limits, preprocessing=preprocessing)
 
 
 def describe_model(model: keras.Model) -> list[LayerInfo]:

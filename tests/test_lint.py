@@ -27,3 +27,45 @@ def test_explainers_do_not_import_streamlit() -> None:
         )
     ]
     assert offenders == []
+
+
+def _package_imports(package: Path) -> dict[str, set[str]]:
+    """module → the package's modules it imports, at the top or inside functions (both tie them together)."""
+    import ast
+
+    modules = {path.stem for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == package.name:
+                found |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package.name}."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package.name}.")}
+        graph[path.stem] = found - {path.stem, "__init__"}
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Import circles: every module that reaches itself, with the path it takes."""
+    found = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    found.append(path)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    return found
+
+
+def test_the_library_has_no_import_circle() -> None:
+    """Modules of `explainers` import one another one way only (batch → ray_engine → batch_work, and
+    model_file_loader above model_files and torch_files): a circle makes both sides one module in disguise."""
+    assert _circles(_package_imports(ROOT / "explainers")) == []
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()})  # the check finds a circle when there is one
