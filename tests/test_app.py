@@ -230,7 +230,7 @@ def test_export_bundle_holds_png_npz_and_settings() -> None:
     assert settings["region"]["pixel_count"] == int(_box().sum())
     assert settings["region"]["bbox"] == {"top": 40, "left": 45, "bottom": 72, "right": 100}
     assert settings["class"] == {"index": 1, "name": "cap"}
-    assert settings["layer"] == "head_concat" and settings["target"] == "logits"
+    assert settings["layer"] == "final_conv" and settings["target"] == "logits"
     assert settings["methods"]["xrai"]["options"]["steps"] == 4
     assert settings["image"]["sha256_prefix"] == "abc"
 
