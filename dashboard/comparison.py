@@ -425,15 +425,19 @@ def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> No
         st.info(line, icon=":material/info:")
     blind = region_blind(request, results, labels)
     if blind:
+        default = compute.layer_table(request.model_key, request.model)[1]
+        way_out = (f"or pick a layer with a non-linear layer after it, such as the default {safe_text.code(default)}"
+                   if default != request.layer else "or pick an earlier layer")
         names = ", ".join(short_label(m) for m in blind)
         others = [label(m) for m in REGION_SENSITIVE if m in registry.ALL_METHODS]
         st.warning(f"At layer {safe_text.code(request.layer)}, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
                    f"region: the map for this region equals the map for the whole class (largest difference "
                    f"≤ {diagnostics.SAME_TOLERANCE:g}), so here it answers “why this class?”, not “why this "
-                   "region?”. This happens when only position-wise layers follow the chosen one (e.g. a 1×1 "
-                   "classifier and upsampling): the channel weights are then the class's own, whatever the region. "
+                   "region?”. This happens when no non-linear layer follows the chosen one (only e.g. a 1×1 "
+                   "classifier, normalisation and upsampling): the channel weights are then the class's own, "
+                   "whatever the region. "
                    f"Region-sensitive methods weigh each position by its own gradient: "
-                   f"{', '.join(others) or 'HiResCAM, LayerCAM'}; or pick an earlier layer.", icon=":material/warning:")
+                   f"{', '.join(others) or 'HiResCAM, LayerCAM'}; {way_out}.", icon=":material/warning:")
 
 
 def agreement(results: dict[str, Any]) -> None:

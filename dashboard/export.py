@@ -166,8 +166,10 @@ def method_parameters(explanation: Any) -> dict[str, Any]:
 
 def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Mapping[str, Any]],
                           target: str, steps: int) -> dict[str, Any]:
-    """The JSON record of section 6: how the maps were scored and the ranking table, best first."""
-    return {
+    """The JSON record of section 6: how the maps were scored and the ranking table, best first (with the
+    library's note when the memory budget made it score in smaller batches or at a smaller size)."""
+    note = next((n for result in faithfulness.values() if (n := getattr(result, "note", ""))), "")
+    record = {
         "score": (f"the adapter's region score: class {target} times the region mask, averaged over the whole "
                   "output grid (not over the region's pixels only)"),
         "target": target,
@@ -182,6 +184,9 @@ def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Map
         "curves": "faithfulness_fractions, deletion_<method>, insertion_<method> in the .npz",
         "methods": list(faithfulness),
     }
+    if note:
+        record["how_scored"] = note
+    return record
 
 
 def file_stem(image_name: str, class_name: str, layer: str, region: np.ndarray) -> str:

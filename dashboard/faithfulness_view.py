@@ -5,7 +5,9 @@ scored for the current region and class by the library's deletion and insertion 
 Drop and Increase in Confidence (`explainers.faithfulness`), next to a random map as the chance
 baseline. The numbers are remembered per model, image, region, class, score target, steps and the
 settings of every map (`key`), in the same kind of store as the slow maps, because they report
-progress while they run.
+progress while they run. The progress status closes on every outcome (complete, or error when the
+scoring raises), so a refusal never leaves "Scoring…" open above its message; when the memory budget
+made the library score in smaller batches or at a smaller size, its note is shown with the results.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import compute, figures, state
+from dashboard import compute, figures, safe_text, state
 from dashboard.comparison import PLOT_CONFIG, Request, region_key, settings_key, short_label
 from explainers import diagnostics
 
@@ -66,23 +68,43 @@ def show(request: Request, results: Mapping[str, Any]) -> Scores | None:
     store_key = key(request, methods, target)
     scores = compute.stored(store_key)
     if scores is None:
-        slot = st.empty()
-        with slot.container(), st.status(f"Scoring {len(methods)} map(s) and the random baseline…",
-                                         expanded=True) as status:
+        scores = _score(request, results, methods, store_key, target)
+    state.put(state.FAITHFULNESS, scores)
+    note = how_scored(scores)
+    if note:
+        st.info(safe_text.md(note), icon=":material/memory:")
+    ranking = compute.faithfulness_ranking(scores)
+    share = region_share(request.region)
+    _charts(scores, target, share)
+    _table(ranking, share)
+    return Scores(results=scores, ranking=ranking, target=target, steps=STEPS)
+
+
+def _score(request: Request, results: Mapping[str, Any], methods: tuple[str, ...], store_key: tuple,
+           target: str) -> dict[str, Any]:
+    """Compute the scores under a progress status that ends complete (then goes) or, on any exception,
+    as an error, collapsed, before the exception reaches the caller's message."""
+    slot = st.empty()
+    with slot.container(), st.status(f"Scoring {len(methods)} map(s) and the random baseline…",
+                                     expanded=True) as status:
+        try:
             bar = st.progress(0.0, text="deletion and insertion curves")
             scores = compute.faithfulness(
                 store_key, request.model, request.image, request.region, request.class_index,
                 {m: results[m].heatmap for m in methods}, STEPS, target,
                 progress=lambda f: bar.progress(float(min(max(f, 0.0), 1.0)),
                                                 text=f"deletion and insertion curves: {100 * f:.0f} %"))
-            status.update(label="Scores done", state="complete")
-        slot.empty()
-    state.put(state.FAITHFULNESS, scores)
-    ranking = compute.faithfulness_ranking(scores)
-    share = region_share(request.region)
-    _charts(scores, target, share)
-    _table(ranking, share)
-    return Scores(results=scores, ranking=ranking, target=target, steps=STEPS)
+        except Exception:
+            status.update(label="Scoring stopped (the reason is below)", state="error", expanded=False)
+            raise
+        status.update(label="Scores done", state="complete", expanded=False)
+    slot.empty()
+    return scores
+
+
+def how_scored(scores: Mapping[str, Any]) -> str:
+    """The library's note on how the memory budget shaped the scoring ("" when it did not)."""
+    return next((note for result in scores.values() if (note := getattr(result, "note", ""))), "")
 
 
 def region_share(region: np.ndarray) -> float:

@@ -20,8 +20,9 @@ from explainers import graph, working_size
 STAGE = "layer_stage"  # selectbox of the stage filter
 ALL = "all stages"
 
-DEFAULT_RULE = ("Default: `final_conv` when the model has it, else the feature map the classifier reads "
-                "(walking back from the output over softmax, resizing and the classifier itself).")
+DEFAULT_RULE = ("Default: the deepest layer whose Grad-CAM answers the drawn region, i.e. with a non-linear "
+                "layer (an activation) between it and the output; a layer followed only by a 1×1 classifier, "
+                "normalisation, pooling or resizing gives the same Grad-CAM for every region.")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

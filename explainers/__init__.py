@@ -32,7 +32,14 @@ from explainers.api import (  # noqa: E402
     score_choice,
 )
 from explainers.errors import ExplainerError  # noqa: E402
-from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
+from explainers.graph import (  # noqa: E402
+    LayerInfo,
+    ModelSummary,
+    answers_region,
+    default_layer,
+    explainable_layers,
+    inspect_model,
+)
 from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
 from explainers.results import Explanation, MapWarning, Prediction  # noqa: E402
 from explainers.torch_engine import TorchModel, from_torch  # noqa: E402
@@ -62,6 +69,7 @@ __all__ = [
     "Prediction",
     "RandomizationResult",
     "TorchModel",
+    "answers_region",
     "class_overview",
     "default_layer",
     "explain",

@@ -9,6 +9,7 @@ so it is independent of how the score is computed and testable with any model.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -31,13 +32,18 @@ class Curve:
 
 @dataclass(frozen=True)
 class Faithfulness:
-    """All faithfulness numbers of one map for one region, class and image."""
+    """All faithfulness numbers of one map for one region, class and image.
+
+    `note` says how the scores were made when the memory budget changed that (smaller batches, or a
+    smaller image: `faithfulness_plan`), "" otherwise.
+    """
 
     method: str
     deletion: Curve
     insertion: Curve
     average_drop: float
     increase_in_confidence: bool
+    note: str = ""
 
 
 def blurred(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
@@ -238,15 +244,35 @@ def evaluate_explanations(
     The default target is the class probability (not the logits the maps usually explain): Average Drop
     and Increase in Confidence are defined on probabilities, and a probability score is positive. Pass
     `target="logits"` to score the logits instead (Average Drop is then NaN when the full score is ≤ 0).
+    Within the memory budget (`faithfulness_plan.plan`): the perturbed images go in batches that fit;
+    when one image does not, image, maps and region are scored at a smaller size, and each result's
+    `note` says how it ran.
     """
-    from explainers import inputs
+    from explainers import faithfulness_plan, inputs, working_size
 
     arr = inputs.image(model, image).astype(np.float32)
-    score_fn = region_score_function(model, region, class_index, target)
     maps = {}
     for name, explanation in explanations.items():
         heatmap = getattr(explanation, "heatmap", explanation)
         maps[name] = np.asarray(heatmap, dtype=np.float32)
+        if maps[name].shape != arr.shape[:2]:
+            raise ExplainerError(f"The map {name!r} has shape {maps[name].shape} but the image is "
+                                 f"{arr.shape[0]}×{arr.shape[1]}: compute it for this image.")
     if random_baseline and "random" in maps:
         raise ExplainerError("'random' is the name of the chance baseline: rename that map.")
-    return evaluate(maps, arr, score_fn, steps=steps, random_baseline=random_baseline, seed=seed, progress=progress)
+    region = np.asarray(region)
+    if region.shape != arr.shape[:2]:
+        raise ExplainerError(f"The region has shape {region.shape} but the image is {arr.shape[0]}×{arr.shape[1]}: "
+                             "pass a boolean mask of the (fitted) image's height × width.")
+    working = working_size.plan(model, arr.shape[:2], inputs.summary(model).input_size)
+    scored = arr.shape[:2] if working is None or working.identity else working.size  # what the network sees
+    how = faithfulness_plan.plan(model, scored, SCORE_BATCH_SIZE)
+    if how.reduced:
+        arr = faithfulness_plan.resize(arr, how.size)
+        maps = {name: faithfulness_plan.resize(heatmap, how.size) for name, heatmap in maps.items()}
+        region = faithfulness_plan.resize_region(inputs.region(region, region.shape), how.size)
+    score_fn = region_score_function(model, region, class_index, target, batch_size=how.batch_size)
+    results = evaluate(maps, arr, score_fn, steps=steps, random_baseline=random_baseline, seed=seed, progress=progress)
+    if how.note:
+        results = {name: dataclasses.replace(result, note=how.note) for name, result in results.items()}
+    return results

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
+from explainers import region_rule
 from explainers.caching import PerModel
 from explainers.errors import ExplainerError
 
@@ -98,7 +99,8 @@ class FlatGraph:
     `taps` holds every 4-D (spatial) and 3-D (token) layer output in forward order; `kinds` the kind
     of each; `explainable` the names CAMs may use (with why the others may not in `refused`);
     `token_grids` the (h, w, skipped leading tokens) of the token layers whose grid is known;
-    `convolutions` the names of the 2-D convolution layers; `default` the default layer.
+    `convolutions` the names of the 2-D convolution layers; `answers_region` the explainable layers whose
+    Grad-CAM the drawn region changes (`region_rule`); `default` the default layer.
     """
 
     input: object
@@ -113,6 +115,7 @@ class FlatGraph:
     convolutions: list[str] = field(default_factory=list)
     default: str | None = None
     names: set[str] = field(default_factory=set)
+    answers_region: set[str] = field(default_factory=set)
 
 
 _FLAT_CACHE = PerModel()
@@ -269,6 +272,9 @@ class _Rebuilder:
         outputs = runner(*args, **kwargs)
         if isinstance(op, keras.layers.Layer):
             outputs = self._record(op, outputs, args, kwargs, scope)
+        else:  # a keras.ops call in the graph: not a tap, but the region rule walks through it
+            for tensor in keras.tree.flatten(outputs):
+                self.producers.setdefault(id(tensor), (op, args, kwargs))
         return outputs
 
     def run(self, model, inputs, scope: str = ""):
@@ -373,11 +379,18 @@ def _token_grid(tokens: int | None, spatial: list[tuple[int, int]], image: tuple
     return None
 
 
+def _one_cell(flat: FlatGraph, name: str) -> bool:
+    return tuple(_shape(flat, name)[1:3]) == (1, 1)
+
+
 def _default_layer(flat: FlatGraph, producers: dict, output, names_by_tensor: dict[int, str]) -> str | None:
-    """`final_conv` if present, else the feature map the classifier reads (see `default_layer`)."""
-    if "final_conv" in flat.explainable:
-        return "final_conv"
+    """The deepest layer that answers the drawn region, else the feature map the classifier reads (see
+    `default_layer`)."""
     classes = output.shape[-1]
+    answering = [n for n in flat.explainable if n in flat.answers_region
+                 and flat.taps[n].shape[-1] != classes and not _one_cell(flat, n)]
+    if answering:
+        return answering[-1]
     tensor, seen = output, 0
     while seen < 64:
         seen += 1
@@ -442,10 +455,13 @@ def _rebuild(model, grids: dict[str, tuple[int, int, int]]) -> FlatGraph:
     layer, args, kwargs = producer if producer else (None, (), {})
     squash = _activation_name(layer) if layer is not None else ""
     after_logits: set[int] = set()
+    roots = [(output, False)]  # where the region rule's walk starts: the logits
     if layer is not None and squash in _SQUASHERS and isinstance(layer, keras.layers.Activation | keras.layers.Softmax):
         logits, probs, head = args[0], output, f"{squash} layer"
         after_logits.add(id(output))
+        roots = [(logits, False)]
     elif layer is not None and squash in _SQUASHERS:
+        roots = [(t, type(layer).__name__ not in region_rule.POSITION_UNIFORM) for t in _tensors(args, kwargs)]
         logits = _linear_clone(layer, args, kwargs)
         probs = keras.layers.Activation(squash, name="segexplain_probabilities")(logits)
         head = f"fused {squash}"
@@ -486,6 +502,8 @@ def _rebuild(model, grids: dict[str, tuple[int, int, int]]) -> FlatGraph:
         else:
             flat.explainable.append(name)
     names_by_tensor = {**rebuilder.aliases, **{id(tensor): name for name, tensor in reversed(taps.items())}}
+    answering = region_rule.answering_tensors(roots, rebuilder.producers)
+    flat.answers_region = {names_by_tensor[i] for i in answering if names_by_tensor.get(i) in flat.explainable}
     flat.default = _default_layer(flat, rebuilder.producers, output, names_by_tensor)
     flat.names = rebuilder.names
     return flat
@@ -574,13 +592,19 @@ def group_stages(infos: list[LayerInfo], input_size: tuple[int | None, int | Non
 
 
 def default_layer(model) -> str:
-    """The layer CAMs explain when none is given.
+    """The layer CAMs explain when none is given: the deepest one whose Grad-CAM answers the drawn region.
 
-    Rule: `final_conv` when the model has it (the shipped network's and the paper's choice); else the
-    feature map the classifier reads: walking back from the output over the layers that still carry
-    one score per class (softmax, resizing, the classifier itself), the first layer with another
-    channel count, stepping back over resizing and dropout layers; if that walk fails (e.g. the head
-    merges several branches of class scores), the last explainable layer whose channels are not the classes.
+    Rule (`explainers.region_rule`): the deepest explainable layer, in forward order, with a non-linear
+    layer (an activation, separate or fused; a product of maps; a per-position normalisation) between
+    it and the class logits, leaving out maps with one channel per class and 1×1 maps. A layer followed
+    only by position-uniform layers (a 1×1 classifier, batch normalisation, pooling, resizing) gives
+    the same Grad-CAM for every region, so the last convolution before a linear classifier is not the
+    default (on the shipped network: `head_concat`, the input of `final_conv`). A model with no such
+    layer (a linear network) falls back to the feature map the classifier reads: walking back from the
+    output over the layers that still carry one score per class (softmax, resizing, the classifier),
+    the first layer with another channel count, stepping back over resizing and dropout; if that walk
+    fails, the last explainable layer whose channels are not the classes. PyTorch models keep their
+    engine's rule (the last map whose channels are not the classes).
     """
     if (engine := _foreign(model)) is not None:
         return engine.default_layer()
@@ -588,6 +612,15 @@ def default_layer(model) -> str:
     if flat.default is None:
         raise ExplainerError("The model has no explainable feature map: use a convolutional segmentation network.")
     return flat.default
+
+
+def answers_region(model) -> list[str] | None:
+    """The explainable layers whose Grad-CAM the drawn region changes, by `region_rule`'s graph rule, in
+    forward order; None for a model whose engine cannot tell (PyTorch)."""
+    if _foreign(model) is not None:
+        return None
+    flat = flatten(model)
+    return [name for name in flat.explainable if name in flat.answers_region]
 
 
 def inspect_model(model) -> ModelSummary:

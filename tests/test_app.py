@@ -67,7 +67,7 @@ def test_page_runs_on_defaults_and_asks_for_a_region() -> None:
     _assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert any("Draw on the image" in info.value for info in at.info)
-    assert at.selectbox(key=state.LAYER).value == "final_conv"
+    assert at.selectbox(key=state.LAYER).value == "head_concat"  # the default that answers the region (issue 31)
     assert at.multiselect(key=state.METHODS).value == list(FOUR)
     assert at.session_state[state.XRAI_STEPS] == 4  # the test's cheap setting was kept
     assert _results(at) == {}
@@ -93,9 +93,9 @@ def test_injected_region_gives_four_maps_on_one_scale() -> None:
     titles = _map_titles(at)
     assert [t.split(" ·")[0] for t in titles] == ["Grad-CAM", "Grad-CAM++", "XRAI", "Seg-Grad-CAM"]
     assert any("each map ÷ its own maximum" in m.value for m in at.markdown)  # the scale in use is labelled
-    # class defaulted to the class most present in the region; layer to final_conv
-    assert at.selectbox(key=state.LAYER).value == "final_conv"
-    assert results["gradcam"].layer == "final_conv"
+    # class defaulted to the class most present in the region; layer to head_concat (issue 31: not final_conv)
+    assert at.selectbox(key=state.LAYER).value == "head_concat"
+    assert results["gradcam"].layer == "head_concat"
     assert results["xrai"].layer is None
     assert at.dataframe, "agreement table missing"
 
@@ -138,7 +138,7 @@ def test_empty_region_shows_the_clear_error_and_no_exception() -> None:
     assert _results(at) == {}
     assert at.session_state[state.RESULT_ERROR] == at.error[0].value
     # settings are untouched: the same widgets with the same values are still there
-    assert at.selectbox(key=state.LAYER).value == "final_conv"
+    assert at.selectbox(key=state.LAYER).value == "head_concat"
 
 
 @pytest.mark.slow

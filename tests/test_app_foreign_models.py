@@ -104,13 +104,13 @@ def test_nested_mobilenetv2_shows_maps_and_the_stage_picker(tmp_path) -> None:
     at = _app(choice, **{state.METHODS: ["gradcam", "gradcam++"]})
     at.run()
     _clean(at)
-    assert at.selectbox(key=state.LAYER).value == "head_relu"  # the default rule
+    assert at.selectbox(key=state.LAYER).value == "head_bn"  # issue 31: not head_relu (region-blind)
     stages = at.selectbox(key=layer_picker.STAGE).options
     assert stages[0] == layer_picker.ALL and len(stages) >= 5
     at.selectbox(key=layer_picker.STAGE).set_value(stages[3]).run()  # pick a stage: its deepest layer
     _clean(at)
     layer = at.selectbox(key=state.LAYER).value
     shown = at.selectbox(key=state.LAYER).options  # formatted: "name  (shape · kind)"
-    assert layer != "head_relu" and shown[-1].startswith(f"{layer} ")
+    assert layer != "head_bn" and shown[-1].startswith(f"{layer} ")
     results = at.session_state[state.RESULTS]
     assert results["gradcam"].layer == layer and results["gradcam"].heatmap.shape == (SIZE, SIZE)

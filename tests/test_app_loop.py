@@ -87,7 +87,7 @@ def test_a_running_slow_map_survives_a_layer_change() -> None:
 
 @pytest.mark.slow
 def test_identical_maps_and_a_region_blind_layer_are_said_in_words() -> None:
-    at = _app(_box(), **{state.METHODS: ["gradcam", "vinogradova", "hirescam"]})
+    at = _app(_box(), **{state.METHODS: ["gradcam", "vinogradova", "hirescam"], state.LAYER: "final_conv"})
     at.run()
     _clean(at)
     infos = " ".join(i.value for i in at.info)
@@ -97,6 +97,17 @@ def test_identical_maps_and_a_region_blind_layer_are_said_in_words() -> None:
     # at final_conv only a 1×1 classifier and upsampling follow: Grad-CAM ignores the drawn region
     assert "ignore" in warnings and "Grad-CAM" in warnings and "HiResCAM" in warnings
     assert "whole class" in warnings
+    assert "such as the default `head_concat`" in warnings  # the way out names the default layer
+
+
+@pytest.mark.slow
+def test_the_default_layer_answers_the_drawn_region() -> None:
+    """Issue 31, item 4: a newcomer's first maps are not the region-blind warning (it was, at final_conv)."""
+    at = _app(_box(), **{state.METHODS: ["gradcam", "vinogradova"]})
+    at.run()
+    _clean(at)
+    assert at.selectbox(key=state.LAYER).value == "head_concat"
+    assert not any("ignore" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 @pytest.mark.slow

@@ -136,7 +136,7 @@ def test_extra_methods_produce_maps_after_the_fast_ones() -> None:
     for method, explanation in results.items():
         assert explanation.heatmap.shape == (SIZE, SIZE), method
         assert np.isfinite(explanation.heatmap).all() and 0 <= explanation.heatmap.min() <= explanation.heatmap.max() <= 1
-    assert results["hirescam"].layer == "final_conv"
+    assert results["hirescam"].layer == "head_concat"  # the default layer
     assert results["integrated-gradients"].layer is None and "4 steps" in results["integrated-gradients"].note
     assert [t.split(" ·")[0] for t in _map_titles(at)] == ["Grad-CAM", "HiResCAM", "Integrated Gradients"]
     assert any(t.startswith("Integrated Gradients ·") and "layer-free" in t for t in _map_titles(at))
@@ -257,7 +257,7 @@ def test_class_overview_shows_one_map_per_predicted_class_and_a_png() -> None:
     titles = [_title(spec) for spec in _charts(at)]  # the overview's maps are Plotly figures titled by class
     assert [t for t in titles if t in names] == [names[c] for c in predicted]
     for c, explanation in overview.items():
-        assert explanation.layer == "final_conv" and explanation.heatmap.shape == (SIZE, SIZE), c
+        assert explanation.layer == "head_concat" and explanation.heatmap.shape == (SIZE, SIZE), c
     assert any(b.proto.label == "Class overview (PNG)" for b in at.get("download_button"))
 
     at.selectbox(key=state.OVERVIEW_METHOD).set_value("smoothgrad").run()  # a layer-free method

@@ -70,7 +70,7 @@ def test_the_class_overview_needs_no_region() -> None:
     assert not any("Mark a region first" in info.value for info in at.info)
     overview = at.session_state[state.OVERVIEW]
     assert len(overview) >= 3, overview  # fly agaric: cap, gills, stipe, … each with a map
-    assert "at layer `final_conv`" in _captions(at)
+    assert "at layer `head_concat`" in _captions(at)  # the default layer (issue 31)
 
 
 def test_a_map_with_no_location_is_blank_with_a_note_in_the_loop() -> None:

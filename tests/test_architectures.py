@@ -131,7 +131,7 @@ def test_conv_bn_relu_unet_at_activation_norm_and_concat_layers(tmp_path) -> Non
     model = conv_bn_relu_unet(32, 4)
     model.save(tmp_path / "unet.keras")
     loaded = load_user_model(tmp_path / "unet.keras")
-    assert explainers.default_layer(loaded) == "dec1_relu"  # the map the 1×1 classifier reads
+    assert explainers.default_layer(loaded) == "dec1_bn"  # the last map with a ReLU after it (issue 31)
     check_against_reference(loaded, ["enc2_relu", "bottom_bn", "skip1", "dec1_relu"], 32, 32)
 
 
@@ -148,7 +148,7 @@ def test_output_grid_smaller_than_the_input(stride: int, tmp_path) -> None:
     model.save(tmp_path / "coarse.keras")
     loaded = load_user_model(tmp_path / "coarse.keras")
     assert explainers.inspect_model(loaded).output_size == (32 // stride, 32 // stride)
-    assert explainers.default_layer(loaded) == "features_relu"
+    assert explainers.default_layer(loaded) == "features_bn"
     check_against_reference(loaded, ["features_relu", "pool1", "down1_bn"], 32, 32 // stride)
 
 
@@ -179,7 +179,7 @@ def test_nested_applications_backbones(backbone: str, layers: list[str], tmp_pat
         model = load_user_model(tmp_path / "net.keras")
     names = [info.name for info in explainers.explainable_layers(model)]
     assert set(layers) <= set(names)
-    assert explainers.default_layer(model) == "head_relu"
+    assert explainers.default_layer(model) == "head_bn"  # head_relu → 1×1 classifier: region-blind
     stages = graph.layer_stages(model)
     assert sum(len(stage.layers) for stage in stages) == len(names) and len(stages) < 12
     check_against_reference(model, layers, 64, 64)
@@ -232,7 +232,7 @@ def test_keras_hub_deeplabv3_resnet(tmp_path) -> None:
     model = load_user_model(tmp_path / "deeplab.keras")
     summary = explainers.inspect_model(model)
     assert summary.input_size == (None, None) and summary.num_classes == 4
-    assert explainers.default_layer(model) == "segmentation_head_relu"
+    assert explainers.default_layer(model) == "segmentation_head_norm"
     # backbone (inside the nested ResNet encoder, two levels down) and head layers
     check_against_reference(model, ["stack1_block0_out", "encoder_decoder_concat", "segmentation_head_relu"],
                             64, 64)
@@ -247,10 +247,14 @@ def test_keras_hub_segformer_mit(tmp_path) -> None:
     assert "hierarchical_encoder_0_0" in tokens and "hierarchical_encoder_1_0" in tokens
     assert infos["hierarchical_encoder_1_0"].output_shape == (None, 8, 8, 32)
     head = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)][0]
-    last = next(layer for layer in model.layers if isinstance(layer, keras.Model))  # the backbone
-    while isinstance(last, keras.Model):  # its last layer, inside nested models
-        last = last.layers[-1]
-    assert explainers.default_layer(model) == last.name  # what the classifier reads, past dropout
+    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))  # the backbone
+    while isinstance(inner.layers[-1], keras.Model):  # the sub-model holding its last layer
+        inner = inner.layers[-1]
+    # issue 31: not the map the classifier reads (the head's last activation: only the linear classifier
+    # follows it, so Grad-CAM ignores the region) but the normalisation before that activation
+    norm = [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)][-1]
+    assert isinstance(inner.layers[-1], keras.layers.Activation) and inner.layers[-2] is norm
+    assert explainers.default_layer(model) == norm.name
     check_against_reference(
         model, ["hierarchical_encoder_0_0", "hierarchical_encoder_1_0", "output_level_1", head], 64, 64,
         token_grids={"hierarchical_encoder_0_0": (16, 16), "hierarchical_encoder_1_0": (8, 8)},

@@ -42,7 +42,7 @@ def test_functional_separate_softmax_taps_logits_and_layers() -> None:
     assert summary.input_size == (16, 16) and summary.output_size == (16, 16)
     assert summary.num_classes == 3 and summary.head == "softmax layer"
     assert [info.name for info in summary.layers] == ["conv1", "conv2", "final_conv", "logits"]
-    assert graph.default_layer(model) == "final_conv"
+    assert graph.default_layer(model) == "conv2"  # final_conv (ReLU) → 1×1 logits ignores the region (issue 31)
     x = _x(16)
     reference = keras.Model(model.input, [model.get_layer("logits").output, model.get_layer("conv2").output])
     ref_logits, ref_conv2 = reference(x)
