@@ -72,12 +72,16 @@ def _randomisation(request: Request, results: Mapping[str, Any]) -> None:
     if result is None:
         slot = st.empty()
         with slot.container(), st.status(f"Randomising the network in up to {STEPS} steps…", expanded=True) as status:
-            bar = st.progress(0.0, text="randomisation check")
-            result = compute.randomization(
-                store_key, request.model, request.image, request.region, request.class_index, request.layer,
-                methods, request.target, {m: map_options(request, m) for m in methods}, STEPS,
-                progress=lambda f: bar.progress(float(min(max(f, 0.0), 1.0)),
-                                                text=f"randomisation check: {100 * f:.0f} %"))
+            try:  # the status ends complete, or as an error (collapsed) above the reason the caller shows
+                bar = st.progress(0.0, text="randomisation check")
+                result = compute.randomization(
+                    store_key, request.model, request.image, request.region, request.class_index, request.layer,
+                    methods, request.target, {m: map_options(request, m) for m in methods}, STEPS,
+                    progress=lambda f: bar.progress(float(min(max(f, 0.0), 1.0)),
+                                                    text=f"randomisation check: {100 * f:.0f} %"))
+            except Exception:
+                status.update(label="Check stopped (the reason is below)", state="error", expanded=False)
+                raise
             status.update(label="Check done", state="complete")
         slot.empty()
     left, right = st.columns(2)
