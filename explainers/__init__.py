@@ -31,6 +31,7 @@ from explainers.api import (  # noqa: E402
     prepare_image,
     score_choice,
 )
+from explainers.depth_profile import DepthProfile, region_share  # noqa: E402
 from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import LayerInfo, ModelSummary, default_layer, explainable_layers, inspect_model  # noqa: E402
 from explainers.randomization import RandomizationResult, randomization_check  # noqa: E402
@@ -51,6 +52,7 @@ def onednn_enabled() -> bool | None:
 
 __all__ = [
     "ALL_METHODS",
+    "DepthProfile",
     "METHODS",
     "METHOD_LABELS",
     "ExplainerError",
@@ -73,5 +75,6 @@ __all__ = [
     "predict",
     "prepare_image",
     "randomization_check",
+    "region_share",
     "score_choice",
 ]

@@ -1,0 +1,161 @@
+"""The layer sweep on the page against the library's own sweep, on a MobileNetV2 segmentation head.
+
+Model: `keras.applications.MobileNetV2(weights=None, 224², include_top=False)` + a 1×1 Conv2D(21)
+classifier + bilinear UpSampling2D(32): 155 explainable layers. The page's sweep work is the
+"Layer sweep" tab (`dashboard.sweep_view.show`) run by Streamlit's AppTest without a browser: the cached
+library call, the shrunk maps, the PNG pictures, the depth curve and every element of the grid, as
+the script run sends them. The library's time is `explainers.layer_sweep` for the same image, region
+and class. Both are timed cold (first trace of the compiled pass) and warm (a new region: the pass
+is traced, nothing is cached). A click on a map reruns with the sweep cached (the third page time).
+The browser's own painting is not in these figures; the bytes the page sends are.
+
+Run: `python -m benchmarks.sweep_page [--write]`; `--write` puts the figures between the
+`sweep_page` markers of benchmarks/RESULTS.md. Target (issue 31 item 2): the page's warm sweep ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks.common import RESULTS_PATH, Section, machine_description, replace_block
+
+START, END = "<!-- sweep_page:start -->", "<!-- sweep_page:end -->"
+SIZE = 224
+TARGET_SECONDS = 2.0
+
+# Read by the AppTest script below (it runs in this process): the model and the request to show.
+MODEL = None
+REQUEST = None
+
+
+def build_head(size: int = SIZE, num_classes: int = 21):
+    """MobileNetV2 (weights=None) + 1×1 classifier + bilinear ×32 upsampling: the issue's real backbone."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3), include_top=False)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Conv2D(num_classes, 1, name="classifier")(backbone(inputs))
+    x = layers.UpSampling2D(32, interpolation="bilinear", name="upsample")(x)
+    return keras.Model(inputs, x, name="mobilenetv2_head")
+
+
+def _region(top: int) -> np.ndarray:
+    region = np.zeros((SIZE, SIZE), dtype=bool)
+    region[top:top + 90, 70:160] = True
+    return region
+
+
+def _page_script() -> None:
+    """The sweep tab alone, on `REQUEST` (an AppTest script: imports inside)."""
+    import time
+
+    import streamlit as st
+
+    from benchmarks import sweep_page
+    from dashboard import runtime, sweep_view
+
+    runtime.keep_keras_session()  # as dashboard/app.py does: no kernel-cache reset after each run
+    start = time.perf_counter()
+    sweep_view.show(sweep_page.REQUEST)
+    st.session_state["sweep_seconds"] = time.perf_counter() - start
+
+
+def _request(model, image: np.ndarray, region: np.ndarray, key: str):
+    from dashboard import comparison, compute
+
+    return comparison.Request(model=model, model_key=key, image=image, image_key=compute.digest(image),
+                              region=region, class_index=3, layer="classifier", methods=("gradcam", "gradcam++"),
+                              target="logits", xrai_steps=4, xrai_algorithm="fast")
+
+
+def _page_run(at) -> tuple[float, float]:
+    """(seconds inside the script, wall seconds of the AppTest run)."""
+    start = time.perf_counter()
+    at.run()
+    wall = time.perf_counter() - start
+    assert not at.exception, [e.value for e in at.exception]
+    return float(at.session_state["sweep_seconds"]), wall
+
+
+def _sent_bytes(at) -> int:
+    """Bytes of the pictures and figure specs the run put on the page."""
+    total = sum(len(chart.proto.spec) for chart in at.get("plotly_chart"))
+    return total + sum(len(element.proto.SerializeToString()) for element in at.get("image"))
+
+
+def run(repeats: int = 3) -> Section:
+    from streamlit.testing.v1 import AppTest
+
+    import explainers
+    from benchmarks import sweep_page as shared  # the module the script reads (not `__main__` under -m)
+
+    section = Section("Layer sweep on the page vs the library (MobileNetV2 head, 224², 155 layers)")
+    rng = np.random.default_rng(0)
+    image = (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8)
+
+    # the library: first call (traces the pass), then warm, each with a new region
+    model = build_head()
+    layers = len(explainers.explainable_layers(model))
+    start = time.perf_counter()
+    explainers.layer_sweep(model, image, _region(20), 3)
+    library_cold = time.perf_counter() - start
+    library_warm = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        explainers.layer_sweep(model, image, _region(30 + 7 * k), 3)
+        library_warm.append(time.perf_counter() - start)
+
+    # the page, on a model it has not seen (a fresh copy: its compiled pass is traced again)
+    shared.MODEL = model = build_head()
+    at = AppTest.from_function(_page_script, default_timeout=600)
+    shared.REQUEST = _request(model, image, _region(20), "bench-sweep")
+    page_cold, wall_cold = _page_run(at)
+    sent = _sent_bytes(at)
+    pictures = len(at.get("image"))
+    page_warm, wall_warm = [], []
+    for k in range(repeats):
+        shared.REQUEST = _request(model, image, _region(30 + 7 * k), "bench-sweep")
+        inside, wall = _page_run(at)
+        page_warm.append(inside)
+        wall_warm.append(wall)
+    clicked, clicked_wall = _page_run(at)  # same region again: what a click on a map costs the tab
+
+    warm_lib, warm_page, warm_wall = (statistics.median(v) for v in (library_warm, page_warm, wall_warm))
+    section.row("machine", machine_description())
+    section.row("explainable layers / pictures on the page", f"{layers} / {pictures}")
+    section.row("library `layer_sweep`, first call (with tracing)", f"{library_cold:.2f} s")
+    section.row("library `layer_sweep`, warm (median)", f"{warm_lib:.2f} s")
+    section.row("page sweep tab, first run (with tracing)", f"{page_cold:.2f} s (AppTest run {wall_cold:.2f} s)")
+    section.row("page sweep tab, new region (median)", f"{warm_page:.2f} s (AppTest run {warm_wall:.2f} s)")
+    section.row("page sweep tab, rerun with the sweep cached (a click)", f"{clicked:.2f} s "
+                f"(AppTest run {clicked_wall:.2f} s)")
+    section.row("page / library, warm", f"{warm_page / warm_lib:.1f}×")
+    section.row("figure specs and picture elements sent (the PNGs, 3-6 kB each, are fetched as media)",
+                f"{sent / 1e6:.2f} MB")
+    section.row("before (main, 2026-12-05)", "one Plotly subplot per layer and method: 2 × 155 heatmaps at 224², "
+                "2 × 50 MB of JSON, 2 × 3.2 s to build and serialise on the server; 90 s to the screen (issue 31)")
+    section.target(f"page sweep for a new region ≤ {TARGET_SECONDS:g} s after the first trace (AppTest run)",
+                   warm_wall <= TARGET_SECONDS)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="put the figures into benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    section = run(args.repeats)
+    if args.write:
+        note = "Written by `python -m benchmarks.sweep_page --write` (not by run_all).\n\n"
+        text = RESULTS_PATH.read_text(encoding="utf-8")
+        RESULTS_PATH.write_text(replace_block(text, START, END, note + section.markdown()), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
