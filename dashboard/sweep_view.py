@@ -4,7 +4,7 @@ the attribution settles on it.
 Why its own module: on a real backbone (MobileNetV2: 155 layers) the sweep was one Plotly subplot per
 layer and method, 2 × 155 heatmaps at input resolution, 100 MB of JSON: 90 s to reach the screen,
 each map a 15 px thumbnail. Now the maths is one library call (`compute.sweep`: one compiled pass,
-maps shrunk once), each map is a small PNG encoded once per region (`pictures`), shown one method at
+maps shrunk once), each map is a small JPEG encoded once per region (`pictures`), shown one method at
 a time in a row of columns per stage, and a button under each map makes it the loop's layer.
 The curve over depth (share of the attribution inside the region, `explainers.depth_profile`) is one
 small Plotly figure.
@@ -19,8 +19,9 @@ import streamlit as st
 from dashboard import compute, figures, layer_picker, safe_text, state
 from dashboard.comparison import PLOT_CONFIG, Request, label, region_key
 
-COLUMNS = 10  # maps per row: about 110 px each on a 1280 px wide page
+COLUMNS = 7  # maps per row: about 100 px each on a 1280 px wide window with the sidebar open
 METHOD = "sweep_method"  # which method's maps the grid shows
+GRID = "sweep-grid"  # key of the grid's container (CSS class st-key-sweep-grid: the browser benchmark finds it)
 PICK_PREFIX = "sweep-pick-"  # key of the button under a layer's map: PICK_PREFIX + layer name
 
 
@@ -31,10 +32,8 @@ def pick_key(layer: str) -> str:
 @st.cache_data(show_spinner=False, max_entries=16)
 def pictures(model_key: str, image_key: str, region: str, class_index: int, target: str, method: str,
              _profile: Any, _image: Any, _region: Any) -> dict[str, bytes | None]:
-    """layer → PNG of `method`'s map over the image (None for a flat map), encoded once per sweep."""
-    paths = compute.outline(_region)
-    return {layer: None if small is None else figures.sweep_png(_image, small, paths, compute.SWEEP_SIZE)
-            for layer, small in _profile.small[method].items()}
+    """layer → JPEG of `method`'s map over the image (None for a flat map), encoded once per sweep."""
+    return figures.sweep_pictures(_image, _profile.small[method], compute.outline(_region), compute.SWEEP_SIZE)
 
 
 def _pick(layer: str) -> None:
@@ -67,6 +66,13 @@ def show(request: Request) -> None:
                            f"{profile.seconds:.2f} s. A map's button makes its layer the one explained above.")
     shown = pictures(request.model_key, request.image_key, region_key(request), request.class_index, request.target,
                      method, profile, request.image, request.region)
+    with st.container(key=GRID):
+        _grid(stages, shown, profile, method, index, request.layer)
+
+
+def _grid(stages: list[tuple[str, list[str]]], shown: dict[str, bytes | None], profile: Any, method: str,
+          index: dict[str, int], selected: str) -> None:
+    """A block per stage, `COLUMNS` maps to a row, each with the button that picks its layer."""
     for text, names in stages:
         st.markdown(f"**{safe_text.md(text)}**")
         for start in range(0, len(names), COLUMNS):
@@ -79,7 +85,7 @@ def show(request: Request) -> None:
                     else:
                         st.image(picture, width="stretch")
                     st.button(safe_text.md(layer), key=pick_key(layer), on_click=_pick, args=(layer,),
-                              type="primary" if layer == request.layer else "tertiary", width="stretch",
+                              type="primary" if layer == selected else "tertiary", width="stretch",
                               help=f"Explain layer {safe_text.code(layer)} in the maps above; share inside the "
                                    f"region: {_share_text(profile, method, index[layer])}.")
 

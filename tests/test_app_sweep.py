@@ -41,14 +41,14 @@ def test_the_sweep_shows_every_layer_of_a_deep_model_and_a_click_on_a_map_picks_
     model.save(path)
     data = path.read_bytes()
     sizes: list[tuple[int, int]] = []
-    original = getattr(figures, "sweep_png", None)  # (absent before issue 31: the test then fails below)
+    original = getattr(figures, "sweep_picture", None)  # (absent before issue 31: the test then fails below)
 
     def recorded(*args, **kwargs) -> bytes:
-        png = original(*args, **kwargs)
-        sizes.append(Image.open(io.BytesIO(png)).size)
-        return png
+        picture = original(*args, **kwargs)
+        sizes.append(Image.open(io.BytesIO(picture)).size)
+        return picture
 
-    monkeypatch.setattr(figures, "sweep_png", recorded, raising=False)
+    monkeypatch.setattr(figures, "sweep_picture", recorded, raising=False)
     region = np.zeros((SIZE, SIZE), bool)
     region[16:44, 20:48] = True
     at = AppTest.from_file(APP, default_timeout=300)
