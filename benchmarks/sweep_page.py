@@ -219,12 +219,32 @@ def browser(section: Section, strokes: int = 3) -> None:
                     seconds, grid = _painted(page, before)
                     times.append(seconds)
                     print(f"  stroke → all {grid['n']} sweep pictures repainted: {seconds:.2f} s", flush=True)
+                # the sweep asked for on a region it has not seen (the pass traced): switch → pictures
+                toggle = page.get_by_text("Compute Grad-CAM and Grad-CAM++ at every explainable layer")
+                switched = []
+                for x, y in ((0.45, 0.35), (0.3, 0.5), (0.55, 0.6))[:strokes]:
+                    toggle.click()
+                    page.wait_for_selector(".st-key-sweep-grid", state="detached", timeout=60_000)
+                    maps = page.evaluate("() => document.querySelector('.st-key-map-gradcam img').src")
+                    draw_stroke(page, x, y, 8, 0.03, 0.01)
+                    page.wait_for_function("(before) => { const i = document.querySelector('.st-key-map-gradcam img');"
+                                           " return i && i.complete && i.src !== before; }", arg=maps, timeout=60_000)
+                    time.sleep(2)
+                    start = time.perf_counter()
+                    toggle.click()
+                    seconds, grid = _painted(page, None)
+                    switched.append(time.perf_counter() - start)
+                    print(f"  switch on, new region → all {grid['n']} pictures: {switched[-1]:.2f} s", flush=True)
             finally:
                 chromium.close()
     section.row("Chromium: switch on → all pictures painted (first trace)", f"{first:.2f} s")
     section.row(f"Chromium: stroke → all pictures repainted, median of {len(times)} (worst)",
                 f"{statistics.median(times):.2f} s ({max(times):.2f} s; picture width {grid['width']:.0f} px)")
-    section.target(f"Chromium: stroke → sweep on screen ≤ {TARGET_SECONDS:g} s (median)",
+    section.row(f"Chromium: switch on for a new region → all pictures painted, median of {len(switched)} (worst)",
+                f"{statistics.median(switched):.2f} s ({max(switched):.2f} s)")
+    section.target(f"Chromium: switch on → sweep on screen ≤ {TARGET_SECONDS:g} s after the first trace (median)",
+                   statistics.median(switched) <= TARGET_SECONDS)
+    section.target(f"Chromium: stroke → maps and sweep on screen ≤ {TARGET_SECONDS:g} s (median; informational)",
                    statistics.median(times) <= TARGET_SECONDS)
 
 
