@@ -162,17 +162,24 @@ def run(repeats: int = 3) -> Section:
 
 
 GRID_JS = """() => { const grid = document.querySelector('.st-key-sweep-grid'); if (!grid) return null;
+  const hash = (text) => { let h = 0; for (let i = 0; i < text.length; i += 7) h = (h * 31 + text.charCodeAt(i)) | 0; return h; };
+  const rows = [...grid.querySelectorAll('[data-testid=stHtml], .stHtml')].map(row =>
+    hash([...row.querySelectorAll('img')].map(i => i.src).join('|')));
   const imgs = [...grid.querySelectorAll('img')];
-  return {n: imgs.length, done: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
-          srcs: imgs.map(i => i.src).join('|'), width: imgs.length ? imgs[0].getBoundingClientRect().width : 0}; }"""
+  return {buttons: grid.querySelectorAll('button').length, rows: rows, n: imgs.length,
+          done: imgs.every(i => i.complete && i.naturalWidth > 0),
+          width: imgs.length ? imgs[0].getBoundingClientRect().width : 0}; }"""
 
 
-def _painted(page, before: str | None, timeout: float = 300.0) -> tuple[float, dict]:
-    """Seconds until every picture of the sweep's grid is loaded (and, with `before`, all of them new)."""
+def _painted(page, before: dict | None, layers: int, timeout: float = 300.0) -> tuple[float, dict]:
+    """Seconds until the sweep's grid holds a cell and button per layer, every picture loaded, and (with
+    `before`) every row of pictures new: rows arrive in order, so the last one new means all are."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         grid = page.evaluate(GRID_JS)
-        if grid and grid["n"] > 100 and grid["done"] == grid["n"] and (before is None or grid["srcs"] != before):
+        if grid and grid["buttons"] >= layers and grid["done"] and grid["rows"] and (
+                before is None or (len(grid["rows"]) == len(before["rows"])
+                                   and all(a != b for a, b in zip(grid["rows"], before["rows"], strict=True)))):
             return time.perf_counter() - start, grid
         time.sleep(0.02)
     raise TimeoutError(f"the sweep's pictures were not all on screen within {timeout:.0f} s: {page.evaluate(GRID_JS)}")
@@ -190,11 +197,14 @@ def browser(section: Section, strokes: int = 3) -> None:
     from e2e_server import StreamlitServer, draw_stroke  # noqa: E402  (the tests' server helper)
     from playwright.sync_api import sync_playwright
 
+    import explainers
     from benchmarks.ui_latency import ARGS, CHROMIUM
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mobilenetv2_head.keras"
-        build_head().save(path)
+        model = build_head()
+        layers = len(explainers.explainable_layers(model))
+        model.save(path)
         with StreamlitServer() as server, sync_playwright() as playwright:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
@@ -210,13 +220,13 @@ def browser(section: Section, strokes: int = 3) -> None:
                 time.sleep(3)
                 page.get_by_role("tab", name="Layer sweep").click()
                 page.get_by_text("Compute Grad-CAM and Grad-CAM++ at every explainable layer").click()
-                first, grid = _painted(page, None)
+                first, grid = _painted(page, None, layers)
                 times = []
                 for x, y in ((0.55, 0.5), (0.3, 0.6), (0.5, 0.3), (0.4, 0.55), (0.6, 0.4))[:strokes]:
-                    before = grid["srcs"]
+                    before = grid
                     time.sleep(2)
                     draw_stroke(page, x, y, 8, 0.03, 0.01)
-                    seconds, grid = _painted(page, before)
+                    seconds, grid = _painted(page, before, layers)
                     times.append(seconds)
                     print(f"  stroke → all {grid['n']} sweep pictures repainted: {seconds:.2f} s", flush=True)
                 # the sweep asked for on a region it has not seen (the pass traced): switch → pictures
@@ -232,7 +242,7 @@ def browser(section: Section, strokes: int = 3) -> None:
                     time.sleep(2)
                     start = time.perf_counter()
                     toggle.click()
-                    seconds, grid = _painted(page, None)
+                    seconds, grid = _painted(page, None, layers)
                     switched.append(time.perf_counter() - start)
                     print(f"  switch on, new region → all {grid['n']} pictures: {switched[-1]:.2f} s", flush=True)
             finally:

@@ -240,6 +240,21 @@ def sweep_pictures(image: np.ndarray, smalls: Mapping[str, np.ndarray | None], p
             for layer, small in smalls.items()}
 
 
+def picture_row_html(pictures: Sequence[bytes | None], columns: int, empty: str) -> str:
+    """One row of the sweep's pictures (JPEG bytes; None: a cell saying `empty`) as inline images in a grid
+    of `columns` equal cells, spaced like `st.columns(columns, gap="small")` so each sits above its button."""
+    cells = []
+    for picture in pictures:
+        if picture is None:
+            cells.append(f"<div style='aspect-ratio:1;display:flex;align-items:center;justify-content:center;"
+                         f"color:#888;font-size:0.8em;background:#f4f4f4'>{safe_text.html(empty)}</div>")
+        else:
+            data = base64.b64encode(picture).decode("ascii")
+            cells.append(f"<img src='data:image/jpeg;base64,{data}' style='width:100%;display:block' alt=''>")
+    return (f"<div style='display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));gap:1rem'>"
+            + "".join(cells) + "</div>")
+
+
 def depth_figure(layers: Sequence[str], shares: Mapping[str, np.ndarray], chance: float,
                  stages: Sequence[tuple[str, int]], selected: str | None = None, height: int = 300) -> go.Figure:
     """The share of each method's attribution inside the drawn region, layer by layer in forward order

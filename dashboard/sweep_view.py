@@ -22,6 +22,7 @@ from dashboard.comparison import PLOT_CONFIG, Request, label, region_key
 COLUMNS = 7  # maps per row: about 100 px each on a 1280 px wide window with the sidebar open
 METHOD = "sweep_method"  # which method's maps the grid shows
 GRID = "sweep-grid"  # key of the grid's container (CSS class st-key-sweep-grid: the browser benchmark finds it)
+FLAT_TEXT = "no location"  # what a flat map's cell says instead of a picture
 PICK_PREFIX = "sweep-pick-"  # key of the button under a layer's map: PICK_PREFIX + layer name
 
 
@@ -72,19 +73,15 @@ def show(request: Request) -> None:
 
 def _grid(stages: list[tuple[str, list[str]]], shown: dict[str, bytes | None], profile: Any, method: str,
           index: dict[str, int], selected: str) -> None:
-    """A block per stage, `COLUMNS` maps to a row, each with the button that picks its layer."""
+    """A block per stage, `COLUMNS` maps to a row: the row's pictures in one HTML element (inline, so the
+    browser fetches no media file per map), then the buttons that pick their layers, column under column."""
     for text, names in stages:
         st.markdown(f"**{safe_text.md(text)}**")
         for start in range(0, len(names), COLUMNS):
             row = names[start:start + COLUMNS]
+            st.html(figures.picture_row_html([shown.get(layer) for layer in row], COLUMNS, FLAT_TEXT))
             for column, layer in zip(st.columns(COLUMNS, gap="small"), row, strict=False):
-                with column:
-                    picture = shown.get(layer)
-                    if picture is None:
-                        st.caption("no location")
-                    else:
-                        st.image(picture, width="stretch")
-                    st.button(safe_text.md(layer), key=pick_key(layer), on_click=_pick, args=(layer,),
+                column.button(safe_text.md(layer), key=pick_key(layer), on_click=_pick, args=(layer,),
                               type="primary" if layer == selected else "tertiary", width="stretch",
                               help=f"Explain layer {safe_text.code(layer)} in the maps above; share inside the "
                                    f"region: {_share_text(profile, method, index[layer])}.")
