@@ -89,9 +89,9 @@ def _page_run(at) -> tuple[float, float]:
 
 
 def _sent_bytes(at) -> int:
-    """Bytes of the pictures and figure specs the run put on the page."""
+    """Bytes of the figure specs and HTML rows (the pictures inline as data URIs) the run put on the page."""
     total = sum(len(chart.proto.spec) for chart in at.get("plotly_chart"))
-    return total + sum(len(element.proto.SerializeToString()) for element in at.get("image"))
+    return total + sum(len(element.value) for element in at.html)
 
 
 def run(repeats: int = 3) -> Section:
@@ -133,7 +133,7 @@ def run(repeats: int = 3) -> Section:
     page_cold, wall_cold = _page_run(at)
     figures.sweep_picture = encode
     sent = _sent_bytes(at)
-    pictures = len(at.get("image"))
+    pictures = sum(element.value.count("data:image/jpeg") for element in at.html)
     page_warm, wall_warm = [], []
     for k in range(repeats):
         shared.REQUEST = _request(model, image, _region(30 + 7 * k), "bench-sweep")
@@ -144,7 +144,7 @@ def run(repeats: int = 3) -> Section:
 
     warm_lib, warm_page, warm_wall = (statistics.median(v) for v in (library_warm, page_warm, wall_warm))
     section.row("machine", machine_description())
-    section.row("explainable layers / pictures on the page", f"{layers} / {pictures}")
+    section.row("explainable layers / pictures on the page (the others flat: blank)", f"{layers} / {pictures}")
     section.row("library `layer_sweep`, first call (with tracing)", f"{library_cold:.2f} s")
     section.row("library `layer_sweep`, warm (median)", f"{warm_lib:.2f} s")
     section.row("page sweep tab, first run (with tracing)", f"{page_cold:.2f} s (AppTest run {wall_cold:.2f} s)")
@@ -152,7 +152,7 @@ def run(repeats: int = 3) -> Section:
     section.row("page sweep tab, rerun with the sweep cached (a click)", f"{clicked:.2f} s "
                 f"(AppTest run {clicked_wall:.2f} s)")
     section.row("page / library, warm", f"{warm_page / warm_lib:.1f}×")
-    section.row("sent: figure specs and picture elements / the pictures (fetched as media files)",
+    section.row("sent: figure specs and rows of inline pictures / the JPEGs themselves",
                 f"{sent / 1e6:.2f} MB / {sum(PICTURE_BYTES) / 1e6:.2f} MB ({len(PICTURE_BYTES)} pictures)")
     section.row("before (main, 2026-12-05)", "one Plotly subplot per layer and method: 2 × 155 heatmaps at 224², "
                 "2 × 50 MB of JSON, 2 × 3.2 s to build and serialise on the server; 90 s to the screen (issue 31)")

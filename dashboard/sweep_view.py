@@ -5,7 +5,9 @@ Why its own module: on a real backbone (MobileNetV2: 155 layers) the sweep was o
 layer and method, 2 × 155 heatmaps at input resolution, 100 MB of JSON: 90 s to reach the screen,
 each map a 15 px thumbnail. Now the maths is one library call (`compute.sweep`: one compiled pass,
 maps shrunk once), each map is a small JPEG encoded once per region (`pictures`), shown one method at
-a time in a row of columns per stage, and a button under each map makes it the loop's layer.
+a time, seven to a row, a row block per stage: a row's pictures inline in one HTML element (155
+`st.image`s cost 155 media requests and elements: 2.5 s to the screen in Chromium), and a button under
+each map makes its layer the loop's layer.
 The curve over depth (share of the attribution inside the region, `explainers.depth_profile`) is one
 small Plotly figure.
 """
