@@ -308,16 +308,9 @@ FLAT_NOTE = ("⚠️ The same value at every pixel: this layer keeps no spatial 
 
 
 def is_flat(heatmap: np.ndarray | None) -> bool:
-    """Whether a map is one constant over the whole image (its maximum everywhere, or zero everywhere):
-    no location at all, as from a 1×1 layer or a map upsampled from one. Normalised to its maximum such
-    a map painted the image solid red."""
-    if heatmap is None:
-        return False
-    values = np.asarray(heatmap, dtype=np.float64)
-    if values.size == 0 or not np.isfinite(values).all():
-        return False
-    spread = float(values.max() - values.min())
-    return spread <= 1e-6 * max(float(np.abs(values).max()), 1e-12)
+    """Whether a map is one constant over the whole image (`explainers.diagnostics.is_flat`): normalised
+    to its maximum such a map painted the image solid red."""
+    return diagnostics.is_flat(heatmap)
 
 
 def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
@@ -454,26 +447,6 @@ def agreement(results: dict[str, Any]) -> None:
                                                                help="Intersection over union of the 10 % "
                                                                     "highest-valued pixels of each map."),
     })
-
-
-def sweep(request: Request) -> None:
-    """Grad-CAM and Grad-CAM++ at every explainable layer, one grid per method."""
-    with st.spinner("Computing Grad-CAM and Grad-CAM++ at every layer…"):
-        by_layer = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
-                                 request.target, request.image, request.region, request.model)
-    paths = compute.outline(request.region)
-    flat = [layer for layer, result in by_layer.items() if any(is_flat(e.heatmap) for e in result.values())]
-    if flat:
-        st.caption(f"{', '.join(safe_text.code(name) for name in flat)}: the map is the same value at every pixel (a 1×1 "
-                   "output, or a copy of one upsampled, keeps no location); those cells are left blank rather than "
-                   "painted at the maximum.")
-    for method in ("gradcam", "gradcam++"):
-        maps = {layer: (np.full_like(result[method].heatmap, np.nan) if is_flat(result[method].heatmap)
-                        else result[method].heatmap)
-                for layer, result in by_layer.items() if method in result}
-        if maps:
-            st.plotly_chart(figures.sweep_figure(maps, paths, label(method)), key=f"sweep-{method}",
-                            config=PLOT_CONFIG)
 
 
 def remember(results: dict[str, Any]) -> None:

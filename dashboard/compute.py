@@ -39,7 +39,7 @@ import streamlit as st
 
 import explainers
 import models
-from explainers import regions
+from explainers import depth_profile, regions
 from explainers.caching import LRU
 from models import scenes
 
@@ -141,6 +141,9 @@ def cam_maps(
                                    options={method: dict(items) for method, items in options}))
 
 
+SWEEP_SIZE = 112  # longest side of each sweep map kept for the page (its pictures are drawn from these)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def sweep(
     model_key: str,
@@ -151,10 +154,13 @@ def sweep(
     _image: np.ndarray,
     _region: np.ndarray,
     _model: Any,
-) -> dict[str, dict[str, Any]]:
-    """Grad-CAM and Grad-CAM++ at every explainable layer (layer → method → Explanation);
-    `region_key` is `digest(_region)`."""
-    return explainers.layer_sweep(_model, _image, _region, class_index, target=target)
+) -> explainers.DepthProfile:
+    """Grad-CAM and Grad-CAM++ at every explainable layer from one library call (one compiled pass),
+    kept as the page needs it: each map shrunk to `SWEEP_SIZE`, its region share and whether it is
+    flat (`explainers.depth_profile`). The full-size maps are not cached: for a 156-layer model at
+    224² they are 65 MB per region. `region_key` is `digest(_region)`."""
+    by_layer = explainers.layer_sweep(_model, _image, _region, class_index, target=target)
+    return depth_profile.profile(by_layer, _region, SWEEP_SIZE)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -31,6 +31,7 @@ from dashboard import (
     safe_text,
     share,
     state,
+    sweep_view,
     trust_view,
     warmup,
 )
@@ -186,7 +187,7 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
         if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",
                      key=state.SWEEP):
             try:
-                comparison.sweep(request)
+                sweep_view.show(request)
             except ExplainerError as error:
                 st.error(safe_text.md(error))
     scores = None

@@ -31,6 +31,7 @@ from explainers.api import (  # noqa: E402
     prepare_image,
     score_choice,
 )
+from explainers.depth_profile import DepthProfile, region_share  # noqa: E402
 from explainers.errors import ExplainerError  # noqa: E402
 from explainers.graph import (  # noqa: E402
     LayerInfo,
@@ -59,6 +60,7 @@ def onednn_enabled() -> bool | None:
 
 __all__ = [
     "ALL_METHODS",
+    "DepthProfile",
     "METHODS",
     "METHOD_LABELS",
     "ExplainerError",
@@ -82,6 +84,7 @@ __all__ = [
     "predict",
     "prepare_image",
     "randomization_check",
+    "region_share",
     "score_choice",
     "set_working_size",
 ]

@@ -16,6 +16,19 @@ import numpy as np
 SAME_TOLERANCE = 1e-3  # maps in [0, 1]: a largest pixel difference below this is invisible on screen
 
 
+def is_flat(heatmap: np.ndarray | None) -> bool:
+    """Whether a map is one constant over the whole image (its maximum everywhere, or zero everywhere):
+    no location at all, as from a 1×1 layer or a map upsampled from one. Normalised to its maximum such
+    a map would paint the image in one colour."""
+    if heatmap is None:
+        return False
+    values = np.asarray(heatmap, dtype=np.float64)
+    if values.size == 0 or not np.isfinite(values).all():
+        return False
+    spread = float(values.max() - values.min())
+    return spread <= 1e-6 * max(float(np.abs(values).max()), 1e-12)
+
+
 def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Largest pixel-wise |a − b| of two maps of one shape (non-finite values count as 0)."""
     a = np.nan_to_num(np.asarray(a, dtype=np.float64))

@@ -195,14 +195,15 @@ def test_gallery_click_changes_the_image_and_keeps_the_settings() -> None:
 
 
 @pytest.mark.slow
-def test_layer_sweep_draws_one_grid_per_method() -> None:
+def test_layer_sweep_draws_the_depth_curve_and_a_grid_of_maps() -> None:
     at = _app(_box(), **{state.METHODS: ["gradcam"]})
     at.run()
     at.toggle(key=state.SWEEP).set_value(True).run()
     _assert_clean(at)
-    sweep_titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text")
-                    for c in at.get("plotly_chart")]
-    assert "Grad-CAM" in sweep_titles and "Grad-CAM++" in sweep_titles
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert any("by depth" in str(title) for title in titles), titles
+    assert at.radio(key="sweep_method").options == ["Grad-CAM", "Grad-CAM++"]
+    assert any("data:image/jpeg" in h.value for h in at.html)  # the maps of the grid
 
 
 @pytest.mark.slow

@@ -1,0 +1,280 @@
+"""The layer sweep on the page against the library's own sweep, on a MobileNetV2 segmentation head.
+
+Model: `keras.applications.MobileNetV2(weights=None, 224², include_top=False)` + a 1×1 Conv2D(21)
+classifier + bilinear UpSampling2D(32): 155 explainable layers. The page's sweep work is the
+"Layer sweep" tab (`dashboard.sweep_view.show`) run by Streamlit's AppTest without a browser: the cached
+library call, the shrunk maps, the JPEG pictures, the depth curve and every element of the grid, as
+the script run sends them. The library's time is `explainers.layer_sweep` for the same image, region
+and class. Both are timed cold (first trace of the compiled pass) and warm (a new region: the pass
+is traced, nothing is cached). A click on a map reruns with the sweep cached (the third page time).
+The browser's own painting is not in these figures; the bytes the page sends are.
+
+With `--browser` it also drives Chromium through the real page (`streamlit run`, the model uploaded,
+strokes on the canvas) and times mouse-up → every sweep picture repainted.
+
+Run: `python -m benchmarks.sweep_page [--browser] [--write]`; `--write` puts the figures between the
+`sweep_page` markers of benchmarks/RESULTS.md. Target (issue 31 item 2): the page's warm sweep ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks.common import RESULTS_PATH, Section, machine_description, replace_block
+
+START, END = "<!-- sweep_page:start -->", "<!-- sweep_page:end -->"
+SIZE = 224
+TARGET_SECONDS = 2.0
+
+PICTURE_BYTES: list[int] = []  # sizes of the sweep's pictures encoded in the page's first run
+
+# Read by the AppTest script below (it runs in this process): the model and the request to show.
+MODEL = None
+REQUEST = None
+
+
+def build_head(size: int = SIZE, num_classes: int = 21):
+    """MobileNetV2 (weights=None) + 1×1 classifier + bilinear ×32 upsampling: the issue's real backbone."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3), include_top=False)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Conv2D(num_classes, 1, name="classifier")(backbone(inputs))
+    x = layers.UpSampling2D(32, interpolation="bilinear", name="upsample")(x)
+    return keras.Model(inputs, x, name="mobilenetv2_head")
+
+
+def _region(top: int) -> np.ndarray:
+    region = np.zeros((SIZE, SIZE), dtype=bool)
+    region[top:top + 90, 70:160] = True
+    return region
+
+
+def _page_script() -> None:
+    """The sweep tab alone, on `REQUEST` (an AppTest script: imports inside)."""
+    import time
+
+    import streamlit as st
+
+    from benchmarks import sweep_page
+    from dashboard import runtime, sweep_view
+
+    runtime.keep_keras_session()  # as dashboard/app.py does: no kernel-cache reset after each run
+    start = time.perf_counter()
+    sweep_view.show(sweep_page.REQUEST)
+    st.session_state["sweep_seconds"] = time.perf_counter() - start
+
+
+def _request(model, image: np.ndarray, region: np.ndarray, key: str):
+    from dashboard import comparison, compute
+
+    return comparison.Request(model=model, model_key=key, image=image, image_key=compute.digest(image),
+                              region=region, class_index=3, layer="classifier", methods=("gradcam", "gradcam++"),
+                              target="logits", xrai_steps=4, xrai_algorithm="fast")
+
+
+def _page_run(at) -> tuple[float, float]:
+    """(seconds inside the script, wall seconds of the AppTest run)."""
+    start = time.perf_counter()
+    at.run()
+    wall = time.perf_counter() - start
+    assert not at.exception, [e.value for e in at.exception]
+    return float(at.session_state["sweep_seconds"]), wall
+
+
+def _sent_bytes(at) -> int:
+    """Bytes of the figure specs and HTML rows (the pictures inline as data URIs) the run put on the page."""
+    total = sum(len(chart.proto.spec) for chart in at.get("plotly_chart"))
+    return total + sum(len(element.value) for element in at.html)
+
+
+def run(repeats: int = 3) -> Section:
+    from streamlit.testing.v1 import AppTest
+
+    import explainers
+    from benchmarks import sweep_page as shared  # the module the script reads (not `__main__` under -m)
+
+    section = Section("Layer sweep on the page vs the library (MobileNetV2 head, 224², 155 layers)")
+    rng = np.random.default_rng(0)
+    image = (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8)
+
+    # the library: first call (traces the pass), then warm, each with a new region
+    model = build_head()
+    layers = len(explainers.explainable_layers(model))
+    start = time.perf_counter()
+    explainers.layer_sweep(model, image, _region(20), 3)
+    library_cold = time.perf_counter() - start
+    library_warm = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        explainers.layer_sweep(model, image, _region(30 + 7 * k), 3)
+        library_warm.append(time.perf_counter() - start)
+
+    # the page, on a model it has not seen (a fresh copy: its compiled pass is traced again)
+    from dashboard import figures
+
+    encode = figures.sweep_picture
+
+    def counted(*args, **kwargs) -> bytes:
+        data = encode(*args, **kwargs)
+        PICTURE_BYTES.append(len(data))
+        return data
+
+    figures.sweep_picture = counted
+    shared.MODEL = model = build_head()
+    at = AppTest.from_function(_page_script, default_timeout=600)
+    shared.REQUEST = _request(model, image, _region(20), "bench-sweep")
+    page_cold, wall_cold = _page_run(at)
+    figures.sweep_picture = encode
+    sent = _sent_bytes(at)
+    pictures = sum(element.value.count("data:image/jpeg") for element in at.html)
+    page_warm, wall_warm = [], []
+    for k in range(repeats):
+        shared.REQUEST = _request(model, image, _region(30 + 7 * k), "bench-sweep")
+        inside, wall = _page_run(at)
+        page_warm.append(inside)
+        wall_warm.append(wall)
+    clicked, clicked_wall = _page_run(at)  # same region again: what a click on a map costs the tab
+
+    warm_lib, warm_page, warm_wall = (statistics.median(v) for v in (library_warm, page_warm, wall_warm))
+    section.row("machine", machine_description())
+    section.row("explainable layers / pictures on the page (the others flat: blank)", f"{layers} / {pictures}")
+    section.row("library `layer_sweep`, first call (with tracing)", f"{library_cold:.2f} s")
+    section.row("library `layer_sweep`, warm (median)", f"{warm_lib:.2f} s")
+    section.row("page sweep tab, first run (with tracing)", f"{page_cold:.2f} s (AppTest run {wall_cold:.2f} s)")
+    section.row("page sweep tab, new region (median)", f"{warm_page:.2f} s (AppTest run {warm_wall:.2f} s)")
+    section.row("page sweep tab, rerun with the sweep cached (a click)", f"{clicked:.2f} s "
+                f"(AppTest run {clicked_wall:.2f} s)")
+    section.row("page / library, warm", f"{warm_page / warm_lib:.1f}×")
+    section.row("sent: figure specs and rows of inline pictures / the JPEGs themselves",
+                f"{sent / 1e6:.2f} MB / {sum(PICTURE_BYTES) / 1e6:.2f} MB ({len(PICTURE_BYTES)} pictures)")
+    section.row("before (main, 2026-12-05)", "one Plotly subplot per layer and method: 2 × 155 heatmaps at 224², "
+                "2 × 50 MB of JSON, 2 × 3.2 s to build and serialise on the server; 90 s to the screen (issue 31)")
+    section.target(f"page sweep for a new region ≤ {TARGET_SECONDS:g} s after the first trace (AppTest run)",
+                   warm_wall <= TARGET_SECONDS)
+    return section
+
+
+GRID_JS = """() => { const grid = document.querySelector('.st-key-sweep-grid'); if (!grid) return null;
+  const hash = (text) => { let h = 0; for (let i = 0; i < text.length; i += 7) h = (h * 31 + text.charCodeAt(i)) | 0; return h; };
+  const rows = [...grid.querySelectorAll('[data-testid=stHtml], .stHtml')].map(row => {
+    const srcs = [...row.querySelectorAll('img')].map(i => i.src); return srcs.length ? hash(srcs.join('|')) : null; });
+  const imgs = [...grid.querySelectorAll('img')];
+  return {buttons: grid.querySelectorAll('button').length, rows: rows, n: imgs.length,
+          done: imgs.every(i => i.complete && i.naturalWidth > 0),
+          width: imgs.length ? imgs[0].getBoundingClientRect().width : 0}; }"""
+
+
+def _painted(page, before: dict | None, layers: int, timeout: float = 300.0) -> tuple[float, dict]:
+    """Seconds until the sweep's grid holds a cell and button per layer, every picture loaded, and (with
+    `before`) every row of pictures new: rows arrive in order, so the last one new means all are."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        grid = page.evaluate(GRID_JS)
+        if grid and grid["buttons"] >= layers and grid["done"] and grid["rows"] and (
+                before is None or (len(grid["rows"]) == len(before["rows"])
+                                   and all(a != b for a, b in zip(grid["rows"], before["rows"], strict=True) if a is not None))):
+            return time.perf_counter() - start, grid
+        time.sleep(0.02)
+    raise TimeoutError(f"the sweep's pictures were not all on screen within {timeout:.0f} s: {page.evaluate(GRID_JS)}")
+
+
+def browser(section: Section, strokes: int = 3) -> None:
+    """The same tab in Chromium (1280×800, sidebar open): the model uploaded, a stroke, the sweep switched
+    on (first trace), then new strokes with the sweep on: mouse-up → every picture of the grid repainted
+    (this includes the canvas's 200 ms debounce and the loop's own maps, which run first)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from e2e_server import StreamlitServer, draw_stroke  # noqa: E402  (the tests' server helper)
+    from playwright.sync_api import sync_playwright
+
+    import explainers
+    from benchmarks.ui_latency import ARGS, CHROMIUM
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mobilenetv2_head.keras"
+        model = build_head()
+        layers = len(explainers.explainable_layers(model))
+        model.save(path)
+        with StreamlitServer() as server, sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = chromium.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(server.url)
+                page.wait_for_selector("text=Active: shipped", timeout=240_000)
+                sidebar = page.locator("section[data-testid='stSidebar']")
+                sidebar.locator("input[type='file']").first.set_input_files(str(path))
+                page.wait_for_selector("text=Active: uploaded", timeout=300_000)
+                time.sleep(3)
+                draw_stroke(page, 0.35, 0.4, 8, 0.03, 0.01)
+                page.wait_for_selector(".st-key-map-gradcam img", timeout=120_000)
+                time.sleep(3)
+                page.get_by_role("tab", name="Layer sweep").click()
+                page.get_by_text("Compute Grad-CAM and Grad-CAM++ at every explainable layer").click()
+                first, grid = _painted(page, None, layers)
+                times = []
+                for x, y in ((0.55, 0.5), (0.3, 0.6), (0.5, 0.3), (0.4, 0.55), (0.6, 0.4))[:strokes]:
+                    before = grid
+                    time.sleep(2)
+                    draw_stroke(page, x, y, 8, 0.03, 0.01)
+                    seconds, grid = _painted(page, before, layers)
+                    times.append(seconds)
+                    print(f"  stroke → all {grid['n']} sweep pictures repainted: {seconds:.2f} s", flush=True)
+                # the sweep asked for on a region it has not seen (the pass traced): switch → pictures
+                toggle = page.get_by_text("Compute Grad-CAM and Grad-CAM++ at every explainable layer")
+                switched = []
+                for x, y in ((0.45, 0.35), (0.3, 0.5), (0.55, 0.6))[:strokes]:
+                    toggle.click()
+                    page.wait_for_selector(".st-key-sweep-grid", state="detached", timeout=60_000)
+                    maps = page.evaluate("() => document.querySelector('.st-key-map-gradcam img').src")
+                    draw_stroke(page, x, y, 8, 0.03, 0.01)
+                    page.wait_for_function("(before) => { const i = document.querySelector('.st-key-map-gradcam img');"
+                                           " return i && i.complete && i.src !== before; }", arg=maps, timeout=60_000)
+                    time.sleep(2)
+                    start = time.perf_counter()
+                    toggle.click()
+                    seconds, grid = _painted(page, None, layers)
+                    switched.append(time.perf_counter() - start)
+                    print(f"  switch on, new region → all {grid['n']} pictures: {switched[-1]:.2f} s", flush=True)
+            finally:
+                chromium.close()
+    section.row("Chromium: switch on → all pictures painted (first trace)", f"{first:.2f} s")
+    section.row(f"Chromium: stroke → all pictures repainted, median of {len(times)} (worst)",
+                f"{statistics.median(times):.2f} s ({max(times):.2f} s; picture width {grid['width']:.0f} px)")
+    section.row(f"Chromium: switch on for a new region → all pictures painted, median of {len(switched)} (worst)",
+                f"{statistics.median(switched):.2f} s ({max(switched):.2f} s)")
+    section.target(f"Chromium: switch on → sweep on screen ≤ {TARGET_SECONDS:g} s after the first trace (median)",
+                   statistics.median(switched) <= TARGET_SECONDS)
+    section.target(f"Chromium: stroke → maps and sweep on screen ≤ {TARGET_SECONDS:g} s (median; informational)",
+                   statistics.median(times) <= TARGET_SECONDS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="put the figures into benchmarks/RESULTS.md")
+    parser.add_argument("--browser", action="store_true", help="also time the tab in Chromium (a few minutes)")
+    args = parser.parse_args()
+    section = run(args.repeats)
+    if args.browser:
+        try:
+            browser(section)
+        except Exception as error:  # noqa: BLE001  (the AppTest figures are still written)
+            section.row("Chromium", f"not measured: {type(error).__name__}: {str(error)[:160]}")
+    if args.write:
+        note = "Written by `python -m benchmarks.sweep_page --write` (not by run_all).\n\n"
+        text = RESULTS_PATH.read_text(encoding="utf-8")
+        RESULTS_PATH.write_text(replace_block(text, START, END, note + section.markdown()), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
