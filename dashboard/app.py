@@ -92,8 +92,10 @@ if st.session_state.get(state.OPENED_NOTE):  # the dataset page opened an image 
 # ---- The loop: region | maps, side by side, in a fragment --------------------------------------
 # A stroke, class, layer or method change reruns only this fragment (not the sidebar, the gallery,
 # the browser, the ground truth or the overview).
-loop.show(loop.Context(model=model, model_key=model_key, model_name=model_name, choice=choice, settings=settings,
-                       image=image, labels=labels, names=names, colors=colors, truth=truth))
+loop_context = loop.Context(model=model, model_key=model_key, model_name=model_name, choice=choice,
+                            settings=settings, image=image, labels=labels, names=names, colors=colors, truth=truth)
+loop.show(loop_context)
+loop.sections(loop_context)  # agreement, sweep, faithfulness, trust, export: after the maps are painted
 
 # ---- Sections that depend on the image, not on the region --------------------------------------
 truth_tab, overview_tab, gallery_tab, browser_tab = st.tabs(

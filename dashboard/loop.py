@@ -6,9 +6,14 @@ overview, the gallery and the browser stay as they are). The gradient CAMs are c
 slow maps run as background jobs (`compute.slow_job`) that a rerun never restarts, and each one's
 cell is an inner fragment that polls it while it runs. The widgets the maps only read (opacity,
 scale, method settings, the class switch) are drawn after the maps, in the places kept for them, so
-fewer messages reach the browser ahead of a stroke's maps. Under the two columns, tabs hold what the
-loop's maps feed: agreement, layer sweep, faithfulness and export (the heavy ones behind a switch
-or a button).
+fewer messages reach the browser ahead of a stroke's maps.
+
+Under the two columns, tabs hold what the loop's maps feed: agreement, layer sweep, faithfulness,
+trust and export (the heavy ones behind a switch or a button). They are a fragment of their own
+(`sections`), drawn from the maps on screen (`state.SHOWN`): after a loop run of its own the loop asks
+for them once its pictures are painted (`wake.after_paint`), so a stroke's maps do not wait for the
+tables and charts below them, in the script nor in the browser (measured in
+`benchmarks/ui_latency.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dashboard import (
     state,
     sweep_view,
     trust_view,
+    wake,
     warmup,
 )
 from explainers import ExplainerError
@@ -54,16 +60,52 @@ class Context:
     truth: np.ndarray | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """The maps on screen, as the sections under the loop read them."""
+
+    request: comparison.Request
+    results: dict[str, Any]
+    how: str
+
+
 @st.fragment(key=state.LOOP_FRAGMENT)
 def show(ctx: Context) -> None:
     """The loop view (see the module docstring); an unexpected error costs this view, not the page."""
     with guard.section("The maps"):
         _show(ctx)
+    if _fragment_run():  # in a run of the whole page the sections come next anyway
+        wake.after_paint(key="settle-sections", on_due=_rerun_sections)
+
+
+@st.fragment(key=state.SECTIONS_FRAGMENT)
+def sections(ctx: Context) -> None:
+    """The tabs under the loop, for the maps on screen (nothing while there are none)."""
+    shown = state.get(state.SHOWN)
+    if shown is None:
+        return
+    _tabs(ctx, shown.request, shown.results, shown.how)
+
+
+def _rerun_sections() -> None:
+    st.rerun(state.SECTIONS_FRAGMENT)
+
+
+def _fragment_run() -> bool:
+    """Whether this run is a fragment's alone (not the whole page). Read off the run's context (not public
+    API); where it cannot be read, True: the sections are then asked for once more than needed."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        return bool(get_script_run_ctx().fragment_ids_this_run)
+    except Exception:  # noqa: BLE001 (another Streamlit)
+        return True
 
 
 def _show(ctx: Context) -> None:
     state.put(state.RESULTS, {})
     state.put(state.REQUEST, None)
+    state.put(state.SHOWN, None)
     left, right = st.columns([5, 7], gap="medium")
     with left:
         mode = region.controls()
@@ -86,7 +128,7 @@ def _show(ctx: Context) -> None:
     request, results = shown
     with right:
         comparison.meaning(request, results, ctx.labels)
-    _tabs(ctx, request, results, marked.how)
+    state.put(state.SHOWN, Shown(request, results, marked.how))
 
 
 def _maps(ctx: Context, marked: region.Marked, class_index: int, layer: str, methods: list[str],

@@ -238,6 +238,8 @@ _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, ERROR_VIEW, ERROR_KIND, ERROR_CLASS, ER
 OPACITY = "map_opacity"  # heat opacity over the image, 0 … 1
 MAP_SCALE = "map_scale"  # "own" (each map ÷ its own maximum) | "common" (one scale for maps sharing units)
 REQUEST = "request"
+SHOWN = "shown"  # `loop.Shown` (request, maps, how the region was marked) the sections under the loop draw from
+SECTIONS_FRAGMENT = "segexplain-sections"  # key of the fragment of tabs under the loop (agreement … export)
 EXPORT_FOR = "export_for"
 WAIT_FOR_SLOW = "wait_for_slow"  # test hook: True makes a run wait for its slow maps (AppTest has no polling)
 
@@ -245,6 +247,7 @@ DEFAULTS.update({
     OPACITY: 0.55,
     MAP_SCALE: "own",
     REQUEST: None,
+    SHOWN: None,
     EXPORT_FOR: None,
     WAIT_FOR_SLOW: False,
 })

@@ -40,8 +40,10 @@ def pictures(model_key: str, image_key: str, region: str, class_index: int, targ
 
 
 def _pick(layer: str) -> None:
-    """A map's button: its layer becomes the loop's layer (the layer picker follows with its stage)."""
+    """A map's button: its layer becomes the loop's layer (the layer picker follows with its stage); the
+    loop reruns, then this tab's fragment (under the loop) with the loop's new maps."""
     st.session_state[state.LAYER] = layer
+    st.rerun([state.LOOP_FRAGMENT, state.SECTIONS_FRAGMENT])
 
 
 def show(request: Request) -> None:
