@@ -142,7 +142,9 @@ def measure(size: int = 256, rounds: int = 5, threads: int = 2) -> list[dict]:
 def markdown(results: list[dict], size: int, rounds: int) -> str:
     lines = [f"## PyTorch engine: three CAMs (Grad-CAM, Grad-CAM++, HiResCAM) for a new region, {size}×{size}",
              "", "Command: `python -m benchmarks.torch_speed --write` (medians of "
-             f"{rounds} interleaved rounds, torch threads {results[0]['threads'] if results else '?'}).", "",
+             f"{rounds} interleaved rounds, torch threads {results[0]['threads'] if results else '?'}; "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+             f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} on 2 cores).", "",
              "| network @ layer | floor (fwd + bwd to layer) | ours (3 maps) | pytorch-grad-cam (3 calls) "
              "| ours / floor | pytorch-grad-cam / ours |", "|---|---|---|---|---|---|"]
     for r in results:
