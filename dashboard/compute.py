@@ -354,6 +354,8 @@ class _Dispatcher:
         self.queue: Any = None
         self.use_process = True
         self.ids = itertools.count(1)
+        # job id → what takes that job's progress messages (either thread may read the worker's queue)
+        self.routes: dict[int, Callable[[float, Any], None]] = {}
         # the last preparation `prepare_worker` had the worker do: asked once per visit of an image (the worker
         # answers at once when its kept passes are all still there, and lays in again what was evicted)
         self.prepared = LRU(1)
@@ -438,17 +440,8 @@ class _Dispatcher:
 
         _model, image, region, class_index, layer, method, target, options, _key = job.args
         try:
-            job_id = next(self.ids)
-            future = self.process_pool().submit(worker.explain_one, job_id, source, np.asarray(image),
-                                                np.asarray(region), int(class_index), layer, method, target,
-                                                dict(options), job.wants_preview)
-            while True:
-                try:
-                    return future.result(timeout=DRAIN_SECONDS)
-                except FutureTimeout:
-                    pass
-                finally:
-                    self._drain(job, job_id)
+            return self.in_worker(job.report, worker.explain_one, source, np.asarray(image), np.asarray(region),
+                                  int(class_index), layer, method, target, dict(options), job.wants_preview)
         except (BrokenProcessPool, OSError, EOFError, ImportError, RuntimeError, pickle.PicklingError) as error:
             self.use_process = False  # from now on in this thread (said once in the server log)
             print(f"segexplain: slow maps run in the page's process ({type(error).__name__}: {error})")
@@ -470,12 +463,35 @@ class _Dispatcher:
             self.pool = pool
         return self.pool
 
-    def _drain(self, job: Job, job_id: int) -> None:
+    def in_worker(self, report: Callable[[float, Any], None], function: Callable[..., Any], *args: Any,
+                  after_drain: Callable[[], None] | None = None) -> Any:
+        """`function(job_id, *args)` in the worker process, its progress messages handed to `report` (in
+        whichever thread drains them: keep it thread-safe) until it returns; its exception is raised here.
+        `after_drain` is called in this thread after each look at the queue."""
+        job_id = next(self.ids)
+        self.routes[job_id] = report
+        try:
+            future = self.process_pool().submit(function, job_id, *args)
+            while True:
+                try:
+                    return future.result(timeout=DRAIN_SECONDS)
+                except FutureTimeout:
+                    pass
+                finally:
+                    self._drain()
+                    if after_drain is not None:
+                        after_drain()
+        finally:
+            self.routes.pop(job_id, None)
+
+    def _drain(self) -> None:
+        """Hand every waiting progress message to its job's route (another job's messages are not lost)."""
         try:
             while True:
                 sent_id, fraction, preview = self.queue.get_nowait()
-                if sent_id == job_id:
-                    job.report(fraction, preview)
+                route = self.routes.get(sent_id)
+                if route is not None:
+                    route(fraction, preview)
         except (queue.Empty, OSError, EOFError, ValueError):
             return
 
@@ -675,13 +691,55 @@ def randomization(
     options: dict[str, Any],
     steps: int,
     progress: Callable[[float], None] | None = None,
+    model_key: str | None = None,
 ) -> Any:
     """The randomisation check of `methods` (`explainers.randomization_check`, the Trust tab), once per `key`;
-    kept in the slow-map store because it reports progress while it runs."""
+    kept in the slow-map store because it reports progress while it runs.
+
+    It runs in the slow-map worker process when the model can be loaded there (`model_key` names its
+    source), as the slow maps do: its copy of the network and its dozens of maps then take neither the
+    page process's memory nor its TensorFlow threads. `progress` is still called in this (the page's)
+    thread, from the fractions the worker sends. Without a worker it runs here."""
     hit = stored(key)
     if hit is not None:
         return hit
-    result = explainers.randomization_check(model, image, region, class_index, layer, methods, target=target,
-                                            options=options, max_steps=steps, keep_maps=False, progress=progress)
+    result = _randomization_in_worker(model_key, image, region, class_index, layer, methods, target, options,
+                                      steps, progress)
+    if result is None:
+        result = explainers.randomization_check(model, image, region, class_index, layer, methods, target=target,
+                                                options=options, max_steps=steps, keep_maps=False,
+                                                progress=progress)
     _keep(key, result)
     return result
+
+
+def _randomization_in_worker(model_key: str | None, image: np.ndarray, region: np.ndarray, class_index: int,
+                             layer: str | None, methods: tuple[str, ...], target: str, options: dict[str, Any],
+                             steps: int, progress: Callable[[float], None] | None) -> Any | None:
+    """The check's result from the worker process, or None when it cannot run there."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dashboard import worker
+
+    source = _MODEL_SOURCES.get(model_key) if model_key is not None else None
+    dispatcher = _dispatcher()
+    if source is None or not dispatcher.use_process:
+        return None
+    latest: list[float] = []  # filled by whichever thread drains the queue; shown from this thread only
+    shown = [-1.0]
+
+    def report(fraction: float, _preview: Any = None) -> None:
+        latest.append(float(fraction))
+
+    def show() -> None:
+        if progress is not None and latest and latest[-1] != shown[0]:
+            shown[0] = latest[-1]
+            progress(shown[0])
+
+    try:
+        return dispatcher.in_worker(report, worker.randomize, source, np.asarray(image), np.asarray(region),
+                                    int(class_index), layer, tuple(methods), target, dict(options), int(steps),
+                                    after_drain=show)
+    except (BrokenProcessPool, OSError, EOFError, ImportError, RuntimeError, pickle.PicklingError) as error:
+        print(f"segexplain: the randomisation check runs in the page's process ({type(error).__name__}: {error})")
+        return None

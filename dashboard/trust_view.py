@@ -78,7 +78,8 @@ def _randomisation(request: Request, results: Mapping[str, Any]) -> None:
                     store_key, request.model, request.image, request.region, request.class_index, request.layer,
                     methods, request.target, {m: map_options(request, m) for m in methods}, STEPS,
                     progress=lambda f: bar.progress(float(min(max(f, 0.0), 1.0)),
-                                                    text=f"randomisation check: {100 * f:.0f} %"))
+                                                    text=f"randomisation check: {100 * f:.0f} %"),
+                    model_key=request.model_key)
             except Exception:
                 status.update(label="Check stopped (the reason is below)", state="error", expanded=False)
                 raise

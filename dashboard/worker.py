@@ -1,4 +1,5 @@
-"""The process that computes the slow maps (XRAI, Score-CAM, the Integrated-Gradients family).
+"""The process that computes the slow maps (XRAI, Score-CAM, the Integrated-Gradients family) and the
+Trust tab's randomisation check.
 
 Why a process and not a thread: TensorFlow runs the operations of every thread of a process on one
 shared pool, so a batch of 50 XRAI gradients queued ahead of a stroke's Grad-CAM made the CAM pass
@@ -105,6 +106,17 @@ def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index
     model = _model(source)
     return explainers.explain(model, image, region, class_index, layer, methods=(method,), target=target,
                               progress=report, preview=early if preview else None, options={method: options})[method]
+
+
+def randomize(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
+              methods: tuple[str, ...], target: str, options: dict[str, Any], steps: int) -> Any:
+    """The Trust tab's randomisation check (`explainers.randomization_check`) on this process's copy of the
+    model; progress goes to the queue as (job_id, fraction, None)."""
+    import explainers
+
+    return explainers.randomization_check(_model(source), image, region, class_index, layer, methods, target=target,
+                                          options=options, max_steps=steps, keep_maps=False,
+                                          progress=lambda f, *_a, **_k: _send((job_id, float(f), None)))
 
 
 def _send(message: tuple) -> None:

@@ -7,7 +7,19 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
+import pytest
+
 from dashboard import worker
+
+
+@pytest.fixture(autouse=True)
+def _no_page_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests start worker processes themselves: like the dispatcher (`compute.without_main_script`),
+    with no main script named, so a page script an earlier AppTest left as `__main__` is not run in them."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
 
 def test_the_worker_process_runs_at_a_lower_priority_than_the_page() -> None:
