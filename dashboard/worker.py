@@ -5,7 +5,7 @@ Why a process and not a thread: TensorFlow runs the operations of every thread o
 shared pool, so a batch of 50 XRAI gradients queued ahead of a stroke's Grad-CAM made the CAM pass
 wait seconds behind it. In a process of its own the slow map competes for the CPU through the
 operating system's scheduler instead, and the fast maps stay fast. Nothing here imports streamlit;
-the page talks to this module through `compute.slow_job`.
+the page talks to this module through `dashboard.scheduler`.
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ def kept_counts() -> tuple[int, int]:
     return (kept.hits, kept.misses) if kept is not None else (0, 0)
 
 
-def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
-                method: str, target: str, options: dict[str, Any], preview: bool = True) -> Any:
-    """One slow method's Explanation; progress goes to the queue as (job_id, fraction, None), and, if
-    `preview`, a method's early map (XRAI's preview) as (job_id, fraction so far, Explanation)."""
+def explain_one(job_id: int, source: tuple, request: Any, preview: bool = True) -> Any:
+    """One slow map's Explanation (`request`: a `scheduler.MapRequest`); progress goes to the queue as
+    (job_id, fraction, None), and, if `preview`, a method's early map (XRAI's preview) as
+    (job_id, fraction so far, Explanation)."""
     import explainers
 
     done = [0.0]
@@ -103,9 +103,10 @@ def explain_one(job_id: int, source: tuple, image: Any, region: Any, class_index
     def early(_method: str, explanation: Any) -> None:
         _send((job_id, done[0], explanation))
 
-    model = _model(source)
-    return explainers.explain(model, image, region, class_index, layer, methods=(method,), target=target,
-                              progress=report, preview=early if preview else None, options={method: options})[method]
+    r = request
+    return explainers.explain(_model(source), r.image, r.region, r.class_index, r.layer, methods=(r.method,),
+                              target=r.target, progress=report, preview=early if preview else None,
+                              options={r.method: r.options})[r.method]
 
 
 def randomize(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,

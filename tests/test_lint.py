@@ -17,16 +17,19 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _imports_streamlit(path: Path) -> bool:
+    return any(line.strip().startswith(("import streamlit", "from streamlit")) for line in path.read_text().splitlines())
+
+
 def test_explainers_do_not_import_streamlit() -> None:
-    offenders = [
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "explainers").rglob("*.py")
-        if any(
-            line.strip().startswith(("import streamlit", "from streamlit"))
-            for line in path.read_text().splitlines()
-        )
-    ]
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "explainers").rglob("*.py") if _imports_streamlit(path)]
     assert offenders == []
+
+
+def test_the_scheduler_and_its_worker_process_do_not_import_streamlit() -> None:
+    """The worker process must not load Streamlit, and the scheduler is tested without a page."""
+    assert [name for name in ("scheduler.py", "worker.py") if _imports_streamlit(ROOT / "dashboard" / name)] == []
+    assert _imports_streamlit(ROOT / "dashboard" / "compute.py")  # the check sees an import when there is one
 
 
 def _package_imports(package: Path) -> dict[str, set[str]]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import compute, state
+from dashboard import compute, scheduler, state
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -41,21 +41,21 @@ def test_no_preparation_without_xrai_on_screen(monkeypatch) -> None:
 
 @pytest.fixture
 def dispatcher(monkeypatch):
-    fresh = compute._Dispatcher()
+    fresh = scheduler.Dispatcher(run_here=compute._run_here, keep=compute._keep, stored=compute.stored)
     fresh.use_process = False
     fresh.waiting = threading.Event()
     monkeypatch.setattr(compute, "_dispatcher", lambda: fresh)
     return fresh
 
 
-def _job(key: str, method: str = "xrai", image_key: str = "img", options=None) -> compute.Job:
+def _job(key: str, method: str = "xrai", image_key: str = "img", options=None) -> scheduler.Job:
     return compute.slow_job(("map", key), None, None, None, 0, None, method, "logits",
                             {"steps": 20} if options is None else options, model_key="m", image_key=image_key)
 
 
 def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = compute._work_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("a")
     assert not dispatcher.waiting.is_set()
 
@@ -64,7 +64,7 @@ def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None
                                    dict(options={"steps": 30})], ids=["method", "image", "options"])
 def test_any_other_map_stops_the_running_preparation(dispatcher, other) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = compute._work_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("b", **other)
     assert dispatcher.waiting.is_set()
 
@@ -88,7 +88,7 @@ def preparing(dispatcher, monkeypatch):
 
     def start(image_key: str) -> tuple:
         compute.prepare_worker("m", image_key, np.zeros((8, 8, 3), np.uint8), "xrai", "logits", {"steps": 20})
-        return compute._work_key("m", image_key, "xrai", "logits", {"steps": 20})
+        return scheduler.work_key("m", image_key, "xrai", "logits", {"steps": 20})
 
     yield start, release, done
     dispatcher.use_process = False  # jobs left behind end with an error in this thread, no worker is started
@@ -130,25 +130,26 @@ def _until(condition, seconds: float = 10.0) -> None:
 def test_a_job_gets_a_preview_unless_the_last_run_on_that_image_was_quick(dispatcher, monkeypatch) -> None:
     """A preview costs the full map time; it is asked for only when the full map is expected far away: on
     the first run for a model, image and options, and after a run that took `PREVIEW_UNLESS_WITHIN` or more."""
-    monkeypatch.setattr(compute, "LAST_RUN_SECONDS", compute.LRU(8))
+    monkeypatch.setattr(scheduler, "LAST_RUN_SECONDS", scheduler.LRU(8))
     assert _job("first").wants_preview
-    compute.LAST_RUN_SECONDS.put(compute._work_key("m", "img", "xrai", "logits", {"steps": 20}),
-                                 compute.PREVIEW_UNLESS_WITHIN - 1.0)
+    scheduler.LAST_RUN_SECONDS.put(scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20}),
+                                   scheduler.PREVIEW_UNLESS_WITHIN - 1.0)
     quick = _job("second")
     assert not quick.wants_preview and quick.until_preview() is None
     assert _job("third", image_key="another image").wants_preview
     assert _job("fourth", options={"steps": 30}).wants_preview
-    compute.LAST_RUN_SECONDS.put(compute._work_key("m", "img", "xrai", "logits", {"steps": 20}),
-                                 compute.PREVIEW_UNLESS_WITHIN + 1.0)
+    scheduler.LAST_RUN_SECONDS.put(scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20}),
+                                   scheduler.PREVIEW_UNLESS_WITHIN + 1.0)
     assert _job("fifth").wants_preview
 
 
 def test_a_finished_job_records_how_long_it_took_for_the_next_preview_decision(dispatcher, monkeypatch) -> None:
-    monkeypatch.setattr(compute, "LAST_RUN_SECONDS", compute.LRU(8))
-    monkeypatch.setattr(compute, "slow_map", lambda *args, **kwargs: "map")
-    job = compute.Job(key=("map", "x"), label="XRAI", run_key=("m", "img", "xrai"), started=True,
-                      started_at=__import__("time").monotonic() - 2.5)
-    job.args = (None, None, None, 0, None, "xrai", "logits", {}, "m")
+    monkeypatch.setattr(scheduler, "LAST_RUN_SECONDS", scheduler.LRU(8))
+    monkeypatch.setattr(dispatcher, "run_here", lambda *args, **kwargs: "map")
+    job = scheduler.Job(key=("map", "x"), label="XRAI", run_key=("m", "img", "xrai"), started=True,
+                        started_at=__import__("time").monotonic() - 2.5)
+    job.request = scheduler.MapRequest(method="xrai", image=None, region=None, class_index=0, layer=None,
+                                       target="logits", options={}, model_key="m")
     dispatcher._run(job)
     assert job.result == "map"
-    assert compute.LAST_RUN_SECONDS.get(("m", "img", "xrai")) == pytest.approx(2.5, abs=0.5)
+    assert scheduler.LAST_RUN_SECONDS.get(("m", "img", "xrai")) == pytest.approx(2.5, abs=0.5)

@@ -1,4 +1,4 @@
-"""When a running slow map's cell looks at its job again (`compute.Job.remaining`, `wake.next_look`).
+"""When a running slow map's cell looks at its job again (`scheduler.Job.remaining`, `wake.next_look`).
 
 The cell no longer polls on a fixed beat: it looks once the job should be done. These tests pin the
 estimate to its rules: the quickest recent run of the same method first, the job's own rate past it,
@@ -12,16 +12,16 @@ from collections import deque
 
 import pytest
 
-from dashboard import components, compute, wake
+from dashboard import components, scheduler, wake
 
 
 @pytest.fixture(autouse=True)
 def _no_history(monkeypatch):
-    monkeypatch.setattr(compute, "TYPICAL_SECONDS", {})
+    monkeypatch.setattr(scheduler, "TYPICAL_SECONDS", {})
 
 
 def _job(label: str = "XRAI", started_at: float = 100.0, progress: float = 0.0, reported_at: float = 0.0):
-    job = compute.Job(key=("k",), label=label, started=True, started_at=started_at)
+    job = scheduler.Job(key=("k",), label=label, started=True, started_at=started_at)
     job.progress, job.reported_at = progress, reported_at
     return job
 
@@ -30,42 +30,42 @@ def test_before_any_run_of_the_method_the_rate_so_far_says() -> None:
     job = _job(progress=0.25, reported_at=101.0)  # a quarter done one second in
     assert job.typical() is None
     assert job.remaining(now=101.5) == pytest.approx(4.0 - 1.5)
-    assert _job().remaining(now=100.5) == pytest.approx(compute.FIRST_GUESS_SECONDS - 0.5)
+    assert _job().remaining(now=100.5) == pytest.approx(scheduler.FIRST_GUESS_SECONDS - 0.5)
 
 
 def test_the_quickest_of_the_last_three_runs_is_the_guess() -> None:
-    compute.TYPICAL_SECONDS["XRAI"] = deque([12.0, 3.5, 3.8], maxlen=3)  # the first one loaded the model
+    scheduler.TYPICAL_SECONDS["XRAI"] = deque([12.0, 3.5, 3.8], maxlen=3)  # the first one loaded the model
     job = _job(progress=0.2, reported_at=101.5)  # its slow first batch would predict 7.5 s
     assert job.typical() == 3.5
     assert job.remaining(now=101.0) == pytest.approx(2.5)
-    queued = compute.Job(key=("q",), label="XRAI")
+    queued = scheduler.Job(key=("q",), label="XRAI")
     assert queued.remaining() == 3.5
 
 
 def test_a_job_not_yet_taken_expects_its_preview_the_usual_time_from_now(monkeypatch) -> None:
     """The cell is often drawn a few milliseconds before the dispatcher takes the job: its look must come at
     the preview's usual time, not at the end of the whole run (which showed the preview seconds late)."""
-    monkeypatch.setattr(compute, "TYPICAL_PREVIEW_SECONDS", {"XRAI": deque([0.9, 0.6], maxlen=3)})
-    compute.TYPICAL_SECONDS["XRAI"] = deque([3.4], maxlen=3)
-    queued = compute.Job(key=("q",), label="XRAI")
+    monkeypatch.setattr(scheduler, "TYPICAL_PREVIEW_SECONDS", {"XRAI": deque([0.9, 0.6], maxlen=3)})
+    scheduler.TYPICAL_SECONDS["XRAI"] = deque([3.4], maxlen=3)
+    queued = scheduler.Job(key=("q",), label="XRAI")
     assert queued.until_preview() == 0.6 < queued.remaining()
     running = _job()
     assert running.until_preview(now=100.25) == pytest.approx(0.35)
     running.preview = object()
     assert running.until_preview(now=100.25) is None
-    assert compute.Job(key=("n",), label="Score-CAM").until_preview() is None  # no preview seen for it
+    assert scheduler.Job(key=("n",), label="Score-CAM").until_preview() is None  # no preview seen for it
 
 
 def test_a_cold_first_run_does_not_hold_back_a_warm_job_that_reports_a_quicker_rate() -> None:
-    compute.TYPICAL_SECONDS["XRAI"] = deque([12.0])  # the only run so far loaded the model first
+    scheduler.TYPICAL_SECONDS["XRAI"] = deque([12.0])  # the only run so far loaded the model first
     job = _job(progress=0.8, reported_at=103.2)  # 4 s in all at its rate
     assert job.remaining(now=103.5) == pytest.approx(0.5)
 
 
 def test_a_job_a_little_late_is_looked_at_again_soon_and_a_very_late_one_less_often() -> None:
-    compute.TYPICAL_SECONDS["XRAI"] = deque([4.0])
+    scheduler.TYPICAL_SECONDS["XRAI"] = deque([4.0])
     job = _job(progress=0.6, reported_at=102.0)  # its rate says 3.33 s in all, but it is not done at 4.2 s
-    assert job.remaining(now=104.2) == compute.OVERDUE_SECONDS
+    assert job.remaining(now=104.2) == scheduler.OVERDUE_SECONDS
     late = _job(progress=0.9, reported_at=119.0)  # 20 s in, five times its usual time
     assert late.remaining(now=120.0) == pytest.approx(0.1 * 20.0)  # its rate says 1.1 s: the floor wins
 

@@ -9,12 +9,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from dashboard import worker
+from dashboard import scheduler, worker
 
 
 @pytest.fixture(autouse=True)
 def _no_page_script(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests start worker processes themselves: like the dispatcher (`compute.without_main_script`),
+    """These tests start worker processes themselves: like the dispatcher (`scheduler.without_main_script`),
     with no main script named, so a page script an earlier AppTest left as `__main__` is not run in them."""
     import sys
     import types
@@ -23,7 +23,7 @@ def _no_page_script(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_worker_process_runs_at_a_lower_priority_than_the_page() -> None:
-    context = multiprocessing.get_context("spawn")  # as compute._Dispatcher starts it
+    context = multiprocessing.get_context("spawn")  # as scheduler.Dispatcher starts it
     queue = context.Queue()
     with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
                              initargs=(queue,)) as pool:
@@ -45,8 +45,8 @@ def test_the_worker_sends_xrais_preview_before_its_map() -> None:
     queue = context.Queue()
     with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
                              initargs=(queue,)) as pool:
-        final = pool.submit(worker.explain_one, 7, ("default",), image, region, 1, None, "xrai", "logits",
-                            {"steps": 16, "batch_size": 8}).result(timeout=300)
+        final = pool.submit(worker.explain_one, 7, ("default",),
+                            _request(image, region, {"steps": 16, "batch_size": 8})).result(timeout=300)
         messages = []  # read before the pool shuts down: the worker cannot exit with its messages unread
         while len(messages) < 100:
             try:
@@ -69,8 +69,7 @@ def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() ->
     with _pool() as (pool, queue):
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
         hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
-        final = pool.submit(worker.explain_one, 3, ("default",), image, region, 1, None, "xrai", "logits",
-                            options).result(timeout=300)
+        final = pool.submit(worker.explain_one, 3, ("default",), _request(image, region, options)).result(timeout=300)
         after = pool.submit(worker.kept_counts).result(timeout=60)
         _drain(queue)  # the worker cannot exit with its progress messages unread
     assert hits == 0 and laid_in > 0
@@ -89,8 +88,8 @@ def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_l
         _hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
         again = pool.submit(worker.kept_counts).result(timeout=60)
-        final = pool.submit(worker.explain_one, 4, ("default",), image, region, 1, None, "xrai", "logits",
-                            options, False).result(timeout=300)
+        final = pool.submit(worker.explain_one, 4, ("default",), _request(image, region, options),
+                            False).result(timeout=300)
         after = pool.submit(worker.kept_counts).result(timeout=60)
         messages = _drain(queue)
     assert again == (0, laid_in), "preparing a prepared image again computed forward passes"
@@ -109,6 +108,12 @@ def _scene(index: int, box: tuple[int, int, int, int]):
     top, bottom, left, right = box
     region[top:bottom, left:right] = True
     return image, region
+
+
+def _request(image, region, options) -> scheduler.MapRequest:
+    """XRAI for class 1 on the logits, as the page's jobs send it."""
+    return scheduler.MapRequest(method="xrai", image=image, region=region, class_index=1, layer=None,
+                                target="logits", options=options)
 
 
 @contextlib.contextmanager
@@ -144,7 +149,7 @@ def test_the_worker_process_does_not_run_the_page_script(tmp_path, monkeypatch) 
     page = types.ModuleType("__main__")
     page.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", page)  # as during a Streamlit script run
-    dispatcher = compute._Dispatcher()
+    dispatcher = scheduler.Dispatcher(run_here=compute._run_here, keep=compute._keep, stored=compute.stored)
     try:
         assert dispatcher.process_pool().submit(os.getpid).result(timeout=120) != os.getpid()
     finally:
