@@ -15,6 +15,7 @@ Run: `python -m benchmarks.upload_latency [--model FILE] [--write]`.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -137,7 +138,7 @@ def table(page: dict, library: dict, model_name: str) -> str:
               f"an upload ≤ {FIRST_STROKE_TARGET} s",
               f"- {'met' if switch <= MODE_SWITCH_TARGET else '**missed**'}: region-mode switch ≤ {MODE_SWITCH_TARGET} s",
               "", f"Run: `python -m benchmarks.upload_latency --write`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-              "figures depend on the machine's load."]
+              f"load average {', '.join(f'{v:.1f}' for v in os.getloadavg())} on 2 cores (figures depend on it)."]
     return "\n".join(lines)
 
 
