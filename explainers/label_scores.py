@@ -117,11 +117,14 @@ def ranking(records: Iterable[dict], run: str = "") -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r[MEAN_COLUMN], r["image"]))
 
 
-def worst_error(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> tuple[str, int] | None:
+def worst_error(truth: np.ndarray, predicted: np.ndarray, num_classes: int | None = None) -> tuple[str, int] | None:
     """The error region to show first: ("fp" or "fn", class) of the class with the lowest IoU that has errors,
-    the kind with more pixels; None when the prediction has no error on non-void pixels."""
+    the kind with more pixels; None when the prediction has no error on non-void pixels. Without
+    `num_classes`, the classes are those up to the largest index in either map."""
     truth, predicted = np.asarray(truth, np.int64), np.asarray(predicted, np.int64)
     kept = truth != VOID
+    if num_classes is None:
+        num_classes = int(max(truth[kept].max(initial=0), predicted.max(initial=0))) + 1
     ious = iou_per_class(truth, predicted, num_classes)
     best: tuple[float, int] | None = None
     for c in range(num_classes):
