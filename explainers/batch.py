@@ -338,6 +338,8 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
         "working_size": getattr(args, "working_size", 512), "fit": getattr(args, "fit", "pad"),
         "labels": str(args.labels.resolve()) if args.labels else None,
+        # with labels: how the IoU is scored, so images of a run made before it are redone on resume
+        **({"label_scores": label_scores.FORMAT} if args.labels else {}),
     }
 
 

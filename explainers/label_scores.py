@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+FORMAT = "iou/1"  # in a labelled batch run's settings: a record scored otherwise (or not at all) is redone
 VOID = 255  # label value of pixels that count for no class (Pascal VOC's border / "void")
 MEAN_COLUMN = "mean_iou"
 NOTE_COLUMN = "truth_note"

@@ -89,3 +89,23 @@ def test_summary_has_the_iou_columns(labelled_run) -> None:
             value = record["class_iou"][f"iou_{n}"]
             assert row[f"iou_{n}"] == "" if value is None else float(row[f"iou_{n}"]) == pytest.approx(value)
     assert rows["img2.png"]["mean_iou"] == "" and "16×12" in rows["img2.png"]["truth_note"]
+
+
+def test_an_image_scored_before_the_iou_existed_is_redone_on_resume(tmp_path) -> None:
+    model_path, images = model_and_images(tmp_path, (16,))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8), mode="L").save(labels / "img0.png")
+    argv = cli_args(model_path, images, tmp_path / "out", "--labels", str(labels), "--class-names", ",".join(NAMES))
+    assert batch.main(argv) == 0
+    path = tmp_path / "out" / "img0.json"
+    record = json.loads(path.read_text())
+    old = {k: v for k, v in record.items() if k not in ("mean_iou", "class_iou")}
+    old["settings"] = {k: v for k, v in record["settings"].items() if k != "label_scores"}  # as an older run wrote it
+    path.write_text(json.dumps(old))
+    run_file = tmp_path / "out" / batch.RUN_FILE
+    info = json.loads(run_file.read_text())
+    info["settings"].pop("label_scores")
+    run_file.write_text(json.dumps(info))
+    assert batch.main(argv) == 0  # same command: no "other settings" refusal, the image is scored
+    assert json.loads(path.read_text())["class_iou"] == record["class_iou"]
