@@ -10,6 +10,9 @@ A cell of the heatmap (picked under the chart; a click on the chart sets the pic
 it as a point selection) lists the images with the largest share in it; "Open in main view" makes that image, its explained region and class the main view's current choice, with
 its ground truth when the run had one (through the same session-state keys the sidebar and the
 tests use: `state.IMAGE_CHOICE`, `state.INJECTED_REGION`, `state.CLASS`).
+
+A run made with `--labels` also gets its images ranked by mean IoU, worst first (`label_view`), each
+openable with its explained region or with its worst error region (region mode "Error region").
 """
 
 from __future__ import annotations
