@@ -597,8 +597,12 @@ def _run_locked(args, plan: dict[str, Any]) -> int:
             records[path.name] = record
         else:
             label_path = _label_file(args.labels, path)
-            todo.append({"image": path.name, "output": names[path], "path": str(path),
-                         "labels_path": str(label_path) if label_path else None})
+            item = {"image": path.name, "output": names[path], "path": str(path),
+                    "labels_path": str(label_path) if label_path else None}
+            if args.labels and label_path is None:  # said in the record, so a missing file is not a silent gap
+                wanted = " or ".join(dict.fromkeys((f"{path.stem}.png", path.name)))
+                item["truth_error"] = f"no ground truth: --labels holds no {wanted}."
+            todo.append(item)
     order = [p.name for p in files]
 
     def ordered() -> list[dict]:

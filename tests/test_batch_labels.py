@@ -30,7 +30,7 @@ def _independent_iou(truth: np.ndarray, predicted: np.ndarray) -> list[float]:
 @pytest.fixture(scope="module")
 def labelled_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("labelled")
-    model_path, images = model_and_images(root, (16, 16, 16, 16))
+    model_path, images = model_and_images(root, (16, 16, 16, 16, 16))  # img4 has no label file
     labels = root / "labels"
     labels.mkdir()
     truth = (np.arange(256).reshape(16, 16) // 86).astype(np.uint8)  # classes 0, 1, 2 in bands
@@ -74,6 +74,8 @@ def test_bad_label_files_get_one_sentence_and_the_run_goes_on(labelled_run) -> N
     assert "16×12 pixels but the image is 16×16" in size["truth_note"]
     values = json.loads((out / "img3.json").read_text())
     assert "class 7" in values["truth_note"] and "3 classes" in values["truth_note"]
+    missing = json.loads((out / "img4.json").read_text())
+    assert missing["status"] == "ok" and missing["truth_note"] == "no ground truth: --labels holds no img4.png."
 
 
 def test_summary_has_the_iou_columns(labelled_run) -> None:
