@@ -1,4 +1,7 @@
-"""Image browser: a batch of generated scenes ranked by mean IoU, worst first.
+"""Image browser: a batch of generated scenes, or a batch run with labels, ranked by mean IoU, worst first.
+
+A batch run (`explainers.batch --labels`) brings its own numbers: its table comes from the dataset page's
+reader and `dashboard.label_view` shows it; "Open" makes the image current with its ground truth.
 
 The scenes come from `models.scenes.generate` (so each has its ground truth), the predictions from
 `explainers.predict` and the ranking from `explainers.quality.rank_by_iou`. The batch and its
@@ -99,6 +102,44 @@ def _on_row(seed: int, count: int, size: int, order: list[int]) -> None:
 
 
 def show(model: Any, model_key: str) -> None:
+    """Generated scenes, or the images of a batch run with labels, worst mean IoU first."""
+    source = st.radio("Images", state.BROWSER_SOURCES, key=state.BROWSER_SOURCE, horizontal=True,
+                      format_func=state.BROWSER_SOURCE_LABELS.get)
+    if source == "batch":
+        _batch_run()
+        return
+    _scenes(model, model_key)
+
+
+def _batch_run() -> None:
+    """A batch results folder (under the dataset page's root) ranked by its recorded IoU; opening an image
+    keeps this page (the main view is above)."""
+    from dashboard import dataset_view, label_view
+
+    st.text_input("Batch results folder", key=state.BROWSER_FOLDER, placeholder="e.g. results/scenes",
+                  help=f"A folder under {dataset_view.results_root()} holding a batch run made with --labels (or "
+                       "several runs in subfolders).")
+    folder, problem = dataset_view.resolve_folder(st.session_state.get(state.BROWSER_FOLDER) or "")
+    if problem:
+        st.error(safe_text.md(problem))
+        return
+    if folder is None:
+        st.caption("Type the folder of a batch run (`python -m explainers.batch … --labels DIR --out FOLDER`) to "
+                   "rank its images by mean IoU, worst first.")
+        return
+    try:
+        result = dataset_view.results(folder)
+    except (ValueError, OSError) as error:
+        st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
+        return
+    methods = list(result["methods"]) or ["gradcam"]
+    label_view.ranking(result["tables"].get("iou") or [], methods[0], dataset_view.open_in_main_view,
+                       key="browser-iou", switch=False)
+    if st.session_state.get(dataset_view.PROBLEM):
+        st.error(safe_text.md(st.session_state[dataset_view.PROBLEM]))
+
+
+def _scenes(model: Any, model_key: str) -> None:
     seed_col, count_col, toggle_col = st.columns([1, 1, 2], vertical_alignment="bottom")
     seed = int(seed_col.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=state.BROWSER_SEED))
     count = int(count_col.selectbox("Scenes", state.BROWSER_COUNTS, key=state.BROWSER_COUNT))

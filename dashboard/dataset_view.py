@@ -10,6 +10,9 @@ A cell of the heatmap (picked under the chart; a click on the chart sets the pic
 it as a point selection) lists the images with the largest share in it; "Open in main view" makes that image, its explained region and class the main view's current choice, with
 its ground truth when the run had one (through the same session-state keys the sidebar and the
 tests use: `state.IMAGE_CHOICE`, `state.INJECTED_REGION`, `state.CLASS`).
+
+A run made with `--labels` also gets its images ranked by mean IoU, worst first (`label_view`), each
+openable with its explained region or with its worst error region (region mode "Error region").
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import compute, safe_text, state
-from explainers import dataset_analysis, registry
+from dashboard import compute, label_view, safe_text, state
+from explainers import dataset_analysis, label_scores, registry
 
 ROOT_ENV = "SEGEXPLAIN_RESULTS_ROOT"
 FOLDER = "dataset_folder"  # text input: results folder (relative to the root, or absolute under it)
@@ -70,6 +73,11 @@ def _results(folder: str, stamp: tuple) -> dict[str, Any]:
     return dataset_analysis.open_results(folder)
 
 
+def results(folder: Path) -> dict[str, Any]:
+    """The tables of a results folder, cached until one of its files changes."""
+    return _results(str(folder), _stamp(folder))
+
+
 def matrix_figure(matrix: np.ndarray, names: list[str], counts: np.ndarray, title: str) -> go.Figure:
     rows = [i for i in range(len(names)) if not np.isnan(matrix[i]).all()]
     z = matrix[rows]
@@ -105,8 +113,12 @@ def _axis_labels(names: list[str], counts: np.ndarray) -> tuple[list[str], list[
             [safe_text.html(f"{names[i]} (n={int(counts[i])})") for i in range(len(names))])
 
 
-def open_in_main_view(run: str, output: str, method: str) -> None:
-    """Callback: the image, region and class of one batch output become the main view's choice."""
+def open_in_main_view(run: str, output: str, method: str, errors: bool = False, switch: bool = True) -> None:
+    """Callback: the image, region and class of one batch output become the main view's choice.
+
+    `errors`: its ground truth's worst error region instead (region mode "Error region", the class with the
+    lowest IoU, its larger error: `explainers.label_scores.worst_error`). `switch`: go to the main page (the
+    dataset page); the image browser is on the main page already."""
     folder = Path(run).resolve()
     if not folder.is_relative_to(results_root()) or Path(output).name != output:
         st.session_state[PROBLEM] = "This image lies outside the results root and is not opened."
@@ -120,24 +132,41 @@ def open_in_main_view(run: str, output: str, method: str) -> None:
     pixels = np.asarray(arrays["image"], np.uint8)
     choice = {"source": "dataset", "name": f"{output} ({Path(run).name})", "digest": compute.digest(pixels),
               "pixels": pixels}
-    if arrays["truth"] is not None:
-        choice["truth"] = np.asarray(arrays["truth"], np.uint8)
+    truth, void = arrays["truth"], False
+    if truth is not None:
+        void = bool((np.asarray(truth) == label_scores.VOID).any())
+        if not void:  # the main view's ground truth has no void pixels: such a truth stays in the batch's numbers
+            choice["truth"] = np.asarray(truth, np.uint8)
     state.put(state.IMAGE_CHOICE, choice)
     state.put(state.IMAGE_MESSAGE, None)
-    st.session_state[state.INJECTED_REGION] = arrays["region"]
-    if arrays["class_index"] is not None:
-        st.session_state[state.CLASS] = arrays["class_index"]
-        state.put(state.CLASS_FOR_REGION, compute.digest(arrays["region"]))  # keep this class for this region
+    worst = None
+    if errors and "truth" in choice and arrays["labels"] is not None:
+        worst = label_scores.worst_error(truth, arrays["labels"])
+    if worst is not None:
+        st.session_state.pop(state.INJECTED_REGION, None)
+        st.session_state[state.REGION_MODE] = "errors"
+        st.session_state[state.ERROR_KIND], st.session_state[state.ERROR_CLASS] = worst
+        state.put(state.CLASS_FOR_REGION, None)  # the explained class follows the error region
+    else:
+        st.session_state[state.INJECTED_REGION] = arrays["region"]
+        if arrays["class_index"] is not None:
+            st.session_state[state.CLASS] = arrays["class_index"]
+            state.put(state.CLASS_FOR_REGION, compute.digest(arrays["region"]))  # keep this class for this region
     methods = list(st.session_state.get(state.METHODS) or registry.DEFAULT_METHODS)
     if method not in methods:
         methods = [*methods, method]
     st.session_state[state.METHODS] = methods  # the user's methods, and the batch's
     st.session_state[OPENED] = (run, output)
+    what = ("its largest error region (region mode “Error region”) and its ground truth are set" if worst is not None
+            else "its explained region (outlined on the canvas and the maps) and class are set")
+    if errors and worst is None:
+        what += (" (its ground truth has void pixels, which the main view does not take, so no error region)" if void
+                 else " (no ground truth, or no error, so no error region)")
     st.session_state[state.OPENED_NOTE] = (
-        f"Opened {output} from the dataset view: its explained region (outlined on the canvas and the maps) and "
-        f"class are set, with {method}, the batch's method, among your methods. Draw on the canvas to explain "
-        "another region of it.")
-    st.session_state[SWITCH] = True  # `show` switches to the main page (not allowed inside a callback)
+        f"Opened {output} from the batch results: {what}, with {method}, the batch's method, among your methods. "
+        "Draw on the canvas to explain another region of it.")
+    if switch:
+        st.session_state[SWITCH] = True  # `show` switches to the main page (not allowed inside a callback)
 
 
 def show() -> None:
@@ -158,7 +187,7 @@ def show() -> None:
                    "by class, where the attribution mass lies.")
         return
     try:
-        result = _results(str(folder), _stamp(folder))
+        result = results(folder)
     except (ValueError, OSError) as error:
         st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
         return
@@ -202,6 +231,7 @@ def show() -> None:
         st.caption("No image in this cell.")
     if st.session_state.get(PROBLEM):
         st.error(safe_text.md(st.session_state[PROBLEM]))
+    label_view.ranking(tables.get("iou") or [], method, open_in_main_view, key="dataset-iou", switch=True)
     _side_tables(tables)
 
 

@@ -262,3 +262,13 @@ WORKING_FITS = ("pad", "stretch", "crop")
 
 DEFAULTS.update({WORKING_LONGEST: 512, WORKING_FIT: "pad"})
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, WORKING_LONGEST, WORKING_FIT)
+
+
+# ---- Image browser over a batch run with labels (issue 31 item 7) ----------------------------
+BROWSER_SOURCE = "browser_source"  # "scenes" (generated) | "batch" (a batch results folder with --labels)
+BROWSER_FOLDER = "browser_folder"  # text input: the batch results folder (under the dataset page's root)
+BROWSER_SOURCES = ("scenes", "batch")
+BROWSER_SOURCE_LABELS = {"scenes": "Generated scenes", "batch": "Batch run with labels"}
+
+DEFAULTS.update({BROWSER_SOURCE: "scenes"})
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, BROWSER_SOURCE, BROWSER_FOLDER)

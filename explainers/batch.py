@@ -10,7 +10,11 @@ image, the predicted labels and, with `--labels`, the ground truth), `<name>.png
 region outlined, then one overlay per method), `<name>.json` (what was run, timings, with `--metrics`
 the faithfulness numbers, and the size and SHA-256 of the two files), and for the whole run `run.json`
 (settings, class names, which output belongs to which image) and `summary.csv` (one row per image and
-method, plus the random baseline with `--metrics`). `explainers.dataset_analysis` reads these.
+method, plus the random baseline with `--metrics`). With `--labels`, each image's record and its
+summary rows also hold its IoU per class (`iou_<class>`, empty for a class in neither the prediction
+nor the truth; label value 255 is void and ignored) and `mean_iou` (`explainers.label_scores`); a label
+file of another size than the image, or with a class the model lacks, is named in `truth_note`.
+`explainers.dataset_analysis` reads these.
 
 Nothing is lost or done twice: every file is written to a temporary name and renamed into place, and
 an image's `.json` (its manifest entry) is written last. On a rerun an image is skipped only when its
@@ -63,6 +67,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from explainers import label_scores
 from explainers.batch_work import (  # noqa: F401  (re-exported: the CLI's names for the per-image work)
     OUT_OF_MEMORY,
     PREVIEW_BAR,
@@ -130,7 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (created if missing; must not be, contain or lie inside --images)")
     parser.add_argument("--labels", type=Path, default=None,
-                        help="folder of ground-truth label PNGs (class index per pixel), matched by image stem")
+                        help="folder of ground-truth label PNGs (index or palette PNGs: class index per pixel, 255 = void), "
+                             "matched by image stem; adds each image's IoU per class and mean IoU to its record and "
+                             "summary.csv")
     parser.add_argument("--metrics", action="store_true", help="also compute faithfulness metrics")
     parser.add_argument("--metric-steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     parser.add_argument("--metric-target", default="probabilities", choices=("logits", "probabilities"),
@@ -331,6 +338,8 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
         "working_size": getattr(args, "working_size", 512), "fit": getattr(args, "fit", "pad"),
         "labels": str(args.labels.resolve()) if args.labels else None,
+        # with labels: how the IoU is scored, so images of a run made before it are redone on resume
+        **({"label_scores": label_scores.FORMAT} if args.labels else {}),
     }
 
 
@@ -384,6 +393,7 @@ def done_record(out: Path, name: str, settings: dict, image: str | None = None) 
 def _csv_rows(record: dict) -> list[dict]:
     base = {k: record.get(k) for k in ("image", "output", "status", "class_index", "class_name", "region",
                                        "region_pixels")}
+    base.update(label_scores.summary_cells(record))  # with --labels: mean_iou, iou_<class>, truth_note
     if not record.get("rows"):
         return [dict(base)]
     return [{**base, **row} for row in record["rows"]]
@@ -401,10 +411,13 @@ def csv_cell(value: Any) -> Any:
 
 
 def write_summary(out: Path, records: Iterable[dict]) -> None:
-    """summary.csv: one row per image and method (one row for a skipped or failed image), atomically."""
+    """summary.csv: one row per image and method (one row for a skipped or failed image), atomically; with
+    `--labels` also the image's `mean_iou`, `iou_<class>` (empty: class in neither map) and `truth_note`."""
+    records = list(records)
+    fields = (*CSV_FIELDS[:-1], *label_scores.summary_columns(records), CSV_FIELDS[-1])
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writerow({f: csv_cell(f) for f in fields})  # the header through the same guard: class names are in it
     for record in records:
         for row in _csv_rows(record):
             writer.writerow({k: csv_cell(v) for k, v in row.items()})
@@ -584,8 +597,12 @@ def _run_locked(args, plan: dict[str, Any]) -> int:
             records[path.name] = record
         else:
             label_path = _label_file(args.labels, path)
-            todo.append({"image": path.name, "output": names[path], "path": str(path),
-                         "labels_path": str(label_path) if label_path else None})
+            item = {"image": path.name, "output": names[path], "path": str(path),
+                    "labels_path": str(label_path) if label_path else None}
+            if args.labels and label_path is None:  # said in the record, so a missing file is not a silent gap
+                wanted = " or ".join(dict.fromkeys((f"{path.stem}.png", path.name)))
+                item["truth_error"] = f"no ground truth: --labels holds no {wanted}."
+            todo.append(item)
     order = [p.name for p in files]
 
     def ordered() -> list[dict]:

@@ -99,24 +99,26 @@ def preview(image: np.ndarray, region: np.ndarray, maps: dict[str, np.ndarray], 
     return sheet
 
 
-def _decode_labels(data: bytes, shape: tuple[int, int], num_classes: int) -> tuple[np.ndarray | None, str]:
-    """A label PNG (one class index per pixel) on the prediction's grid, or None and why not."""
+def _decode_labels(data: bytes, image_shape: tuple[int, int], grid: tuple[int, int],
+                   num_classes: int) -> tuple[np.ndarray | None, str]:
+    """A label PNG (index or palette: one class index per pixel; 255 = void) checked against the image as
+    given (`label_scores.label_problem`), then on the prediction's grid; or None and one sentence why not."""
     from PIL import Image, UnidentifiedImageError
 
-    from explainers import regions
+    from explainers import label_scores, regions
 
     try:
         with Image.open(io.BytesIO(data)) as picture:
             if picture.mode not in ("L", "P", "I", "I;16"):
-                return None, f"ground truth ignored: mode {picture.mode} is not a label map (use an 8-bit PNG)"
+                return None, (f"ground truth ignored: the label PNG is in colour mode {picture.mode}, not a label "
+                              "map (save it as an 8-bit index or palette PNG).")
             truth = np.asarray(picture).astype(np.int64)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         return None, f"ground truth ignored: {error}"
-    if truth.ndim != 2:
-        return None, "ground truth ignored: not a single-channel label map"
-    if int(truth.max(initial=0)) >= num_classes:
-        return None, f"ground truth ignored: class {int(truth.max())} but the model has {num_classes} classes"
-    return regions.resample_nearest(truth, shape).astype(np.int16), ""
+    problem = label_scores.label_problem(truth, image_shape, num_classes)
+    if problem:
+        return None, problem
+    return regions.resample_nearest(truth, grid).astype(np.int16), ""
 
 
 OUT_OF_MEMORY = ("this image ran out of memory in the model: use a smaller image, fewer or cheaper methods, or "
@@ -157,7 +159,8 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
     from explainers.images import decode_image
 
     class_names = options["class_names"]
-    image = api.fit_image(model, decode_image(item["data"]))
+    given = decode_image(item["data"])
+    image = api.fit_image(model, given)
     labels = api.predict(model, image).labels
     kind, class_index = options["region"]
     if kind == "whole":
@@ -175,10 +178,15 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
                               "region_pixels": int(mask.sum()), "rows": []}
     truth, truth_note = (None, item.get("truth_error", ""))
     if item.get("truth") is not None:
-        truth, truth_note = _decode_labels(item["truth"], labels.shape, summary.num_classes)
+        truth, truth_note = _decode_labels(item["truth"], given.shape[:2], labels.shape, summary.num_classes)
     record["ground_truth"] = truth is not None
     if truth_note:
         record["truth_note"] = truth_note
+    if truth is not None:  # before the skip below: a skipped image is still scored
+        from explainers import label_scores
+
+        names = list(class_names) + [str(i) for i in range(len(class_names), summary.num_classes)]
+        record.update(label_scores.image_scores(truth, labels, names))
     if not mask.any():
         record["status"] = f"skipped: no pixel is predicted as {class_name}"
         return {"record": record, "npz": None, "png": None}

@@ -17,10 +17,12 @@ one per explained class) this computes:
   and plain pointing game) and of the randomisation check (lowest and last Spearman ρ, last SSIM), and
   the share of images whose map "barely changes" as the network is randomised, beside the random map;
 - the images where the **methods disagree** most (1 − mean pairwise Pearson correlation of the maps)
-  and where the **attribution falls mostly outside** the explained class (predicted labels).
+  and where the **attribution falls mostly outside** the explained class (predicted labels);
+- with `--labels`, the explained images **ranked by mean IoU**, worst first, with their IoU per class
+  (`iou` table, from the records' numbers: `explainers.label_scores.ranking`).
 
 Written to `DIR` (default `RESULTS/analysis`) as CSV files, plus Parquet copies when `pyarrow` is
-installed: image_shares, context_matrix, faithfulness, trust, disagreement, outside (see `TABLES`).
+installed: image_shares, context_matrix, faithfulness, trust, disagreement, outside, iou (see `TABLES`).
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from explainers import records
+from explainers import label_scores, records
 
 SOURCES = ("predicted", "labelled")
-TABLES = ("image_shares", "context_matrix", "faithfulness", "trust", "disagreement", "outside")
+TABLES = ("image_shares", "context_matrix", "faithfulness", "trust", "disagreement", "outside", "iou")
 TRUST_COLUMNS = ("mass_accuracy", "rank_accuracy", "energy_pointing_game", "pointing_game", "randomization_rho_min",
                  "randomization_rho_last", "randomization_ssim_last")  # as `explainers.trust.COLUMNS`
 BARELY_CHANGES_RHO = 0.5  # as `explainers.randomization.BARELY_CHANGES_RHO` (not imported: this module stays NumPy)
@@ -277,14 +279,16 @@ def analyse(folders: Sequence[str | Path]) -> dict[str, Any]:
     for run in runs[1:]:
         if run.class_names != names:
             raise ValueError(f"{run.folder} has other class names than {runs[0].folder}: analyse them separately.")
-    tables = {"image_shares": [], "disagreement": [], "outside": []}
+    tables = {"image_shares": [], "disagreement": [], "outside": [], "iou": []}
     summary = []
     for run in runs:
+        tables["iou"].extend(label_scores.ranking(run.records, str(run.folder)))
         for key, rows in analyse_images(images_of(run), names).items():
             tables[key].extend(rows)
         summary.extend({**row, "run": str(run.folder)} for row in run.summary)
     tables["disagreement"].sort(key=lambda r: -r["disagreement"] if not math.isnan(r["disagreement"]) else math.inf)
     tables["outside"].sort(key=lambda r: -r["outside_share"])
+    tables["iou"].sort(key=lambda r: (r["mean_iou"], r["image"]))
     tables["context_matrix"] = context_matrix(tables["image_shares"])
     tables["faithfulness"] = faithfulness_table(summary)
     tables["trust"] = trust_table(summary)
@@ -328,7 +332,8 @@ def read_table(folder: str | Path, name: str) -> list[dict]:
         for key, value in row.items():
             if key in ("explained_class", "class", "images"):
                 row[key] = int(value)
-            elif key in ("share", "mean_share", "inside_share", "outside_share", "disagreement", "mean_correlation"):
+            elif key in ("share", "mean_share", "inside_share", "outside_share", "disagreement", "mean_correlation",
+                         label_scores.MEAN_COLUMN) or (name == "iou" and key.startswith("iou_")):
                 row[key] = _number(value)
     return rows
 
@@ -380,10 +385,12 @@ def open_results(folder: str | Path) -> dict[str, Any]:
 
 
 def image_arrays(run: str | Path, output: str) -> dict[str, Any]:
-    """The fitted image, explained region, class and (when saved) ground truth of one batch output."""
+    """The fitted image, explained region, class, predicted labels and (when saved) ground truth of one
+    batch output."""
     with np.load(Path(run) / f"{output}.npz", allow_pickle=False) as saved:
         if "image" not in saved.files:
             raise ValueError(f"{output}.npz has no image (made by an older batch run): rerun the batch.")
         return {"image": saved["image"], "region": saved["region"].astype(bool),
                 "class_index": int(saved["class_index"]) if "class_index" in saved.files else None,
+                "labels": saved["labels"] if "labels" in saved.files else None,
                 "truth": saved["truth"] if "truth" in saved.files else None}
