@@ -101,13 +101,21 @@ def map_image(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarray
     screen, and building it costs about a millisecond."""
     over = heat_over_image(image, heatmap, opacity)
     h, w = over.shape[:2]
-    picture = Image.fromarray(over).resize((w * scale, h * scale), Image.Resampling.NEAREST)
+    return outlined(over, paths, (w * scale, h * scale))
+
+
+def outlined(image: np.ndarray, paths: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """`image` enlarged to `size` (width, height; pixels as blocks) with the region's outline drawn on it,
+    black under white so it shows on any colour."""
+    h, w = image.shape[:2]
+    picture = Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.NEAREST)
+    sx, sy = size[0] / w, size[1] / h
     pen = ImageDraw.Draw(picture)
     for path in paths:
-        points = [((c + 0.5) * scale, (r + 0.5) * scale) for r, c in np.asarray(path)]
+        points = [((c + 0.5) * sx, (r + 0.5) * sy) for r, c in np.asarray(path)]
         if len(points) > 1:
-            pen.line(points, fill=(0, 0, 0), width=max(3, scale + 1))
-            pen.line(points, fill=(255, 255, 255), width=max(1, scale // 2))
+            pen.line(points, fill=(0, 0, 0), width=max(3, round(sx) + 1))
+            pen.line(points, fill=(255, 255, 255), width=max(1, round(sx) // 2))
     return np.asarray(picture)
 
 
@@ -174,17 +182,6 @@ def map_figure(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarra
         title=dict(text=safe_text.html(title), x=0.5, xanchor="center", font=dict(size=14)),
         height=height, margin=dict(l=4, r=4, t=40, b=4), showlegend=False, hovermode="closest",
     )
-    _image_axes(fig, h, w)
-    return fig
-
-
-def region_figure(image: np.ndarray, paths: Sequence[np.ndarray], width: int, height: int) -> go.Figure:
-    """The image (with the predicted mask painted on) and the region's outline, at canvas size."""
-    h, w = image.shape[:2]
-    fig = go.Figure(go.Image(source=png_data_uri(image), hoverinfo="skip"))
-    for trace in _outline_traces(paths):
-        fig.add_trace(trace)
-    fig.update_layout(width=width, height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False)
     _image_axes(fig, h, w)
     return fig
 

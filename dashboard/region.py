@@ -147,8 +147,8 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     if mode not in ("draw", "component"):
         with preview:
             paths = [] if marked.region is None else compute.outline(marked.region)
-            st.plotly_chart(figures.region_figure(overlay, paths, canvas_w, canvas_h), key="region-preview",
-                            config={"displayModeBar": False}, width="content")
+            # a picture, not a Plotly figure: a mode switch then paints it (and the maps after it) at once
+            st.image(figures.outlined(overlay, paths, (canvas_w, canvas_h)), width=canvas_w)
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
     marked.below = st.container()  # the class switch: `controls_below`, after the maps
     return marked
