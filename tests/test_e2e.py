@@ -238,11 +238,20 @@ def _whole_runs_finished(log: dict[str, list]) -> int:
                if m.WhichOneof("type") == "script_finished" and m.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY)
 
 
-def _assert_fragment_only(log: dict[str, list], sent: int, received: int) -> None:
+def _assert_fragment_only(log: dict[str, list], sent: int, received: int, tab) -> None:
     """Since message `sent`/`received`: reruns asked for name a fragment, every run that ended was a
-    fragment run, and no delta went to the sidebar (root container 1)."""
+    fragment run, and no delta went to the sidebar (root container 1). First waits (up to a minute) for
+    the runs to settle: the last one to end must end complete, not cut short by a rerun asked for
+    meanwhile (the tabs' fragment is asked for once the loop's pictures are painted)."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+    deadline = time.monotonic() + 60
+    while True:
+        ended = [m.script_finished for m in log["received"][received:] if m.WhichOneof("type") == "script_finished"]
+        if ended and ended[-1] == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+            break
+        assert time.monotonic() < deadline, f"the fragment runs did not settle: {ended}"
+        tab.wait_for_timeout(100)  # (Playwright hands over websocket events only while the test calls into it)
     reruns = [m.rerun_script for m in log["sent"][sent:] if m.WhichOneof("type") == "rerun_script"]
     assert reruns and all(r.fragment_id for r in reruns), reruns
     answer = log["received"][received:]
@@ -284,7 +293,7 @@ def test_a_stroke_and_a_layer_change_rerun_only_the_loop_fragment(server) -> Non
                 assert time.monotonic() < deadline, "no CAM maps after the stroke"
                 tab.wait_for_timeout(50)
             tab.wait_for_timeout(300)
-            _assert_fragment_only(log, sent, received)
+            _assert_fragment_only(log, sent, received, tab)
             loop_id = next(m.rerun_script.fragment_id for m in log["sent"][sent:]
                            if m.WhichOneof("type") == "rerun_script")
 
@@ -296,7 +305,7 @@ def test_a_stroke_and_a_layer_change_rerun_only_the_loop_fragment(server) -> Non
                 tab.wait_for_timeout(200)
             tab.wait_for_timeout(1500)
             _wait_until_idle(tab)
-            _assert_fragment_only(log, sent, received)
+            _assert_fragment_only(log, sent, received, tab)
             assert _whole_runs_finished(log) == whole
             owners = [m.delta.fragment_id for m in log["received"][received:] if m.WhichOneof("type") == "delta"]
             last_loop = max(i for i, owner in enumerate(owners) if owner == loop_id)
@@ -310,7 +319,7 @@ def test_a_stroke_and_a_layer_change_rerun_only_the_loop_fragment(server) -> Non
             choose_layer(tab, SECOND_LAYER)
             _wait_for_maps(tab, previous=before)
             tab.wait_for_timeout(500)
-            _assert_fragment_only(log, sent, received)
+            _assert_fragment_only(log, sent, received, tab)
         finally:
             browser.close()
 

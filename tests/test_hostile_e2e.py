@@ -73,6 +73,13 @@ def small_model(path: Path) -> Path:
     return path
 
 
+def _wait_until_idle(page) -> None:
+    """Streamlit shows its status widget ("Running…") while the script runs."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]') || "
+                           "!document.querySelector('[data-testid=stStatusWidget]').innerText.match(/Running|Stop/)",
+                           timeout=240_000)
+
+
 def test_class_names_with_markup_from_a_labels_file_stay_text_in_the_browser(tmp_path) -> None:
     """A labels file downloaded with a model holds a script in an iframe, a style and a tag: in Chromium no
     script runs, no element comes from a name, the page stays visible, and each name is shown as typed."""
@@ -89,8 +96,13 @@ def test_class_names_with_markup_from_a_labels_file_stay_text_in_the_browser(tmp
             page.goto(server.url)
             page.wait_for_selector("text=Active: shipped", timeout=240_000)
             sidebar = page.locator("section[data-testid='stSidebar']")
+            _wait_until_idle(page)
             sidebar.locator("input[type='file']").first.set_input_files(str(model))
-            page.wait_for_selector("text=Active: uploaded net.keras", timeout=240_000)
+            try:
+                page.wait_for_selector("text=Active: uploaded net.keras", timeout=240_000)
+            except Exception as error:  # say what the page showed instead
+                raise AssertionError(f"the upload never became active; the sidebar said: "
+                                     f"{sidebar.inner_text()[:1500]!r}") from error
             sidebar.get_by_text("Class names (3 classes)").click()
             uploader = sidebar.locator("[data-testid=stFileUploader]").filter(has_text="Labels file")
             uploader.locator("input[type='file']").set_input_files(str(labels))
