@@ -60,6 +60,11 @@ class Method:
         """The label without its citation ("Seg-Grad-CAM")."""
         return self.label.split(" (")[0]
 
+    @property
+    def differentiates(self) -> bool:
+        """Whether the method takes a gradient of its score (Score-CAM and RISE read theirs by forward passes)."""
+        return self.score is not None and self.family not in (SCORE_CAM, PERTURBATION)
+
     def make_options(self, value: Any = None) -> Any:
         """The options object from an instance, a dict of its fields, or None (defaults); validated."""
         return opts.from_value(self.options, value, self.label)
