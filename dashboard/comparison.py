@@ -181,8 +181,9 @@ def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
     factors = {m: 1.0 for m in results}
     if scale != "common":
         return factors
+    shared = registry.common_units(list(results))
     peaks = {m: float(np.max(np.maximum(e.layer_map, 0.0), initial=0.0)) for m, e in results.items()
-             if m in registry.common_units(list(results)) and getattr(e, "layer_map", None) is not None}
+             if m in shared and getattr(e, "layer_map", None) is not None}
     factors.update(diagnostics.common_scale(peaks))
     return factors
 
@@ -245,7 +246,7 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
                 elif method in ready:
                     _draw_map(request.image, method, ready[method], paths, view, factors[method])
                     if registry.get(method).scale_dependent:
-                        st.caption(scale_note(method))
+                        st.caption(scale_caption(method))
                 else:
                     _draw_pending(request, method, jobs[method])  # failed: its message
     return ready
@@ -277,7 +278,7 @@ def _rerun_loop() -> None:
     st.rerun(state.LOOP_FRAGMENT)
 
 
-def scale_note(method: str) -> str:
+def scale_caption(method: str) -> str:
     """The caption under a map whose method depends on the score's scale (`Method.scale_dependent`)."""
     return f"{short_label(method)} depends on the score's scale; “Agreement and notes” measures how much."
 
