@@ -76,7 +76,7 @@ def _request(model, image: np.ndarray, region: np.ndarray, key: str):
 
     return comparison.Request(model=model, model_key=key, image=image, image_key=compute.digest(image),
                               region=region, class_index=3, layer="classifier", methods=("gradcam", "gradcam++"),
-                              target="logits", xrai_steps=4, xrai_algorithm="fast")
+                              target="logits", options={"xrai": {"steps": 4, "algorithm": "fast"}})
 
 
 def _page_run(at) -> tuple[float, float]:

@@ -4,9 +4,8 @@ Defaults follow the region and the model: the class is the one predicted most of
 region (`regions.dominant_class`, background only when nothing else is there), the layer is
 `explainers.default_layer` when the model changes; after that the user's choices are kept.
 The method picker offers every method of the registry (`explainers.registry.ALL_METHODS`), the default four
-selected; entries say which methods are layer-free and which are slow. The slow methods' own
-settings (Score-CAM channels, IG steps, SmoothGrad samples, RISE masks and grid) and Seg-XRes-CAM's pool
-size sit in a small expander underneath.
+selected; entries say which methods are layer-free and which are slow. The chosen methods' own settings
+sit in a small expander underneath (`method_settings`, drawn from their options' metadata).
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import compute, layer_picker, share, state
-from dashboard.comparison import PICKER_ORDER, picker_label
+from dashboard import method_settings as settings_widgets
+from dashboard.comparison import picker_label, picker_order
 from explainers import ExplainerError, regions, registry
 
 
@@ -41,49 +41,23 @@ def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model:
                                       help="Defaults to the class predicted most often inside the region.")
     layer = layer_picker.show(stage_col, st.container(), model, model_key, default_layer, image_size)
     methods = st.multiselect(
-        "Methods", list(PICKER_ORDER), key=state.METHODS, format_func=picker_label,
+        "Methods", list(picker_order()), key=state.METHODS, format_func=picker_label,
         help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "
              "bar. Layer-free methods attribute to input pixels: the layer choice does not apply to them.")
     return int(class_index), layer, list(methods)
 
 
-# The methods' own settings: (label, session key, min, max, step, method and option whose default
-# the help names, what the number is). Two per row: the expander sits in the left column, too narrow
-# for three labels side by side.
-SETTINGS = (
-    ("Score-CAM channels", state.SCORECAM_CHANNELS, 1, 1024, 16, "scorecam", "channels",
-     "At most this many channels (largest mean activation) are scored: one forward pass each."),
-    ("Seg-XRes-CAM pool", state.SEGXRES_POOL, 1, 64, 1, "seg-xres-cam", "pool_size",
-     "Side, in cells of the layer's grid, of the blocks Seg-XRes-CAM averages its gradient over (1 is "
-     "HiResCAM's element-wise product)."),
-    ("IG steps", state.INPUT_STEPS, 2, 500, 10, "integrated-gradients", "steps",
-     "Path points of Integrated Gradients, Guided IG and Blur IG (one gradient each)."),
-    ("SmoothGrad samples", state.SMOOTHGRAD_SAMPLES, 1, 500, 5, "smoothgrad", "samples",
-     "Noisy copies averaged by SmoothGrad (one gradient each)."),
-    ("RISE masks", state.RISE_MASKS, 1, 20_000, 100, "rise", "masks",
-     "Random masks RISE averages (one forward pass each)."),
-    ("RISE grid", state.RISE_CELLS, 1, 64, 1, "rise", "cells",
-     "Cells per side of each of RISE's random keep/drop grids before it is upsampled: fewer cells, coarser "
-     "masks."),
-)
-
-
-def method_settings() -> dict[str, int]:
-    """The methods' own settings (`SETTINGS`: Score-CAM channel cap, Seg-XRes-CAM pool size, IG steps,
-    SmoothGrad samples, RISE masks and grid), in an expander."""
-    with st.expander("Method settings: Score-CAM, IG, SmoothGrad, RISE, Seg-XRes-CAM", expanded=False):
-        for start in range(0, len(SETTINGS), 2):
-            for column, (label, key, low, high, step, method, option, text) in zip(
-                    st.columns(2), SETTINGS[start:start + 2], strict=False):
-                column.number_input(label, min_value=low, max_value=high, step=step, key=key,
-                                    help=f"{text} {registry.default(method, option)} is the library's default.")
+def method_settings() -> dict[str, dict[str, Any]]:
+    """The chosen methods' own settings (widgets from their options' metadata), in an expander."""
+    methods = [m for m in state.get(state.METHODS) or () if m in registry.METHODS]
+    settings_widgets.show(methods)
     return current_method_settings()
 
 
-def current_method_settings() -> dict[str, int]:
-    """The methods' settings as the widgets of `method_settings` hold them (before they are drawn), by
-    session key; each key is also the name of the `comparison.Request` field it sets."""
-    return {key: int(state.get(key)) for _, key, *_ in SETTINGS}
+def current_method_settings() -> dict[str, dict[str, Any]]:
+    """{method: {field: value}} of every method's page settings as the widgets hold them (before they are
+    drawn): the `options` of `comparison.Request`."""
+    return settings_widgets.current()
 
 
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:

@@ -12,8 +12,8 @@ numbers from `explainers.diagnostics`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,22 +26,14 @@ from explainers.caching import LRU
 
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-FAST_METHODS = registry.FAST_METHODS  # one shared pass
-SLOW_METHODS = registry.SLOW_METHODS  # progress bar each
-# Order of the method picker: fast layer CAMs, then the slow layer methods, then the layer-free ones.
-PICKER_ORDER = (*FAST_METHODS, *(m for m in SLOW_METHODS if not registry.get(m).layer_free),
-                *(m for m in SLOW_METHODS if registry.get(m).layer_free))
-# Which widget of the page sets which option of which method (the rest keep the registry's defaults).
-WIDGET_OPTIONS = {
-    "xrai": {"steps": "xrai_steps", "algorithm": "xrai_algorithm"},
-    "scorecam": {"channels": "scorecam_channels"},
-    "smoothgrad": {"samples": "smoothgrad_samples"},
-    "integrated-gradients": {"steps": "input_steps"},
-    "guided-ig": {"steps": "input_steps"},
-    "blur-ig": {"steps": "input_steps"},
-    "rise": {"masks": "rise_masks", "cells": "rise_cells"},
-    "seg-xres-cam": {"pool_size": "segxres_pool"},
-}
+
+
+def picker_order() -> tuple[str, ...]:
+    """Order of the method picker: fast layer CAMs, then the slow layer methods, then the layer-free ones
+    (read from the registry each time: a method registered from outside joins the picker)."""
+    slow = registry.SLOW_METHODS
+    return (*registry.FAST_METHODS, *(m for m in slow if not registry.get(m).layer_free),
+            *(m for m in slow if registry.get(m).layer_free))
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,7 @@ class Request:
     layer: str
     methods: tuple[str, ...]
     target: str
-    xrai_steps: int
-    xrai_algorithm: str
-    scorecam_channels: int = registry.default("scorecam", "channels")
-    input_steps: int = registry.default("integrated-gradients", "steps")
-    smoothgrad_samples: int = registry.default("smoothgrad", "samples")
-    rise_masks: int = registry.default("rise", "masks")
-    rise_cells: int = registry.default("rise", "cells")
-    segxres_pool: int = registry.default("seg-xres-cam", "pool_size")
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {method: {field: value}} of the page
 
 
 def label(method: str) -> str:
@@ -92,7 +77,7 @@ def ordered(methods: Sequence[str]) -> tuple[str, ...]:
 
 def map_options(request: Request, method: str) -> dict[str, Any]:
     """The options of `method` set by the page's widgets (a dict of its options fields; may be empty)."""
-    return {option: getattr(request, field) for option, field in WIDGET_OPTIONS.get(method, {}).items()}
+    return dict(request.options.get(method, {}))
 
 
 def settings_key(request: Request, method: str) -> tuple:
@@ -175,9 +160,6 @@ def notes(results: dict[str, Any]) -> None:
 SCALES = ("own", "common")
 SCALE_LABELS = {"own": "each map ÷ its own maximum", "common": "common scale (maps sharing units)"}
 SCALE_CHOICES = {"own": "own maximum", "common": "common scale"}  # the Scale picker's short names (half a column)
-# Gradient CAMs of the adapter's score whose weights are linear in the gradient: their raw maps are in
-# the same units (activation × gradient of one score), so one absolute scale compares their strength.
-COMMON_UNITS = ("gradcam", "hirescam", "layercam", "xgradcam")
 PER_ROW_GRID = 2  # maps per row in the loop view: each map at least 300 px wide on a 1600 px screen
 
 
@@ -199,8 +181,9 @@ def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
     factors = {m: 1.0 for m in results}
     if scale != "common":
         return factors
+    shared = registry.common_units(list(results))
     peaks = {m: float(np.max(np.maximum(e.layer_map, 0.0), initial=0.0)) for m, e in results.items()
-             if m in COMMON_UNITS and getattr(e, "layer_map", None) is not None}
+             if m in shared and getattr(e, "layer_map", None) is not None}
     factors.update(diagnostics.common_scale(peaks))
     return factors
 
@@ -210,24 +193,20 @@ def slow_jobs(request: Request) -> dict[str, compute.Job]:
     return {m: compute.slow_job(slow_key(request, m), request.model, request.image, request.region,
                                 request.class_index, request.layer, m, request.target, map_options(request, m),
                                 model_key=request.model_key, image_key=request.image_key)
-            for m in request.methods if m in SLOW_METHODS}
+            for m in request.methods if m in registry.SLOW_METHODS}
 
 
-PREPARED_METHODS = ("xrai",)  # slow methods with work that depends on the image alone
-
-
-def prepare_slow(model_key: str, image_key: str, image: np.ndarray, methods: list[str],
-                 settings: dict[str, Any]) -> None:
+def prepare_slow(model_key: str, image_key: str, image: np.ndarray, methods: list[str], target: str,
+                 options: Mapping[str, Mapping[str, Any]]) -> None:
     """Ask the worker to do now, before a region is drawn, the image-only work of the slow methods shown
-    (with the options their jobs will get: the sidebar's settings of those methods)."""
+    that prepare the image (their records' `prepares`), with the options their jobs will get."""
     for method in methods:
-        if method in PREPARED_METHODS:
-            options = {option: settings[name] for option, name in WIDGET_OPTIONS.get(method, {}).items()}
-            compute.prepare_worker(model_key, image_key, image, method, settings["target"], options)
+        if method in registry.METHODS and registry.get(method).prepares and registry.get(method).slow:
+            compute.prepare_worker(model_key, image_key, image, method, target, dict(options.get(method, {})))
 
 
 def fast_maps(request: Request) -> dict[str, Any]:
-    cams = tuple(m for m in request.methods if m in FAST_METHODS)
+    cams = tuple(m for m in request.methods if m in registry.FAST_METHODS)
     if not cams:
         return {}
     return compute.cam_maps(request.model_key, request.image_key, region_key(request), request.class_index,
@@ -266,8 +245,8 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
                     st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
                 elif method in ready:
                     _draw_map(request.image, method, ready[method], paths, view, factors[method])
-                    if method == "gradcam++":
-                        st.caption(GRADCAMPP_SCALE_NOTE)
+                    if registry.get(method).scale_dependent:
+                        st.caption(scale_caption(method))
                 else:
                     _draw_pending(request, method, jobs[method])  # failed: its message
     return ready
@@ -299,7 +278,9 @@ def _rerun_loop() -> None:
     st.rerun(state.LOOP_FRAGMENT)
 
 
-GRADCAMPP_SCALE_NOTE = "Grad-CAM++ depends on the score's scale; “Agreement and notes” measures how much."
+def scale_caption(method: str) -> str:
+    """The caption under a map whose method depends on the score's scale (`Method.scale_dependent`)."""
+    return f"{short_label(method)} depends on the score's scale; “Agreement and notes” measures how much."
 
 
 FLAT_NOTE = ("⚠️ The same value at every pixel: this layer keeps no spatial information for this map (e.g. a 1×1 "
@@ -318,7 +299,8 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     flat = is_flat(explanation.heatmap)
     heat = np.zeros_like(explanation.heatmap) if flat else explanation.heatmap * factor
     scale_note = "" if view.scale == "own" else (
-        f" · ×{factor:.2f} of the common scale" if method in COMMON_UNITS else " · own max (other units)")
+        f" · ×{factor:.2f} of the common scale" if method in registry.common_units([method])
+        else " · own max (other units)")
     where = " · layer-free" if is_layer_free(method) else ""
     st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
              caption=title(method, explanation) + where + scale_note)
@@ -333,7 +315,7 @@ def score_choice(request: Request) -> None:
 
     Behind a switch: it costs two more gradient passes (and a trace per new layer), which the stroke's
     maps should not wait for."""
-    if "gradcam++" not in request.methods:
+    if not any(registry.get(m).scale_dependent for m in request.methods):
         return
     if not st.toggle("Measure how much Grad-CAM++ depends on its score (adapter mean vs region sum)",
                      key=state.SCORE_CHOICE):
@@ -375,13 +357,9 @@ def _status_text(request: Request, method: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # What the maps mean: identical maps, and maps that ignore the drawn region
 
-WHY_SAME = {
-    frozenset(("gradcam", "vinogradova")): (
-        "Seg-Grad-CAM scores the class summed over the region; the adapter's Grad-CAM scores it averaged over "
-        "the output grid. The two scores differ by a constant factor, which Grad-CAM's channel weights carry "
-        "through and the normalisation removes, so the maps are equal by construction (Humer et al.)."),
-}
-REGION_SENSITIVE = ("hirescam", "layercam", "seg-xres-cam")
+def region_sensitive() -> tuple[str, ...]:
+    """Methods that weigh each position by its own gradient (`Method.region == "position-wise"`)."""
+    return tuple(m for m in registry.ALL_METHODS if registry.get(m).region == "position-wise")
 
 
 def identical_note(results: dict[str, Any]) -> list[str]:
@@ -390,14 +368,15 @@ def identical_note(results: dict[str, Any]) -> list[str]:
     lines = []
     for members, difference in groups:
         names = " and ".join(short_label(m) for m in members)
-        why = WHY_SAME.get(frozenset(members), "These methods weigh the layer's channels alike here.")
+        why = (registry.why_same(*members) if len(members) == 2 else None) or \
+            "These methods weigh the layer's channels alike here."
         lines.append(f"**{names} are the same map here** (largest pixel difference {difference:.1e}). {why}")
     return lines
 
 
 def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) -> list[str]:
     """CAMs whose map for the drawn region equals their map for the whole class at this layer."""
-    cams = tuple(m for m in results if m in FAST_METHODS)
+    cams = tuple(m for m in results if m in registry.FAST_METHODS)
     whole = regions.from_class(labels, request.class_index)
     if not cams or not whole.any() or np.array_equal(whole, request.region):
         return []
@@ -422,7 +401,7 @@ def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> No
         way_out = (f"or pick a layer with a non-linear layer after it, such as the default {safe_text.code(default)}"
                    if default != request.layer else "or pick an earlier layer")
         names = ", ".join(short_label(m) for m in blind)
-        others = [label(m) for m in REGION_SENSITIVE if m in registry.ALL_METHODS]
+        others = [label(m) for m in region_sensitive()]
         st.warning(f"At layer {safe_text.code(request.layer)}, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
                    f"region: the map for this region equals the map for the whole class (largest difference "
                    f"≤ {diagnostics.SAME_TOLERANCE:g}), so here it answers “why this class?”, not “why this "

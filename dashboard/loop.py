@@ -41,7 +41,7 @@ from dashboard import (
     wake,
     warmup,
 )
-from explainers import ExplainerError
+from explainers import ExplainerError, registry
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ def _show(ctx: Context) -> None:
         shown = _maps(ctx, marked, class_index, layer, methods, view)
     share.publish(ctx.choice, mode, f"{ctx.model_key}-{ctx.choice['digest']}", class_index, layer, methods)
     # after the maps: a slow map this run asks for reaches the worker before the preparation does
-    comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings)
+    comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings["target"],
+                            choices.current_method_settings())
     _settings(settings_box, marked, mode)
     if shown is None:
         return
@@ -183,7 +184,7 @@ def display_controls() -> comparison.View:
 
 
 def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, methods: list[str],
-             method_settings: dict[str, int]) -> comparison.Request | None:
+             method_settings: dict[str, dict[str, Any]]) -> comparison.Request | None:
     """The request of the maps to show, or None after saying why there is nothing to show."""
     explained, problem = region.finish(marked, ctx.labels, ctx.names, class_index)
     state.put(state.RESULT_ERROR, problem)
@@ -200,19 +201,19 @@ def _request(ctx: Context, marked: region.Marked, class_index: int, layer: str, 
 
 
 def _make_request(ctx: Context, region_mask: Any, class_index: int, layer: str, methods: list[str],
-                  method_settings: dict[str, int]) -> comparison.Request:
+                  method_settings: dict[str, dict[str, Any]]) -> comparison.Request:
     settings = ctx.settings
     return comparison.Request(
         model=ctx.model, model_key=ctx.model_key, image=ctx.image, image_key=ctx.choice["digest"], region=region_mask,
         class_index=int(class_index), layer=layer, methods=comparison.ordered(methods), target=settings["target"],
-        xrai_steps=settings["xrai_steps"], xrai_algorithm=settings["xrai_algorithm"], **method_settings)
+        options=method_settings)
 
 
 def _warm(ctx: Context, class_index: int, layer: str, methods: list[str]) -> None:
     """No region yet: have the CAM pass of the layer and methods on screen traced meanwhile (`warmup`)."""
     probe = _make_request(ctx, warmup.centre_box(ctx.image.shape[:2]), class_index, layer, methods,
                           choices.current_method_settings())
-    cams = tuple(m for m in probe.methods if m in comparison.FAST_METHODS)
+    cams = tuple(m for m in probe.methods if m in registry.FAST_METHODS)
     warmup.start(ctx.model_key, ctx.model, ctx.image, layer, cams, probe.target,
                  {m: dict(items) for m, items in comparison.cam_options(probe, cams)})
 

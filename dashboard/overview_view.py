@@ -16,13 +16,13 @@ import streamlit as st
 
 from dashboard import compute, export, figures, guard, safe_text, state
 from dashboard.comparison import (
-    PICKER_ORDER,
     PLOT_CONFIG,
     Request,
     is_layer_free,
     label,
     map_options,
     picker_label,
+    picker_order,
     short_label,
 )
 from explainers import ExplainerError
@@ -34,10 +34,10 @@ MAP_HEIGHT = 240
 def show(request: Request, labels: np.ndarray, names: list[str], image_name: str) -> dict[int, Any] | None:
     """Method picker and toggle, then one map per predicted class and a PNG download; returns the maps."""
     state.put(state.OVERVIEW, {})
-    if st.session_state.get(state.OVERVIEW_METHOD) not in PICKER_ORDER:
-        st.session_state[state.OVERVIEW_METHOD] = "gradcam"
+    if st.session_state.get(state.OVERVIEW_METHOD) not in picker_order():
+        st.session_state[state.OVERVIEW_METHOD] = picker_order()[0]
     method_col, toggle_col = st.columns([1, 2])
-    method = method_col.selectbox("Method", list(PICKER_ORDER), key=state.OVERVIEW_METHOD, format_func=picker_label)
+    method = method_col.selectbox("Method", list(picker_order()), key=state.OVERVIEW_METHOD, format_func=picker_label)
     layer = None if is_layer_free(method) else request.layer
     on = toggle_col.toggle("Show the overview (the method runs once per predicted class)", key=state.OVERVIEW_ON)
     where = "layer-free" if layer is None else f"at layer {safe_text.code(layer)}"
@@ -88,8 +88,7 @@ def section(model: Any, model_key: str, image: np.ndarray, image_key: str, targe
         return
     request = Request(model=model, model_key=model_key, image=image, image_key=image_key,
                       region=np.ones(labels.shape, bool), class_index=0, layer=layer, methods=(), target=target,
-                      xrai_steps=int(state.get(state.XRAI_STEPS)), xrai_algorithm=state.get(state.XRAI_ALGORITHM),
-                      **choices.current_method_settings())
+                      options=choices.current_method_settings())
     st.button("Refresh for the current layer and settings", key="overview-refresh")
     try:
         with guard.section("Class overview"):

@@ -433,9 +433,4 @@ def advanced_section() -> dict[str, Any]:
         st.radio("Explain", state.TARGETS, key=state.TARGET, horizontal=True,
                  format_func={"logits": "logits (default)", "probabilities": "probabilities"}.get,
                  help="Gradients of the pre-softmax class logits, or of the class probabilities.")
-        st.number_input("XRAI integration steps", min_value=2, max_value=500, step=10, key=state.XRAI_STEPS,
-                        help="Integrated-gradient steps per baseline (two baselines). 100 is the usual choice.")
-        st.selectbox("XRAI region selection", state.XRAI_ALGORITHMS, key=state.XRAI_ALGORITHM,
-                     help="'full' grows regions greedily by attribution density; 'fast' is much cheaper.")
-    return {"target": state.get(state.TARGET), "xrai_steps": int(state.get(state.XRAI_STEPS)),
-            "xrai_algorithm": state.get(state.XRAI_ALGORITHM)}
+    return {"target": state.get(state.TARGET)}

@@ -13,8 +13,9 @@ Test hooks (read by the page, never written by it except to drop them):
   [...]}`` in canvas pixels, `region.CANVAS_SIZE` on the longest side). The next run puts it on the draw
   mode's canvas (which it mounts anew, starting from it) and drops the key: what a shared link or the
   dataset page do, and how tests draw. Not a hook: the same path as a user's drawing from there on.
-- `XRAI_STEPS` / `XRAI_ALGORITHM`: the widgets of the advanced expander; set them before the first
-  run (e.g. 5 steps, "fast") to keep XRAI cheap in `AppTest`. The page itself defaults to 100 / "full".
+- `option_key(method, field)`: the key of a method's setting in the "Method settings" expander (e.g.
+  XRAI's steps and algorithm); set them before the first run (e.g. 5 steps, "fast") to keep the slow
+  methods cheap in `AppTest`. They default to the options class's defaults (XRAI: 100 / "full").
 - `WAIT_FOR_SLOW` (``"wait_for_slow"``): True makes each run wait for its slow maps (XRAI, Score-CAM,
   the IG family). The page computes them in the background and polls them with a fragment, which
   `AppTest` does not run on its own; without the hook a run shows the CAMs and the slow maps' progress.
@@ -46,8 +47,7 @@ IMAGE_MESSAGE = "image_message"  # why the last uploaded file was refused, or No
 
 # Advanced settings (sidebar expander)
 TARGET = "target"  # "logits" | "probabilities"
-XRAI_STEPS = "xrai_steps"
-XRAI_ALGORITHM = "xrai_algorithm"  # "full" | "fast"
+OPTION_PREFIX = "option"  # a method's setting: "option.<method>.<field>" (`option_key`)
 
 # Region
 REGION_MODE = "region_mode"  # one of REGION_MODES
@@ -92,9 +92,6 @@ DRAW_TOOLS = ("freedraw", "rect", "circle", "polygon", "line", "point")
 DRAW_TOOL_LABELS = {"freedraw": "Free hand", "rect": "Rectangle", "circle": "Circle", "polygon": "Polygon",
                     "line": "Line", "point": "Points"}
 TARGETS = ("logits", "probabilities")
-XRAI_ALGORITHMS = ("full", "fast")
-
-DEFAULT_XRAI_STEPS = registry.default("xrai", "steps")
 
 DEFAULTS: dict[str, Any] = {
     MODEL_CHOICE: {"kind": "default"},
@@ -102,8 +99,6 @@ DEFAULTS: dict[str, Any] = {
     IMAGE_CHOICE: None,
     IMAGE_MESSAGE: None,
     TARGET: "logits",
-    XRAI_STEPS: DEFAULT_XRAI_STEPS,
-    XRAI_ALGORITHM: registry.default("xrai", "algorithm"),
     REGION_MODE: "draw",
     DRAW_TOOL: "freedraw",
     STROKE_WIDTH: 18,
@@ -126,7 +121,7 @@ DEFAULTS: dict[str, Any] = {
 # Streamlit forgets the state of a widget that was not drawn in a run; writing the value back at
 # the top of each run keeps the user's choice for when the widget comes back.
 _KEEP_WHEN_HIDDEN = (DRAW_TOOL, STROKE_WIDTH, REGION_CLASS, CLICK_ROW, CLICK_COL, CLASS, LAYER,
-                     METHODS, TARGET, XRAI_STEPS, XRAI_ALGORITHM, SWEEP, SCORE_CHOICE, SAMPLE)
+                     METHODS, TARGET, SWEEP, SCORE_CHOICE, SAMPLE)
 
 
 def init() -> None:
@@ -137,6 +132,23 @@ def init() -> None:
     for key in _KEEP_WHEN_HIDDEN:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+    for key, value in _option_defaults().items():  # the methods' settings: shown only for the chosen methods
+        st.session_state[key] = st.session_state.get(key, value)
+
+
+def option_key(method: str, field: str) -> str:
+    """The session key of one method's setting (its widget's key): the one place these keys are made."""
+    return f"{OPTION_PREFIX}.{method}.{field}"
+
+
+def get_option(method: str, field: str, default: Any = None) -> Any:
+    return st.session_state.get(option_key(method, field), default)
+
+
+def _option_defaults() -> dict[str, Any]:
+    from dashboard import method_settings  # it reads keys from here
+
+    return method_settings.defaults()
 
 
 def get(key: str) -> Any:
@@ -153,19 +165,10 @@ def put(key: str, value: Any) -> None:
 # additions below take part in it like the keys above.
 #
 # Test hooks / read back after a run:
-# - `SCORECAM_CHANNELS`, `INPUT_STEPS`, `SMOOTHGRAD_SAMPLES`, `RISE_MASKS`, `RISE_CELLS`, `SEGXRES_POOL`:
-#   the "Method settings" widgets of section 2; set them small before the first run to keep the slow
-#   methods cheap.
 # - `FAITHFULNESS`: ``{method: explainers.faithfulness.Faithfulness}`` including ``"random"``, of
 #   the maps on screen, once section 6 has been switched on (empty otherwise).
 # - `OVERVIEW`: ``{class index: explainers.Explanation}`` of section 7 (empty until switched on).
 
-SCORECAM_CHANNELS = "scorecam_channels"
-INPUT_STEPS = "input_steps"  # Integrated Gradients, Guided IG, Blur IG path points
-SMOOTHGRAD_SAMPLES = "smoothgrad_samples"
-RISE_MASKS = "rise_masks"  # RISE: random masks N
-RISE_CELLS = "rise_cells"  # RISE: cells per side of each random grid
-SEGXRES_POOL = "segxres_pool"  # Seg-XRes-CAM: side of the blocks its gradient is averaged over
 FAITHFULNESS_ON = "faithfulness_on"  # toggle of section 6
 FAITHFULNESS_TARGET = "faithfulness_target"  # score of the curves: "probabilities" | "logits"
 FAITHFULNESS = "faithfulness"  # read back: {method: Faithfulness}
@@ -176,21 +179,14 @@ OVERVIEW = "overview"  # read back: {class index: Explanation}
 FAITHFULNESS_TARGETS = ("probabilities", "logits")
 
 DEFAULTS.update({
-    SCORECAM_CHANNELS: registry.default("scorecam", "channels"),
-    INPUT_STEPS: registry.default("integrated-gradients", "steps"),
-    SMOOTHGRAD_SAMPLES: registry.default("smoothgrad", "samples"),
-    RISE_MASKS: registry.default("rise", "masks"),
-    RISE_CELLS: registry.default("rise", "cells"),
-    SEGXRES_POOL: registry.default("seg-xres-cam", "pool_size"),
     FAITHFULNESS_ON: False,
     FAITHFULNESS_TARGET: "probabilities",
     FAITHFULNESS: {},
     OVERVIEW_ON: False,
-    OVERVIEW_METHOD: "gradcam",
+    OVERVIEW_METHOD: registry.DEFAULT_METHODS[0],
     OVERVIEW: {},
 })
-_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, SCORECAM_CHANNELS, INPUT_STEPS, SMOOTHGRAD_SAMPLES, RISE_MASKS, RISE_CELLS,
-                     SEGXRES_POOL, FAITHFULNESS_ON,
+_KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, FAITHFULNESS_ON,
                      FAITHFULNESS_TARGET, OVERVIEW_ON, OVERVIEW_METHOD)
 
 

@@ -45,6 +45,10 @@ def _finite(raw: np.ndarray) -> tuple[np.ndarray, list[MapWarning]]:
 
 
 def _zero_message(method: registry.Method, layer: str | None) -> str:
+    """Why a map is all zero, in the words of what the method reads (its score, or none)."""
+    if method.score is None:
+        where = "" if method.layer_free else f" at layer {layer!r}"
+        return f"all-zero map: {method.short_label} found nothing positive{where}; try another layer or class."
     if not method.layer_free:
         return (f"all-zero map: nothing at layer {layer!r} raises the region score for this class "
                 "(the ReLU removed all evidence); try another layer or class, or the 'logits' target.")
@@ -151,7 +155,8 @@ def _cam_maps(model, checked: inputs.Inputs, layers: Sequence[str], names: Seque
         for name, cam in objects.items():
             method = registry.get(name)
             layer_map, heat = raw[layer][cam.name]
-            text = cams.describe(cam, method.label, layer, layer_map.shape, checked.target)
+            text = cams.describe(cam, method.label, layer, layer_map.shape, checked.target,
+                                 uses_score=method.score is not None)
             out[layer][name] = _explanation(method, RawMap(heat, layer_map, options[name], text), layer, seconds,
                                             checked)
     return out
@@ -325,7 +330,7 @@ def class_overview(
     `options` are `explain`'s (e.g. `{"xrai": {"steps": 20}}`).
     """
     if not isinstance(method, str):
-        raise ExplainerError(f"Pass one method name (a string), one of: {', '.join(ALL_METHODS)}.")
+        raise ExplainerError(f"Pass one method name (a string), one of: {', '.join(registry.ALL_METHODS)}.")
     (method,) = registry.check_methods((method,))
     labels = predict(model, image).labels
     out: dict[int, Explanation] = {}

@@ -156,8 +156,12 @@ def _parser() -> argparse.ArgumentParser:
                              "of the network's output stride, and maps are resized back to the image")
     parser.add_argument("--fit", default="pad", choices=("stretch", "pad", "crop"),
                         help="how the image meets the working size: pad (default, aspect kept), stretch, or crop")
-    parser.add_argument("--xrai-steps", type=int, default=100, help="XRAI integration steps (default 100)")
-    parser.add_argument("--scorecam-channels", type=int, default=64, help="Score-CAM channel cap (default 64)")
+    parser.add_argument("--option", action="append", dest="options", default=[], metavar="METHOD.FIELD=VALUE",
+                        help="a method's option, e.g. xrai.steps=20 or rise.masks=1000 (repeatable; every field of "
+                             "the method's options class; 'auto' for a batch size chosen from memory)")
+    parser.add_argument("--xrai-steps", type=int, default=None, help="same as --option xrai.steps=N (default 100)")
+    parser.add_argument("--scorecam-channels", type=int, default=None,
+                        help="same as --option scorecam.channels=N (default 64)")
     parser.add_argument("--force", action="store_true",
                         help="recompute images whose outputs already exist; replace the results of a run with other "
                              "settings in --out")
@@ -327,6 +331,38 @@ class _Progress:
 # The per-image work (the same code on every engine)
 
 
+_ALIASES = (("xrai_steps", "xrai", "steps"), ("scorecam_channels", "scorecam", "channels"))  # old flags
+
+
+def method_options(args) -> dict[str, dict[str, Any]]:
+    """{method: {field: value}} from `--option METHOD.FIELD=VALUE` and the old flags (`--xrai-steps`,
+    `--scorecam-channels`, which win as they name one option each); UsageError on a bad name or value."""
+    from explainers import registry
+    from explainers.errors import ExplainerError
+
+    try:
+        given = registry.options_from_text(getattr(args, "options", None) or [])
+        for flag, method, field in _ALIASES:
+            if getattr(args, flag, None) is not None:
+                given.setdefault(method, {})[field] = getattr(args, flag)
+                registry.get(method).make_options(given[method])
+    except ExplainerError as error:
+        raise UsageError(f"--option: {error}") from None
+    return given
+
+
+def _xrai_steps(args) -> int:
+    from explainers import registry
+
+    return method_options(args).get("xrai", {}).get("steps", registry.default("xrai", "steps"))
+
+
+def _scorecam_channels(args) -> int:
+    from explainers import registry
+
+    return method_options(args).get("scorecam", {}).get("channels", registry.default("scorecam", "channels"))
+
+
 def _settings(args, methods, region_spec, class_names) -> dict:
     """Everything an output depends on: resuming skips an image only when all of it is unchanged."""
     return {
@@ -334,7 +370,8 @@ def _settings(args, methods, region_spec, class_names) -> dict:
         "methods": list(methods), "region": region_spec, "class": args.class_, "layer": args.layer,
         "target": args.target, "metrics": bool(args.metrics), "metric_steps": args.metric_steps,
         "metric_target": args.metric_target, "randomization_steps": args.randomization_steps,
-        "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
+        "xrai_steps": _xrai_steps(args), "scorecam_channels": _scorecam_channels(args),
+        "method_options": method_options(args),
         "mean": getattr(args, "mean", None), "std": getattr(args, "std", None),
         "working_size": getattr(args, "working_size", 512), "fit": getattr(args, "fit", "pad"),
         "labels": str(args.labels.resolve()) if args.labels else None,
@@ -445,8 +482,9 @@ def _validate(args) -> dict[str, Any]:
     except UsageError:
         if class_names:
             raise
-    if args.metric_steps < 1 or args.xrai_steps < 2 or args.scorecam_channels < 1:
+    if args.metric_steps < 1 or (args.xrai_steps or 2) < 2 or (args.scorecam_channels or 1) < 1:
         raise UsageError("--metric-steps must be ≥ 1, --xrai-steps ≥ 2 and --scorecam-channels ≥ 1.")
+    chosen_options = method_options(args)
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UsageError("--batch-size and --workers must be ≥ 1.")
     if args.working_size < 0:
@@ -492,7 +530,8 @@ def _validate(args) -> dict[str, Any]:
                "class_names": class_names, "layer": args.layer, "target": args.target, "metrics": bool(args.metrics),
                "metric_steps": args.metric_steps, "metric_target": args.metric_target,
                "randomization_steps": args.randomization_steps,
-               "xrai_steps": args.xrai_steps, "scorecam_channels": args.scorecam_channels,
+               "xrai_steps": _xrai_steps(args), "scorecam_channels": _scorecam_channels(args),
+               "method_options": chosen_options,
                "preprocessing": preprocessing, "working_size": (args.working_size, args.fit)}
     return {"files": files, "options": options, "num_classes": summary.num_classes,
             "settings": _settings(args, methods, args.region, class_names)}
@@ -532,7 +571,7 @@ def lock_folder(out: Path):
 
 def _option_of(key: str) -> str:
     return {"model_sha256": "--model (another file)", "images": "--images", "class": "--class",
-            "methods": "--method"}.get(key, "--" + key.replace("_", "-"))
+            "methods": "--method", "method_options": "--option"}.get(key, "--" + key.replace("_", "-"))
 
 
 def check_identity(out: Path, identity: dict, force: bool) -> None:

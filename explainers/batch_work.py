@@ -191,7 +191,8 @@ def _explain_one(model, summary, item: dict[str, Any], options: dict[str, Any]) 
         record["status"] = f"skipped: no pixel is predicted as {class_name}"
         return {"record": record, "npz": None, "png": None}
     methods = options["methods"]
-    method_options = {"xrai": {"steps": options["xrai_steps"]}, "scorecam": {"channels": options["scorecam_channels"]}}
+    method_options = options.get("method_options") or {"xrai": {"steps": options["xrai_steps"]},
+                                                        "scorecam": {"channels": options["scorecam_channels"]}}
     explanations = api.explain(model, image, mask, class_index, options["layer"], methods=methods,
                                target=options["target"],
                                options={m: o for m, o in method_options.items() if m in methods})

@@ -134,7 +134,9 @@ class ContrastiveGradCAM(GradCAM):
 class GradCAMPlusPlusOptions:
     """`score`: "adapter" (default: the adapter's mean, our contract) or "region_sum" (h·w times it)."""
 
-    score: str = "adapter"
+    score: str = opts.option("adapter", "Grad-CAM++ score", "'adapter': the adapter's mean over the output grid "
+                             "(our contract); 'region_sum': h·w times it.", kind="choice",
+                             choices=("adapter", "region_sum"), page=False)
 
     def __post_init__(self) -> None:
         opts.choice(self.score, "score", "Grad-CAM++", ("adapter", "region_sum"))
@@ -149,9 +151,11 @@ def gradcampp(options: GradCAMPlusPlusOptions) -> CAM:
     return GradCAMPlusPlus(score=scores.SCORES[options.score])
 
 
-def describe(cam: CAM, label: str, layer: str, layer_shape: tuple[int, int], target: str) -> str:
-    """The sentence every CAM's Explanation carries: what, of which score, where."""
-    return (f"{label} of {cam.score.phrase.format(target=target)}, at layer {layer!r} "
+def describe(cam: CAM, label: str, layer: str, layer_shape: tuple[int, int], target: str,
+             uses_score: bool = True) -> str:
+    """The sentence every CAM's Explanation carries: what, of which score (if the method reads one), where."""
+    of = f" of {cam.score.phrase.format(target=target)}," if uses_score else ","
+    return (f"{label}{of} at layer {layer!r} "
             f"({layer_shape[0]}×{layer_shape[1]}), upsampled bilinearly to the image size.")
 
 

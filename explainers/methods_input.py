@@ -73,8 +73,9 @@ if "interpolation" not in inspect.signature(np.quantile).parameters and _guided_
 class PathOptions:
     """Integrated Gradients, Guided IG, Blur IG: `steps` path points (≥ 2), `batch_size` (None: memory)."""
 
-    steps: int = DEFAULT_STEPS
-    batch_size: int | None = None
+    steps: int = opts.option(DEFAULT_STEPS, "path steps", "Path points of the integral (one gradient each).",
+                             low=2, high=500, step=10)
+    batch_size: int | None = opts.option(None, "batch size", "Images per pass; auto: the largest that fits the memory budget.", low=1, page=False, optional=True)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "steps", opts.whole(self.steps, "steps", 2, "Integrated Gradients"))
@@ -85,9 +86,11 @@ class PathOptions:
 class SmoothGradOptions:
     """`samples` noisy copies (≥ 1), `noise` σ as a fraction of the value range (≥ 0), `seed` of the noise."""
 
-    samples: int = DEFAULT_SAMPLES
-    noise: float = DEFAULT_NOISE
-    seed: int = 0
+    samples: int = opts.option(DEFAULT_SAMPLES, "SmoothGrad samples", "Noisy copies averaged by SmoothGrad (one "
+                               "gradient each).", low=1, high=500, step=5)
+    noise: float = opts.option(DEFAULT_NOISE, "SmoothGrad noise", "σ of the noise as a fraction of the value "
+                               "range.", kind="float", low=0.0, page=False)
+    seed: int = opts.option(0, "SmoothGrad seed", "Seed of the noise.", low=0, page=False)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "samples", opts.whole(self.samples, "samples", 1, "SmoothGrad"))

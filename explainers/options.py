@@ -78,3 +78,67 @@ def from_value(cls: type, value: Any, method: str) -> Any:
 def as_dict(options: Any) -> dict[str, Any]:
     """The fields of an options object as a plain dict (for records and cache keys)."""
     return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else {}
+
+
+# ------------------------------------------------------------------ interface metadata of option fields
+# Each options field carries how a person sets it (label, range, step, help) in `dataclasses.field(metadata=)`,
+# so the dashboard's widgets and the batch CLI's `--option METHOD.FIELD=VALUE` come from the field itself.
+
+_META = "segexplain"
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How one option is shown and parsed: `kind` is "int", "float" or "choice"; `page` False keeps it off
+    the dashboard (batch sizes chosen from memory, seeds); `optional` allows None ("auto" on the CLI)."""
+
+    name: str
+    default: Any
+    label: str
+    help: str
+    kind: str = "int"
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    page: bool = True
+    optional: bool = False
+
+
+def option(default: Any, label: str, help: str, *, kind: str = "int", low: float | None = None,
+           high: float | None = None, step: float | None = None, choices: tuple[str, ...] = (),
+           page: bool = True, optional: bool = False) -> Any:
+    """A dataclass field with its interface metadata (the `Spec` without its name and default)."""
+    info = {"label": label, "help": help, "kind": kind, "low": low, "high": high, "step": step,
+            "choices": tuple(choices), "page": page, "optional": optional}
+    return dataclasses.field(default=default, metadata={_META: info})
+
+
+def specs(cls: type) -> tuple[Spec, ...]:
+    """The `Spec` of every field of an options class, in declaration order (a field without metadata
+    gets a plain one, so a method written without it still works on the CLI)."""
+    out = []
+    for f in dataclasses.fields(cls):
+        info = dict(f.metadata.get(_META, {"label": f.name, "help": "", "page": False}))
+        out.append(Spec(name=f.name, default=f.default, **info))
+    return tuple(out)
+
+
+def parse(cls: type, name: str, text: str, method: str) -> Any:
+    """One option's value from text (the CLI), by its Spec's kind; the options class checks the range."""
+    by_name = {s.name: s for s in specs(cls)}
+    if name not in by_name:
+        known = ", ".join(by_name) or "none"
+        raise ExplainerError(f"{method}: unknown option {name!r}; its options are: {known}.")
+    spec = by_name[name]
+    if spec.optional and text.strip().lower() in ("none", "auto", ""):
+        return None
+    try:
+        if spec.kind == "int":
+            return int(text)
+        if spec.kind == "float":
+            return float(text)
+    except ValueError:
+        raise ExplainerError(f"{method}: `{name}` must be a{'n integer' if spec.kind == 'int' else ' number'}"
+                             f", got {text!r}.") from None
+    return text

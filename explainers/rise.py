@@ -36,11 +36,14 @@ DEFAULT_BATCH_SIZE = 50
 class RISEOptions:
     """`masks` N, `cells` per side of the random grid, keep probability `p`, `batch_size` (None: memory), `seed`."""
 
-    masks: int = DEFAULT_MASKS
-    cells: int = DEFAULT_CELLS
-    p: float = DEFAULT_P
-    batch_size: int | None = None
-    seed: int = 0
+    masks: int = opts.option(DEFAULT_MASKS, "RISE masks", "Random masks RISE averages (one forward pass each).",
+                             low=1, high=20_000, step=100)
+    cells: int = opts.option(DEFAULT_CELLS, "RISE grid", "Cells per side of each of RISE's random keep/drop grids "
+                             "before it is upsampled: fewer cells, coarser masks.", low=1, high=64, step=1)
+    p: float = opts.option(DEFAULT_P, "RISE keep probability", "Share of grid cells each mask keeps.", kind="float",
+                           low=0.0, high=1.0, page=False)
+    batch_size: int | None = opts.option(None, "batch size", "Images per pass; auto: the largest that fits the memory budget.", low=1, page=False, optional=True)
+    seed: int = opts.option(0, "RISE seed", "Seed of the random masks.", low=0, page=False)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "masks", opts.whole(self.masks, "masks", 1, "RISE"))

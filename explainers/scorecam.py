@@ -44,8 +44,9 @@ DEFAULT_BATCH_SIZE = 32
 class ScoreCAMOptions:
     """`channels`: at most this many channels are scored; `batch_size` masked images per pass (None: memory)."""
 
-    channels: int = DEFAULT_CHANNELS
-    batch_size: int | None = None
+    channels: int = opts.option(DEFAULT_CHANNELS, "Score-CAM channels", "At most this many channels (largest mean "
+                                "activation) are scored: one forward pass each.", low=1, high=1024, step=16)
+    batch_size: int | None = opts.option(None, "batch size", "Images per pass; auto: the largest that fits the memory budget.", low=1, page=False, optional=True)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "channels", opts.whole(self.channels, "channels", 1, "Score-CAM"))

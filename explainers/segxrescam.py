@@ -27,7 +27,9 @@ DEFAULT_POOL_SIZE = 2
 class SegXResCAMOptions:
     """`pool_size`: side, in cells of the layer's grid, of the blocks the gradient is averaged over."""
 
-    pool_size: int = DEFAULT_POOL_SIZE
+    pool_size: int = opts.option(DEFAULT_POOL_SIZE, "Seg-XRes-CAM pool", "Side, in cells of the layer's grid, of "
+                                 "the blocks Seg-XRes-CAM averages its gradient over (1 is HiResCAM's element-wise "
+                                 "product).", low=1, high=64, step=1)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "pool_size", opts.whole(self.pool_size, "pool_size", 1, "Seg-XRes-CAM"))

@@ -50,9 +50,11 @@ _SEGMENTS = LRU(16)  # shared by every dashboard session's thread
 class XRAIOptions:
     """`steps` IG points per baseline (≥ 2), `algorithm` "full" or "fast", `batch_size` (None: from memory)."""
 
-    steps: int = DEFAULT_STEPS
-    algorithm: str = "full"
-    batch_size: int | None = None
+    steps: int = opts.option(DEFAULT_STEPS, "XRAI integration steps", "Integrated-gradient steps per baseline (two "
+                             "baselines). 100 is the usual choice.", low=2, high=500, step=10)
+    algorithm: str = opts.option("full", "XRAI region selection", "'full' grows regions greedily by attribution "
+                                 "density; 'fast' is much cheaper.", kind="choice", choices=ALGORITHMS)
+    batch_size: int | None = opts.option(None, "batch size", "Images per pass; auto: the largest that fits the memory budget.", low=1, page=False, optional=True)
 
     def __post_init__(self) -> None:
         opts.set_field(self, "steps", opts.whole(self.steps, "steps", 2, "XRAI"))

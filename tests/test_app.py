@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -28,8 +29,8 @@ SIZE = 144
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state[state.WAIT_FOR_SLOW] = True  # no polling in AppTest: each run waits for its slow maps
-    at.session_state[state.XRAI_STEPS] = 4
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 4
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     if region is not None:
         at.session_state[state.INJECTED_REGION] = region
     for key, value in session.items():
@@ -69,13 +70,15 @@ def test_page_runs_on_defaults_and_asks_for_a_region() -> None:
     assert any("Draw on the image" in info.value for info in at.info)
     assert at.selectbox(key=state.LAYER).value == "head_concat"  # the default that answers the region (issue 31)
     assert at.multiselect(key=state.METHODS).value == list(FOUR)
-    assert at.session_state[state.XRAI_STEPS] == 4  # the test's cheap setting was kept
+    assert at.session_state[keys.XRAI_STEPS] == 4  # the test's cheap setting was kept
     assert _results(at) == {}
 
 
 def test_default_xrai_steps_is_100() -> None:
-    assert state.DEFAULTS[state.XRAI_STEPS] == 100
-    assert state.DEFAULTS[state.XRAI_ALGORITHM] == "full"
+    from dashboard import method_settings
+
+    assert method_settings.defaults()[keys.XRAI_STEPS] == 100
+    assert method_settings.defaults()[keys.XRAI_ALGORITHM] == "full"
 
 
 @pytest.mark.slow
@@ -216,7 +219,7 @@ def test_export_bundle_holds_png_npz_and_settings() -> None:
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
     request = comparison.Request(model=None, model_key="default", image=image, image_key="abc", region=_box(),
                                  class_index=1, layer="final_conv", methods=FOUR, target="logits",
-                                 xrai_steps=4, xrai_algorithm="fast")
+                                 options={"xrai": {"steps": 4, "algorithm": "fast"}})
     choice = {"source": "sample", "name": "fly agaric", "digest": "abc", "pixels": image}
     files = export.files(request, results, choice, "shipped", ["bg", "cap", "g", "s", "r", "v"],
                          np.zeros((SIZE, SIZE), np.int64), "drawing")

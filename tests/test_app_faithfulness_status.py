@@ -34,7 +34,7 @@ def _section(outcome: str) -> None:
 
     request = comparison.Request(model=None, model_key="m", image=image, image_key=outcome,
                                  region=np.ones((8, 8), bool), class_index=0, layer="l", methods=("gradcam",),
-                                 target="logits", xrai_steps=4, xrai_algorithm="fast")
+                                 target="logits", options={"xrai": {"steps": 4, "algorithm": "fast"}})
     st.session_state[state.FAITHFULNESS_ON] = True
     original = compute.faithfulness
     compute.faithfulness = refuse if outcome == "error" else scored

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from helpers_models import binary_sigmoid_model, coarse_output_model, conv_bn_relu_unet
 from streamlit.testing.v1 import AppTest
@@ -19,8 +20,8 @@ from dashboard import class_names_input, compute, state
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SIZE = 48
-CHEAP = {state.XRAI_STEPS: 3, state.XRAI_ALGORITHM: "fast", state.INPUT_STEPS: 3, state.SMOOTHGRAD_SAMPLES: 2,
-         state.SCORECAM_CHANNELS: 4}
+CHEAP = {keys.XRAI_STEPS: 3, keys.XRAI_ALGORITHM: "fast", **keys.input_steps(3), keys.SMOOTHGRAD_SAMPLES: 2,
+         keys.SCORECAM_CHANNELS: 4}
 
 
 def _upload(model, tmp_path: Path, name: str) -> dict:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -22,7 +23,7 @@ SIZE = 144
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in {state.XRAI_STEPS: 4, state.XRAI_ALGORITHM: "fast", state.WAIT_FOR_SLOW: True,
+    for key, value in {keys.XRAI_STEPS: 4, keys.XRAI_ALGORITHM: "fast", state.WAIT_FOR_SLOW: True,
                        **session}.items():
         at.session_state[key] = value
     if region is not None:
@@ -43,7 +44,7 @@ def _clean(at: AppTest) -> None:
 @pytest.mark.slow
 def test_a_layer_change_neither_restarts_nor_recomputes_xrai(monkeypatch) -> None:
     """XRAI is layer-free: after a layer change the page shows the same XRAI result, and no new job starts."""
-    at = _app(_box(), **{state.XRAI_STEPS: 6})
+    at = _app(_box(), **{keys.XRAI_STEPS: 6})
     at.run()
     _clean(at)
     first = at.session_state[state.RESULTS]["xrai"]
@@ -62,7 +63,7 @@ def test_a_layer_change_neither_restarts_nor_recomputes_xrai(monkeypatch) -> Non
 def test_a_running_slow_map_survives_a_layer_change() -> None:
     """Without waiting: the first run only starts XRAI; a layer change finds the same job, which finishes once."""
     region = _box(44, 50, 70, 96)
-    at = _app(region, **{state.XRAI_STEPS: 30, state.WAIT_FOR_SLOW: False})
+    at = _app(region, **{keys.XRAI_STEPS: 30, state.WAIT_FOR_SLOW: False})
     at.run()
     _clean(at)
     assert "xrai" not in at.session_state[state.RESULTS]  # the CAMs are on screen, XRAI still to come
@@ -313,7 +314,7 @@ def _xrai_job_setup(steps: int) -> tuple[AppTest, tuple, object, list]:
     import explainers
     from dashboard import comparison
 
-    at = _app(_box(44, 50, 70, 96), **{state.XRAI_STEPS: steps, state.WAIT_FOR_SLOW: False,
+    at = _app(_box(44, 50, 70, 96), **{keys.XRAI_STEPS: steps, state.WAIT_FOR_SLOW: False,
                                       state.METHODS: ["gradcam"]})
     at.run()
     _clean(at)

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -23,8 +24,8 @@ from dashboard import state
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 FOUR = ("gradcam", "gradcam++", "xrai", "vinogradova")
 SIZE = 144
-CHEAP = {state.XRAI_STEPS: 4, state.XRAI_ALGORITHM: "fast", state.INPUT_STEPS: 4, state.SMOOTHGRAD_SAMPLES: 3,
-         state.SCORECAM_CHANNELS: 8}
+CHEAP = {keys.XRAI_STEPS: 4, keys.XRAI_ALGORITHM: "fast", **keys.input_steps(4), keys.SMOOTHGRAD_SAMPLES: 3,
+         keys.SCORECAM_CHANNELS: 8}
 
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
@@ -69,8 +70,8 @@ def _clean(at: AppTest) -> None:
 def test_picker_offers_every_method_and_tags_layer_free_and_slow_ones() -> None:
     from dashboard import comparison
 
-    assert set(comparison.PICKER_ORDER) == set(explainers.ALL_METHODS)
-    assert len(comparison.PICKER_ORDER) == len(explainers.ALL_METHODS)
+    assert set(comparison.picker_order()) == set(explainers.ALL_METHODS)
+    assert len(comparison.picker_order()) == len(explainers.ALL_METHODS)
     for method in ("xrai", "integrated-gradients", "smoothgrad", "guided-ig", "blur-ig"):
         assert "layer-free" in comparison.picker_label(method) and "slow" in comparison.picker_label(method)
     assert "slow" in comparison.picker_label("scorecam") and "layer-free" not in comparison.picker_label("scorecam")
@@ -85,9 +86,10 @@ def test_map_settings_are_part_of_the_slow_maps_keys() -> None:
 
     request = comparison.Request(model=None, model_key="m", image=np.zeros((4, 4, 3), np.uint8), image_key="i",
                                  region=np.ones((4, 4), bool), class_index=1, layer="final_conv", methods=(),
-                                 target="logits", xrai_steps=4, xrai_algorithm="fast", input_steps=7)
+                                 target="logits", options={"xrai": {"steps": 4, "algorithm": "fast"},
+                                                           "integrated-gradients": {"steps": 7}})
     other_layer = comparison.Request(**{**request.__dict__, "layer": "aggregation"})
-    more_steps = comparison.Request(**{**request.__dict__, "input_steps": 8})
+    more_steps = comparison.Request(**{**request.__dict__, "options": {"integrated-gradients": {"steps": 8}}})
     ig = "integrated-gradients"
     assert comparison.slow_key(request, ig) == comparison.slow_key(other_layer, ig)  # layer-free
     assert comparison.slow_key(request, ig) != comparison.slow_key(more_steps, ig)
@@ -96,11 +98,13 @@ def test_map_settings_are_part_of_the_slow_maps_keys() -> None:
 
 
 def test_method_settings_default_to_the_library_defaults() -> None:
+    from dashboard import method_settings
     from explainers import methods_input, scorecam
 
-    assert state.DEFAULTS[state.SCORECAM_CHANNELS] == scorecam.DEFAULT_CHANNELS
-    assert state.DEFAULTS[state.INPUT_STEPS] == methods_input.DEFAULT_STEPS
-    assert state.DEFAULTS[state.SMOOTHGRAD_SAMPLES] == methods_input.DEFAULT_SAMPLES
+    defaults = method_settings.defaults()
+    assert defaults[keys.SCORECAM_CHANNELS] == scorecam.DEFAULT_CHANNELS
+    assert defaults[keys.IG_STEPS] == methods_input.DEFAULT_STEPS
+    assert defaults[keys.SMOOTHGRAD_SAMPLES] == methods_input.DEFAULT_SAMPLES
     assert state.DEFAULTS[state.FAITHFULNESS_TARGET] == "probabilities"
     assert state.DEFAULTS[state.OVERVIEW_METHOD] == "gradcam"
 
@@ -149,7 +153,7 @@ def test_extra_methods_produce_maps_after_the_fast_ones() -> None:
     assert results["integrated-gradients"] is first_ig
     assert results["hirescam"].layer == "aggregation"
 
-    at.number_input(key=state.INPUT_STEPS).set_value(5).run()  # a new setting is a new map
+    at.number_input(key=keys.IG_STEPS).set_value(5).run()  # a new setting is a new map
     _clean(at)
     assert at.session_state[state.RESULTS]["integrated-gradients"] is not first_ig
     assert "5 steps" in at.session_state[state.RESULTS]["integrated-gradients"].note
@@ -159,8 +163,8 @@ def test_extra_methods_produce_maps_after_the_fast_ones() -> None:
 def test_rise_and_seg_xres_cam_settings_reach_their_maps() -> None:
     """RISE's masks and grid and Seg-XRes-CAM's pool size are set in "Method settings" like the other
     methods' settings, and the maps are computed with them: a pool of 1 cell is HiResCAM by definition."""
-    at = _app(_box(), **{state.METHODS: ["hirescam", "seg-xres-cam", "rise"], state.RISE_MASKS: 24,
-                         state.RISE_CELLS: 4})
+    at = _app(_box(), **{state.METHODS: ["hirescam", "seg-xres-cam", "rise"], keys.RISE_MASKS: 24,
+                         keys.RISE_CELLS: 4})
     at.run()
     _clean(at)
     results = at.session_state[state.RESULTS]
@@ -169,14 +173,14 @@ def test_rise_and_seg_xres_cam_settings_reach_their_maps() -> None:
     assert not np.allclose(results["seg-xres-cam"].heatmap, results["hirescam"].heatmap, atol=1e-3)
     first_rise = results["rise"]
 
-    at.number_input(key=state.SEGXRES_POOL).set_value(1).run()  # a CAM setting: the CAM pass again, RISE kept
+    at.number_input(key=keys.SEGXRES_POOL).set_value(1).run()  # a CAM setting: the CAM pass again, RISE kept
     _clean(at)
     results = at.session_state[state.RESULTS]
     assert results["seg-xres-cam"].options.pool_size == 1
     np.testing.assert_allclose(results["seg-xres-cam"].heatmap, results["hirescam"].heatmap, atol=1e-5)
     assert results["rise"] is first_rise
 
-    at.number_input(key=state.RISE_MASKS).set_value(16).run()
+    at.number_input(key=keys.RISE_MASKS).set_value(16).run()
     _clean(at)
     assert at.session_state[state.RESULTS]["rise"].options.masks == 16
 
@@ -299,7 +303,8 @@ def test_export_zip_holds_the_extra_maps_and_the_faithfulness_numbers() -> None:
     image = at.session_state[state.IMAGE_CHOICE]["pixels"]
     request = comparison.Request(model=None, model_key="default", image=image, image_key="abc", region=_box(),
                                  class_index=1, layer="final_conv", methods=tuple(results), target="logits",
-                                 xrai_steps=4, xrai_algorithm="fast", input_steps=4, smoothgrad_samples=3)
+                                 options={"xrai": {"steps": 4, "algorithm": "fast"},
+                                          "integrated-gradients": {"steps": 4}, "smoothgrad": {"samples": 3}})
     choice = {"source": "sample", "name": "fly agaric", "digest": "abc", "pixels": image}
     ranking = faithfulness_view.compute.faithfulness_ranking(scores)
     files = export.files(request, results, choice, "shipped", ["bg", "cap", "g", "s", "r", "v"],

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 from streamlit.testing.v1 import AppTest
 
 import explainers
@@ -27,8 +28,8 @@ SCALE = region.CANVAS_SIZE / SIZE  # canvas pixels per image pixel
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.WAIT_FOR_SLOW] = True
-    at.session_state[state.XRAI_STEPS] = 4
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 4
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = ["gradcam", "gradcam++"]
     for key, value in session.items():
         at.session_state[key] = value

@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -39,8 +40,8 @@ def truth_and_prediction() -> tuple[np.ndarray, np.ndarray]:
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
-    at.session_state[state.XRAI_STEPS] = 4
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 4
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = ["gradcam"]
     for key, value in session.items():
         at.session_state[key] = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -20,8 +21,8 @@ STROKE = {"type": "Path", "originX": "center", "originY": "center", "left": 150,
 def _app(query: dict[str, str] | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.WAIT_FOR_SLOW] = True
-    at.session_state[state.XRAI_STEPS] = 4
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 4
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     for key, value in (query or {}).items():
         at.query_params[key] = value
     for key, value in session.items():

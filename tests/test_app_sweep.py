@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from helpers_models import applications_seg_model
 from PIL import Image
@@ -52,8 +53,8 @@ def test_the_sweep_shows_every_layer_of_a_deep_model_and_a_click_on_a_map_picks_
     region = np.zeros((SIZE, SIZE), bool)
     region[16:44, 20:48] = True
     at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in {state.INJECTED_REGION: region, state.METHODS: ["gradcam"], state.XRAI_STEPS: 3,
-                       state.XRAI_ALGORITHM: "fast"}.items():
+    for key, value in {state.INJECTED_REGION: region, state.METHODS: ["gradcam"], keys.XRAI_STEPS: 3,
+                       keys.XRAI_ALGORITHM: "fast"}.items():
         at.session_state[key] = value
     at.run()
     at.file_uploader(key=state.MODEL_UPLOAD).set_value(("mobilenet.keras", data, "application/octet-stream"))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state, trust_view
@@ -34,8 +35,8 @@ def _clean(at: AppTest) -> None:
 def test_trust_tab_draws_randomisation_curves_verdicts_and_localisation() -> None:
     at = AppTest.from_file(APP, default_timeout=240)
     at.session_state[state.WAIT_FOR_SLOW] = True
-    at.session_state[state.XRAI_STEPS] = 4
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 4
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.INJECTED_REGION] = _box()
     at.session_state[state.METHODS] = ["gradcam", "hirescam", "xrai"]
     at.run()

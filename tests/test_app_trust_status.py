@@ -22,7 +22,7 @@ def _tab() -> None:
     image = np.zeros((8, 8, 3), np.uint8)
     request = comparison.Request(model=None, model_key="m", image=image, image_key="refused",
                                  region=np.ones((8, 8), bool), class_index=0, layer="l", methods=("gradcam",),
-                                 target="logits", xrai_steps=4, xrai_algorithm="fast")
+                                 target="logits", options={"xrai": {"steps": 4, "algorithm": "fast"}})
     st.session_state[trust_view.ON] = True
     original = compute.randomization
     compute.randomization = refuse

@@ -42,7 +42,7 @@ def _two_big_regions() -> tuple[np.ndarray, np.ndarray]:
 def _request(region: np.ndarray, **changes) -> comparison.Request:
     fields = dict(model=None, model_key=f"test-{uuid.uuid4().hex}", image=np.zeros((8, 8, 3), np.uint8),
                   image_key="img", region=region, class_index=1, layer="final_conv", methods=("gradcam",),
-                  target="logits", xrai_steps=4, xrai_algorithm="fast")
+                  target="logits", options={"xrai": {"steps": 4, "algorithm": "fast"}})
     return comparison.Request(**{**fields, **changes})
 
 

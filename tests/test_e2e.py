@@ -407,8 +407,8 @@ def test_an_opened_expander_stays_open_when_the_region_mode_changes(page) -> Non
     """The method settings, opened, stay open when another region mode changes the lines above them
     (Streamlit redraws an element that moved to another place, and an expander comes back closed)."""
     page.get_by_text("Draw on the image to mark the region to explain").wait_for(timeout=SLOW_MS)
-    page.get_by_text("Method settings:").first.click()
-    setting = page.get_by_text("Score-CAM channels", exact=True)
+    page.get_by_text("Method settings", exact=True).first.click()
+    setting = page.get_by_text("XRAI integration steps", exact=True)  # XRAI is one of the default methods
     setting.wait_for(state="visible")
     choose(page, "Region", "Whole class")
     page.get_by_text(re.compile(r"for the whole class")).first.wait_for()

@@ -13,6 +13,7 @@ from pathlib import Path
 import helpers_models as hm
 import hostile_files as hf
 import numpy as np
+import page_keys as keys
 import pytest
 from PIL import Image
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=240)
-    defaults = {state.XRAI_STEPS: 2, state.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
+    defaults = {keys.XRAI_STEPS: 2, keys.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
                 state.METHODS: ["gradcam", "vinogradova"]}
     for key, value in {**defaults, **session}.items():
         at.session_state[key] = value

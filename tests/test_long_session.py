@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -105,8 +106,8 @@ def test_two_hundred_interactions_without_errors_and_with_bounded_memory() -> No
     rng = np.random.default_rng(2024)
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
-    at.session_state[state.XRAI_STEPS] = 2
-    at.session_state[state.XRAI_ALGORITHM] = "fast"
+    at.session_state[keys.XRAI_STEPS] = 2
+    at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = list(METHODS)
     at.session_state[state.INJECTED_REGION] = regions[0]
     at.run()

@@ -9,7 +9,7 @@ import pytest
 from helpers_models import random_image, strided_output_model, tiny_seg_model
 
 import explainers
-from explainers import ExplainerError, api, records, registry, results
+from explainers import ExplainerError, api, records, registry, results, rise, xrai
 from explainers.caching import LRU, PerModel
 
 
@@ -149,3 +149,52 @@ def test_batch_cli_runs_the_new_methods_and_writes_the_shared_record(tmp_path) -
     assert record["methods"]["rise"]["options"]["masks"] == registry.default("rise", "masks")
     assert set(record["methods"]["seg-xres-cam"]) == {"label", "family", "layer", "seconds", "options", "warnings",
                                                       "note"}
+
+
+def test_traits_say_what_the_page_used_to_guess_from_names() -> None:
+    """The records' traits give the page's former name lists (common units, region-sensitive, prepared
+    methods, the Grad-CAM++ scale note, the Grad-CAM = Seg-Grad-CAM explanation)."""
+    assert set(registry.common_units(registry.ALL_METHODS)) == {"gradcam", "hirescam", "layercam", "xgradcam"}
+    assert {m for m in registry.ALL_METHODS if registry.get(m).region == "position-wise"} == {
+        "hirescam", "layercam", "seg-xres-cam"}
+    assert [m for m in registry.ALL_METHODS if registry.get(m).prepares] == ["xrai"]
+    assert [m for m in registry.ALL_METHODS if registry.get(m).scale_dependent] == ["gradcam++"]
+    assert "constant factor" in registry.why_same("vinogradova", "gradcam")
+    assert registry.why_same("gradcam", "hirescam") is None
+    assert registry.get("gradcam").differentiates and not registry.get("rise").differentiates
+    assert not registry.get("scorecam").differentiates
+
+
+def test_every_options_field_carries_its_interface_metadata() -> None:
+    from explainers import options
+
+    for name in registry.ALL_METHODS:
+        for spec in options.specs(registry.get(name).options):
+            assert spec.label and spec.help, (name, spec.name)
+            assert spec.default == registry.default(name, spec.name)
+            if spec.kind == "choice":
+                assert spec.default in spec.choices
+            elif spec.low is not None and spec.default is not None:
+                assert spec.low <= spec.default <= (spec.high if spec.high is not None else spec.default)
+    assert options.parse(xrai.XRAIOptions, "steps", "20", "XRAI") == 20
+    assert options.parse(rise.RISEOptions, "batch_size", "auto", "RISE") is None
+    with pytest.raises(ExplainerError, match="must be an integer"):
+        options.parse(rise.RISEOptions, "masks", "many", "RISE")
+
+
+def test_a_method_without_a_score_is_not_described_by_one(model) -> None:
+    """A registered CAM that explains no score (like Eigen-CAM) is neither described as "of the adapter's
+    region score" nor told its empty map lacks "the region score"."""
+    from explainers import cams
+
+    eigen = registry.Method("no-score-cam", "Plain CAM", registry.CAM, False, False,
+                            make_cam=cams.plain(cams.GradCAM), score=None)
+    registry.register(eigen)
+    try:
+        out = api.explain(model, random_image(16, seed=3), _region(), 1, "conv2", ("no-score-cam",))["no-score-cam"]
+        assert "score" not in out.description
+        assert "score" not in api._zero_message(eigen, "conv2")
+        assert "region score" in api._zero_message(registry.get("gradcam"), "conv2")
+    finally:
+        registry.unregister("no-score-cam")
+    assert "no-score-cam" not in registry.ALL_METHODS

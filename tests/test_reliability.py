@@ -30,6 +30,7 @@ from pathlib import Path
 import helpers_models as hm
 import keras
 import numpy as np
+import page_keys as keys
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
@@ -156,7 +157,7 @@ def test_the_limits_are_documented_where_users_look() -> None:
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
-    defaults = {state.XRAI_STEPS: 2, state.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
+    defaults = {keys.XRAI_STEPS: 2, keys.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
                 state.METHODS: ["gradcam", "vinogradova"]}
     for key, value in {**defaults, **session}.items():
         at.session_state[key] = value
@@ -169,7 +170,7 @@ def _clean(at: AppTest) -> None:
 
 def _settings(at: AppTest) -> dict:
     return {key: at.session_state[key] for key in (state.LAYER, state.TARGET, state.CLASS, state.METHODS,
-                                                  state.REGION_MODE, state.XRAI_STEPS)}
+                                                  state.REGION_MODE, keys.XRAI_STEPS)}
 
 
 def _bad_images() -> dict[str, tuple[bytes, str]]:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,7 +22,7 @@ def _asked(monkeypatch, methods: list[str]) -> list[tuple]:
     monkeypatch.setattr(compute, "prepare_worker", lambda *args: calls.append(args))
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state[state.METHODS] = methods
-    at.session_state[state.XRAI_STEPS] = 20
+    at.session_state[keys.XRAI_STEPS] = 20
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return calls
