@@ -5,7 +5,8 @@ The fast maps (the gradient CAMs, which share one pass) are computed and drawn a
 everything they depend on (`slow_key`: the layer only for the methods that use one), so a change of
 anything else finds the same job, running or done. Each running slow map's cell is a small fragment
 that polls its job (the CAM pictures are not redrawn meanwhile). Maps are pictures
-(`figures.map_image`) at their column's width, two per row, with adjustable opacity and a per-map
+(`figures.map_picture`: JPEG, inline in one `st.html` each with its caption, so no media request) at
+their column's width, two per row, with adjustable opacity and a per-map
 or common scale; `meaning` says when maps are identical or ignore the drawn region, with the
 numbers from `explainers.diagnostics`.
 """
@@ -320,8 +321,8 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
     scale_note = "" if view.scale == "own" else (
         f" · ×{factor:.2f} of the common scale" if method in COMMON_UNITS else " · own max (other units)")
     where = " · layer-free" if is_layer_free(method) else ""
-    st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
-             caption=title(method, explanation) + where + scale_note)
+    st.html(figures.map_html(figures.map_picture(image, heat, paths, opacity=view.opacity),
+                             title(method, explanation) + where + scale_note))
     if flat:
         st.caption(FLAT_NOTE)
     for icon, message in visible_warnings(explanation):
