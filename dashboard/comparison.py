@@ -259,18 +259,25 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
     factors = display_factors(ready, view.scale)
     paths = compute.outline(request.region)
     methods = request.methods
-    for start in range(0, len(methods), PER_ROW_GRID):
+    cells = {}  # every cell first (the layout), then the maps ready now, then the running slow maps' cells:
+    for start in range(0, len(methods), PER_ROW_GRID):  # a CAM after a slow cell no longer waits behind it
         row = methods[start:start + PER_ROW_GRID]
         for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
-            with column, st.container(key=map_key(method)):
-                if method in jobs and not jobs[method].done:
-                    st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
-                elif method in ready:
-                    _draw_map(request.image, method, ready[method], paths, view, factors[method])
-                    if method == "gradcam++":
-                        st.caption(GRADCAMPP_SCALE_NOTE)
-                else:
-                    _draw_pending(request, method, jobs[method])  # failed: its message
+            cells[method] = column.container(key=map_key(method))
+    running = [m for m in methods if m in jobs and not jobs[m].done]
+    for method in methods:
+        if method in running:
+            continue
+        with cells[method]:
+            if method in ready:
+                _draw_map(request.image, method, ready[method], paths, view, factors[method])
+                if method == "gradcam++":
+                    st.caption(GRADCAMPP_SCALE_NOTE)
+            else:
+                _draw_pending(request, method, jobs[method])  # failed: its message
+    for method in running:
+        with cells[method]:
+            st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
     return ready
 
 
