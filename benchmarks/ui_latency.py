@@ -38,11 +38,12 @@ LAYERS = ("aggregation", "final_conv")
 STROKES = ((0.30, 0.38), (0.40, 0.45), (0.25, 0.55), (0.50, 0.35), (0.35, 0.60), (0.45, 0.50),
            (0.28, 0.42), (0.52, 0.58), (0.33, 0.33), (0.42, 0.62))
 
-# src of each map's picture (the media URL names its content) and its caption, by method key
+# src of each map's picture (its inline data URI, or an st.image's media URL: either names its content) and
+# its caption (a <figcaption>, or an st.image's caption), by method key
 MAPS_JS = """
 (keys) => Object.fromEntries(keys.map(k => {
   const img = document.querySelector('.st-key-map-' + k + ' img');
-  const cap = document.querySelector('.st-key-map-' + k + ' [data-testid=stImageCaption]');
+  const cap = document.querySelector('.st-key-map-' + k + ' figcaption, .st-key-map-' + k + ' [data-testid=stImageCaption]');
   return [k, img && img.complete && img.naturalWidth > 0 ? {src: img.src, caption: cap ? cap.innerText : ''} : null];
 }))
 """
@@ -53,7 +54,7 @@ CHANGED_JS = """
     const img = document.querySelector('.st-key-map-' + k + ' img');
     if (!img || !img.complete || img.naturalWidth === 0) return false;
     if (before[k] && img.src === before[k]) return false;
-    const cap = document.querySelector('.st-key-map-' + k + ' [data-testid=stImageCaption]');
+    const cap = document.querySelector('.st-key-map-' + k + ' figcaption, .st-key-map-' + k + ' [data-testid=stImageCaption]');
     if (final && cap && cap.innerText.includes('preview')) return false;
   }
   return performance.now();

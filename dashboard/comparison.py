@@ -5,7 +5,8 @@ The fast maps (the gradient CAMs, which share one pass) are computed and drawn a
 everything they depend on (`slow_key`: the layer only for the methods that use one), so a change of
 anything else finds the same job, running or done. Each running slow map's cell is a small fragment
 that polls its job (the CAM pictures are not redrawn meanwhile). Maps are pictures
-(`figures.map_image`) at their column's width, two per row, with adjustable opacity and a per-map
+(`figures.map_picture`: JPEG, inline in one `st.html` each with its caption, so no media request) at
+their column's width, two per row, with adjustable opacity and a per-map
 or common scale; `meaning` says when maps are identical or ignore the drawn region, with the
 numbers from `explainers.diagnostics`.
 """
@@ -237,18 +238,25 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
     factors = display_factors(ready, view.scale)
     paths = compute.outline(request.region)
     methods = request.methods
-    for start in range(0, len(methods), PER_ROW_GRID):
+    cells = {}  # every cell first (the layout), then the maps ready now, then the running slow maps' cells:
+    for start in range(0, len(methods), PER_ROW_GRID):  # a CAM after a slow cell no longer waits behind it
         row = methods[start:start + PER_ROW_GRID]
         for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
-            with column, st.container(key=map_key(method)):
-                if method in jobs and not jobs[method].done:
-                    st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
-                elif method in ready:
-                    _draw_map(request.image, method, ready[method], paths, view, factors[method])
-                    if registry.get(method).scale_dependent:
-                        st.caption(scale_caption(method))
-                else:
-                    _draw_pending(request, method, jobs[method])  # failed: its message
+            cells[method] = column.container(key=map_key(method))
+    running = [m for m in methods if m in jobs and not jobs[m].done]
+    for method in methods:
+        if method in running:
+            continue
+        with cells[method]:
+            if method in ready:
+                _draw_map(request.image, method, ready[method], paths, view, factors[method])
+                if registry.get(method).scale_dependent:
+                    st.caption(scale_caption(method))
+            else:
+                _draw_pending(request, method, jobs[method])  # failed: its message
+    for method in running:
+        with cells[method]:
+            st.fragment(_slow_cell)(request, method, view, paths, jobs[method], tuple(jobs.values()))
     return ready
 
 
@@ -302,8 +310,8 @@ def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[
         f" · ×{factor:.2f} of the common scale" if method in registry.common_units([method])
         else " · own max (other units)")
     where = " · layer-free" if is_layer_free(method) else ""
-    st.image(figures.map_image(image, heat, paths, opacity=view.opacity), width="stretch",
-             caption=title(method, explanation) + where + scale_note)
+    st.html(figures.map_html(figures.map_picture(image, heat, paths, opacity=view.opacity),
+                             title(method, explanation) + where + scale_note))
     if flat:
         st.caption(FLAT_NOTE)
     for icon, message in visible_warnings(explanation):

@@ -23,7 +23,6 @@ CSS = """
     text-overflow: clip; }
 .st-key-methods-picker [data-tag] > button { flex-shrink: 0; }
 .st-key-methods-picker div:has(> [data-testid="stMultiSelectTagsContainer"]) { max-height: none !important; }
-[class*="st-key-map-"] [data-testid="stImageCaption"] { margin-top: 0; }
 .st-key-region-canvas { padding-top: 2.2rem; }
 [data-testid="stSelectboxVirtualDropdown"] { min-width: 28rem !important; }
 </style>

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import page_keys as keys
 import pytest
+from map_pictures import map_captions
 from streamlit.testing.v1 import AppTest
 
 from dashboard import compute, state
@@ -234,7 +235,7 @@ def test_settings_drawn_after_the_maps_keep_their_values_and_places() -> None:
     _clean(at)
     at.selectbox(key=state.MAP_SCALE).set_value("common").run()
     _clean(at)
-    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    captions = " ".join(map_captions(at))
     assert "of the common scale" in captions  # the maps were drawn with the scale just chosen
     assert at.slider(key=state.OPACITY).value == pytest.approx(0.55)
     at.toggle(key=state.RESTRICT).set_value(True).run()
@@ -258,14 +259,14 @@ def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_m
     at.session_state[state.METHODS] = ["gradcam", "xrai"]
     at.run()
     _clean(at)
-    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    captions = " ".join(map_captions(at))
     assert "XRAI preview, 4 steps" in captions and "the full map follows" in captions
     assert "xrai" not in at.session_state[state.RESULTS]
     job.result, job.progress = final, 1.0
     job.finished.set()
     at.run()
     _clean(at)
-    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    captions = " ".join(map_captions(at))
     assert "preview" not in captions and "XRAI · " in captions
     assert at.session_state[state.RESULTS]["xrai"] is final
 
@@ -289,7 +290,7 @@ def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> N
     at.session_state[state.METHODS] = ["gradcam", "xrai"]
     at.run()  # not a look: the progress is drawn at once
     _clean(at)
-    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    captions = " ".join(map_captions(at))
     assert "XRAI · " not in captions
 
     def finish() -> None:
@@ -303,7 +304,7 @@ def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> N
     at.run()  # the look: it waits for the job and shows its map
     timer.join()
     _clean(at)
-    captions = " ".join(i.caption for e in at.get("image") for i in e.proto.imgs)
+    captions = " ".join(map_captions(at))
     assert "XRAI · " in captions and time.monotonic() - started >= 0.2
     assert state.WAKE_LOOK not in at.session_state
 

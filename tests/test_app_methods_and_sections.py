@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import page_keys as keys
 import pytest
+from map_pictures import map_captions
 from streamlit.testing.v1 import AppTest
 
 import explainers
@@ -54,8 +55,7 @@ def _title(spec: dict) -> str:
 
 def _map_titles(at: AppTest) -> list[str]:
     """Captions of the map pictures of the loop view ("Grad-CAM · 0.02 s"), in the order shown."""
-    return [img.caption for element in at.get("image") for img in element.proto.imgs
-            if re.match(r"^[^·]+ · [0-9.]+ s", img.caption)]
+    return [caption for caption in map_captions(at) if re.match(r"^[^·]+ · [0-9.]+ s", caption)]
 
 
 def _clean(at: AppTest) -> None:
@@ -195,8 +195,8 @@ def test_many_methods_wrap_into_rows_and_the_default_stays_four() -> None:
     assert len(_map_titles(at)) == 6
     assert "8 channel(s)" in at.session_state[state.RESULTS]["scorecam"].note
     # rows of two equal columns: six maps fill three rows (each map wide enough to read)
-    map_columns = [col for col in at.columns if sum(bool(re.match(r"^[^·]+ · [0-9.]+ s", img.caption))
-                   for element in col.get("image") for img in element.proto.imgs) == 1]  # one map each
+    map_columns = [col for col in at.columns if sum(bool(re.match(r"^[^·]+ · [0-9.]+ s", caption))
+                   for caption in map_captions(col)) == 1]  # one map each
     assert len(map_columns) == 6
     assert {round(col.proto.weight, 3) for col in map_columns} == {0.5}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import page_keys as keys
 import pytest
+from map_pictures import map_captions
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -72,7 +73,7 @@ def _explained_caption(at: AppTest) -> str:
 def _map_has_outline(at: AppTest) -> bool:
     """A map picture is on screen (the region outline is drawn into it: see figures.map_image)."""
     return any(" · " in caption and caption.rstrip().endswith(" s") or " s · " in caption
-               for caption in _image_captions(at))
+               for caption in map_captions(at))
 
 
 @pytest.mark.slow

@@ -30,12 +30,12 @@ TITLES = ("Grad-CAM ·", "Grad-CAM++ ·", "XRAI ·", "Seg-Grad-CAM ·")
 SECOND_LAYER = "aggregation"
 VIEWPORT = {"width": 1280, "height": 800}
 
-# Each map is a picture in the container `.st-key-map-<method>` ("+" → "p"); its media URL names its content,
-# so a new map has a new `src`. The caption under it starts with the method's short label.
+# Each map is a picture in the container `.st-key-map-<method>` ("+" → "p"); its inline data URI is its
+# content, so a new map has a new `src`. The caption under it (a <figcaption>) starts with the method's short label.
 MAPS_JS = """
 (keys) => keys.map(k => {
   const img = document.querySelector('.st-key-map-' + k + ' img');
-  const cap = document.querySelector('.st-key-map-' + k + ' [data-testid=stImageCaption]');
+  const cap = document.querySelector('.st-key-map-' + k + ' figcaption, .st-key-map-' + k + ' [data-testid=stImageCaption]');
   if (!img || !img.complete || img.naturalWidth === 0) return null;
   return {key: k, title: cap ? cap.innerText.trim() : '', size: img.naturalWidth, fingerprint: img.src};
 }).filter(x => x !== null)
