@@ -53,11 +53,12 @@ def start(model_key: str, model: Any, image: np.ndarray, layer: str, cams: tuple
     return thread
 
 
-def start_on_load(model_key: str, model: Any, methods: list[str] | tuple[str, ...], target: str
+def start_on_load(model_key: str, model: Any, methods: list[str] | tuple[str, ...] | None, target: str
                   ) -> threading.Thread | None:
     """Right after a model is loaded, before the page has even predicted: its default layer on a grey image
     of its input size (the trace does not depend on the pixels). A free-size model waits for the page's
-    image (`start` from the loop)."""
+    image (`start` from the loop). `methods` None: the default ones (a model can be uploaded before the
+    session's first run has drawn the method picker)."""
     try:
         h, w = explainers.inspect_model(model).input_size
         layer = explainers.default_layer(model)
@@ -65,7 +66,7 @@ def start_on_load(model_key: str, model: Any, methods: list[str] | tuple[str, ..
         return None
     if h is None or w is None:
         return None
-    cams = tuple(m for m in methods if m in registry.FAST_METHODS)
+    cams = tuple(m for m in (registry.DEFAULT_METHODS if methods is None else methods) if m in registry.FAST_METHODS)
     return start(model_key, model, np.full((int(h), int(w), 3), 128, np.uint8), layer, cams, target, {})
 
 

@@ -66,3 +66,13 @@ def test_a_free_size_model_waits_for_the_pages_image() -> None:
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(inputs)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax", name="head")(x))
     assert warmup.start_on_load("free", model, ["gradcam"], "logits") is None
+
+
+def test_an_upload_before_the_method_picker_was_drawn_warms_the_default_methods() -> None:
+    """In a loaded browser the upload's run can come before the session's first run drew the method picker
+    (no methods in the session yet): the load went on to a TypeError on the page, and the sidebar stopped."""
+    model = tiny_seg_model(size=16, seed=7)
+    thread = warmup.start_on_load("tiny-7", model, None, "logits")
+    assert thread is not None
+    thread.join(timeout=120)
+    assert len(_traced(model)) == 1
