@@ -23,7 +23,7 @@ import streamlit as st
 
 import explainers
 from dashboard import figures, safe_text, state
-from explainers import ExplainerError, quality
+from explainers import ExplainerError, quality, registry
 from models import CLASS_NAMES, scenes
 
 DEFAULT_SIZE = 144  # size of the generated scenes when the model takes any size
@@ -132,7 +132,7 @@ def _batch_run() -> None:
     except (ValueError, OSError) as error:
         st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
         return
-    methods = list(result["methods"]) or ["gradcam"]
+    methods = list(result["methods"]) or list(registry.DEFAULT_METHODS[:1])
     label_view.ranking(result["tables"].get("iou") or [], methods[0], dataset_view.open_in_main_view,
                        key="browser-iou", switch=False)
     if st.session_state.get(dataset_view.PROBLEM):

@@ -228,9 +228,6 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
     {method: Explanation} of the maps that are ready now, in the order shown."""
     results = fast_maps(request)
     jobs = slow_jobs(request)
-    if state.get(state.WAIT_FOR_SLOW):  # test hook: finish the slow maps within this run
-        for job in jobs.values():
-            job.wait()
     for method, job in jobs.items():
         if job.result is not None:
             results[method] = job.result

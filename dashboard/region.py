@@ -334,7 +334,8 @@ def _background(names: list[str]) -> tuple[int, ...]:
 
 
 def _apply_injection(marked: Marked, drawing: canvas.Drawing | None) -> Marked:
-    """The test hook `state.INJECTED_REGION` wins until the next new drawing replaces it."""
+    """A region handed in through `state.INJECTED_REGION` (the dataset page, tests) wins until the next new
+    drawing replaces it."""
     drawn = None if drawing is None or drawing.empty else compute.digest(drawing.rgba[..., 3] > 0)
     is_new_drawing = drawn is not None and drawn != state.get(state.LAST_DRAWING)
     state.put(state.LAST_DRAWING, drawn)

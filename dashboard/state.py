@@ -3,12 +3,14 @@
 Every `st.session_state` entry the page reads or writes is named by a constant here, so a test can
 set up a situation without knowing how the page is built. Keys of widgets are the widget `key=`.
 
-Test hooks (read by the page, never written by it except to drop them):
+Inputs handed to the page from outside its widgets (read by the page, never written by it except to
+drop them): no test hook runs in the page; tests use these public inputs, and AppTest's lack of
+looks at the slow maps is made up for on the test side (`tests/conftest.py`, `finish_slow_maps`).
 
-- `INJECTED_REGION` (``"injected_region"``): a boolean H×W NumPy array at the model's input size.
-  While present it is the region to explain, whatever the region mode; the next drawing on the
-  canvas replaces it (the page then deletes the key). An all-False array exercises the
-  "empty region" message.
+- `INJECTED_REGION` (``"injected_region"``): a boolean H×W NumPy array at the model's input size, the
+  way the dataset page hands a batch run's region to the main view (and tests give one). While present
+  it is the region to explain, whatever the region mode; the next drawing on the canvas replaces it
+  (the page then deletes the key). An all-False array exercises the "empty region" message.
 - `LOAD_DRAWING` (``"load_drawing"``): a drawing in streamlit-drawable-canvas's JSON (``{"objects":
   [...]}`` in canvas pixels, `region.CANVAS_SIZE` on the longest side). The next run puts it on the draw
   mode's canvas (which it mounts anew, starting from it) and drops the key: what a shared link or the
@@ -16,9 +18,6 @@ Test hooks (read by the page, never written by it except to drop them):
 - `option_key(method, field)`: the key of a method's setting in the "Method settings" expander (e.g.
   XRAI's steps and algorithm); set them before the first run (e.g. 5 steps, "fast") to keep the slow
   methods cheap in `AppTest`. They default to the options class's defaults (XRAI: 100 / "full").
-- `WAIT_FOR_SLOW` (``"wait_for_slow"``): True makes each run wait for its slow maps (XRAI, Score-CAM,
-  the IG family). The page computes them in the background and polls them with a fragment, which
-  `AppTest` does not run on its own; without the hook a run shows the CAMs and the slow maps' progress.
 
 Read back after a run:
 
@@ -65,7 +64,7 @@ CLICK_ROW = "click_row"
 CLICK_COL = "click_col"
 REGION_CLASS = "region_class"  # class of the "whole class" preset
 RESTRICT = "restrict"  # keep only the region's pixels predicted as the explained class
-INJECTED_REGION = "injected_region"  # test hook, see the module docstring
+INJECTED_REGION = "injected_region"  # a region handed to the page (dataset page, tests): see the module docstring
 
 # Explanation
 CLASS = "class_index"  # explained class (selectbox of class indices)
@@ -237,7 +236,6 @@ REQUEST = "request"
 SHOWN = "shown"  # `loop.Shown` (request, maps, how the region was marked) the sections under the loop draw from
 SECTIONS_FRAGMENT = "segexplain-sections"  # key of the fragment of tabs under the loop (agreement … export)
 EXPORT_FOR = "export_for"
-WAIT_FOR_SLOW = "wait_for_slow"  # test hook: True makes a run wait for its slow maps (AppTest has no polling)
 
 DEFAULTS.update({
     OPACITY: 0.55,
@@ -245,7 +243,6 @@ DEFAULTS.update({
     REQUEST: None,
     SHOWN: None,
     EXPORT_FOR: None,
-    WAIT_FOR_SLOW: False,
 })
 _KEEP_WHEN_HIDDEN = (*_KEEP_WHEN_HIDDEN, OPACITY, MAP_SCALE)
 

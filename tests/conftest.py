@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the kernels the app runs with (see explainers/__init__)
@@ -13,3 +15,27 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the kernels the app runs 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+class SlowMapsWait:
+    """What `finish_slow_maps` gives a test: `stop()` lets the page's runs return before their slow maps again."""
+
+    def __init__(self, stop) -> None:
+        self.stop = stop
+
+
+@pytest.fixture
+def finish_slow_maps(monkeypatch: pytest.MonkeyPatch) -> SlowMapsWait:
+    """AppTest has no browser to time the slow maps' looks, so each run of the page waits for the slow maps it
+    asks for, from the test's side: the page's one way to a slow map, `compute.slow_job`, waits for its job."""
+    from dashboard import compute
+
+    original = compute.slow_job
+
+    def waiting(*args, **kwargs):
+        job = original(*args, **kwargs)
+        job.wait()
+        return job
+
+    monkeypatch.setattr(compute, "slow_job", waiting)
+    return SlowMapsWait(lambda: monkeypatch.setattr(compute, "slow_job", original))

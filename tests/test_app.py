@@ -22,6 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import figures, state
 
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 FOUR = ("gradcam", "gradcam++", "xrai", "vinogradova")
 SIZE = 144
@@ -29,7 +31,6 @@ SIZE = 144
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state[state.WAIT_FOR_SLOW] = True  # no polling in AppTest: each run waits for its slow maps
     at.session_state[keys.XRAI_STEPS] = 4
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     if region is not None:

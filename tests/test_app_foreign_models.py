@@ -69,11 +69,11 @@ def test_image_browser_with_a_four_class_model_says_why_instead_of_crashing(tmp_
      (lambda: binary_sigmoid_model(SIZE), 2)],
     ids=["unet-4-classes", "coarse-21-classes", "binary-sigmoid"],
 )
-def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path) -> None:
+def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path, finish_slow_maps) -> None:
     choice = _upload(build(), tmp_path, f"model{classes}.keras")
     # XRAI runs in the worker process: wait for it within the run (AppTest has no looks), not on the timing
     at = _app(choice, **{state.SWEEP: True, state.FAITHFULNESS_ON: True, state.OVERVIEW_ON: True,
-                         state.BROWSER_ON: True, state.WAIT_FOR_SLOW: True})
+                         state.BROWSER_ON: True})
     at.run()
     _clean(at)
     results = at.session_state[state.RESULTS]

@@ -1,8 +1,8 @@
 """The draw-and-compare loop under AppTest: slow maps kept across changes, notes on what the maps mean,
 export names and wording, the sweep of a 1×1 layer, the polygon hint and the component outline.
 
-Regions come in through the `injected_region` hook; slow maps are awaited with `wait_for_slow` where a
-test needs them finished (AppTest does not run the page's polling fragment on its own)."""
+Regions come in through `state.INJECTED_REGION`; each run waits for its slow maps (the `finish_slow_maps`
+fixture: AppTest does not run the page's looks on its own) except in the tests that watch a job running."""
 
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import compute, state
 
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SIZE = 144
 
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in {keys.XRAI_STEPS: 4, keys.XRAI_ALGORITHM: "fast", state.WAIT_FOR_SLOW: True,
-                       **session}.items():
+    for key, value in {keys.XRAI_STEPS: 4, keys.XRAI_ALGORITHM: "fast", **session}.items():
         at.session_state[key] = value
     if region is not None:
         at.session_state[state.INJECTED_REGION] = region
@@ -61,10 +62,11 @@ def test_a_layer_change_neither_restarts_nor_recomputes_xrai(monkeypatch) -> Non
 
 
 @pytest.mark.slow
-def test_a_running_slow_map_survives_a_layer_change() -> None:
+def test_a_running_slow_map_survives_a_layer_change(finish_slow_maps) -> None:
     """Without waiting: the first run only starts XRAI; a layer change finds the same job, which finishes once."""
+    finish_slow_maps.stop()
     region = _box(44, 50, 70, 96)
-    at = _app(region, **{keys.XRAI_STEPS: 30, state.WAIT_FOR_SLOW: False})
+    at = _app(region, **{keys.XRAI_STEPS: 30})
     at.run()
     _clean(at)
     assert "xrai" not in at.session_state[state.RESULTS]  # the CAMs are on screen, XRAI still to come
@@ -246,9 +248,10 @@ def test_settings_drawn_after_the_maps_keep_their_values_and_places() -> None:
 
 
 @pytest.mark.slow
-def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_map() -> None:
+def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_map(finish_slow_maps) -> None:
     """A running XRAI job that has its preview shows it (captioned as one) with the progress bar; the
     agreement, faithfulness and export see XRAI only once the full map is in."""
+    finish_slow_maps.stop()  # the job is the test's: the page must show it running, not wait for it
     at, key, final, early = _xrai_job_setup(16)
     # a job that has sent its preview and is still computing its full map (the dispatcher never runs it)
     job = compute.Job(key=key, label="XRAI", started=True, started_at=time.monotonic(), progress=0.3)
@@ -272,7 +275,7 @@ def test_xrai_preview_is_shown_while_the_full_map_runs_and_never_counts_as_the_m
 
 
 @pytest.mark.slow
-def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> None:
+def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not(finish_slow_maps) -> None:
     """The run a progress bar's timer asks for (its look) waits on the server for a job about to end and
     shows the map; a run the look did not ask for shows the progress and returns at once."""
     import threading
@@ -280,6 +283,7 @@ def test_a_look_near_the_end_waits_for_the_map_and_any_other_run_does_not() -> N
 
     from dashboard import comparison
 
+    finish_slow_maps.stop()  # the job is the test's: the page must show it running, not wait for it
     at, key, final, _early = _xrai_job_setup(4)
     # a job about to end (a little past its usual time), never run by the dispatcher
     job = compute.Job(key=key, label="XRAI-test", started=True, started_at=time.monotonic(), progress=0.9)
@@ -315,8 +319,7 @@ def _xrai_job_setup(steps: int) -> tuple[AppTest, tuple, object, list]:
     import explainers
     from dashboard import comparison
 
-    at = _app(_box(44, 50, 70, 96), **{keys.XRAI_STEPS: steps, state.WAIT_FOR_SLOW: False,
-                                      state.METHODS: ["gradcam"]})
+    at = _app(_box(44, 50, 70, 96), **{keys.XRAI_STEPS: steps, state.METHODS: ["gradcam"]})
     at.run()
     _clean(at)
     request = at.session_state[state.REQUEST]

@@ -22,6 +22,8 @@ from streamlit.testing.v1 import AppTest
 import explainers
 from dashboard import state
 
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 FOUR = ("gradcam", "gradcam++", "xrai", "vinogradova")
 SIZE = 144
@@ -31,7 +33,6 @@ CHEAP = {keys.XRAI_STEPS: 4, keys.XRAI_ALGORITHM: "fast", **keys.input_steps(4),
 
 def _app(region: np.ndarray | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True  # no polling in AppTest: each run waits for its slow maps
     for key, value in {**CHEAP, **session}.items():
         at.session_state[key] = value
     if region is not None:

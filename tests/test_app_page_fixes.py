@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import page_keys as keys
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import explainers
 from dashboard import comparison, layer_picker, region, state
+
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SIZE = 144
@@ -27,7 +30,6 @@ SCALE = region.CANVAS_SIZE / SIZE  # canvas pixels per image pixel
 
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True
     at.session_state[keys.XRAI_STEPS] = 4
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = ["gradcam", "gradcam++"]

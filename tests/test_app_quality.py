@@ -21,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import state
 from explainers import quality
 
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SAMPLE = "fly agaric"  # the page's default image
 NAMES = ["background", "cap", "gills", "stipe", "ring", "volva"]
@@ -40,7 +42,6 @@ def truth_and_prediction() -> tuple[np.ndarray, np.ndarray]:
 
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
     at.session_state[keys.XRAI_STEPS] = 4
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = ["gradcam"]

@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import share, state
 
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 STROKE = {"type": "Path", "originX": "center", "originY": "center", "left": 150, "top": 140, "width": 100,
           "height": 20, "strokeWidth": 18, "fill": None, "scaleX": 1, "scaleY": 1, "angle": 0,
@@ -20,7 +22,6 @@ STROKE = {"type": "Path", "originX": "center", "originY": "center", "left": 150,
 
 def _app(query: dict[str, str] | None = None, **session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True
     at.session_state[keys.XRAI_STEPS] = 4
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     for key, value in (query or {}).items():

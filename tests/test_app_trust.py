@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import page_keys as keys
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import state, trust_view
@@ -32,9 +33,9 @@ def _clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+@pytest.mark.usefixtures("finish_slow_maps")
 def test_trust_tab_draws_randomisation_curves_verdicts_and_localisation() -> None:
     at = AppTest.from_file(APP, default_timeout=240)
-    at.session_state[state.WAIT_FOR_SLOW] = True
     at.session_state[keys.XRAI_STEPS] = 4
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.INJECTED_REGION] = _box()

@@ -101,11 +101,11 @@ def _check(at: AppTest, step: int, kind: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
 def test_two_hundred_interactions_without_errors_and_with_bounded_memory() -> None:
     regions = _regions()
     rng = np.random.default_rng(2024)
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
     at.session_state[keys.XRAI_STEPS] = 2
     at.session_state[keys.XRAI_ALGORITHM] = "fast"
     at.session_state[state.METHODS] = list(METHODS)

@@ -45,6 +45,8 @@ from explainers.adapter import SegmentationAdapter
 from explainers.results import ALL_ZERO, NON_FINITE, NON_FINITE_GRADIENTS, REGION_RESIZED, REGION_TOUCHED
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
+
 APP = str(ROOT / "dashboard" / "app.py")
 MARKER_ENV = "SEGEXPLAIN_TEST_LAMBDA_MARKER"
 CAMS = ("gradcam", "gradcam++", "vinogradova")
@@ -156,7 +158,6 @@ def test_the_limits_are_documented_where_users_look() -> None:
 
 def _app(**session) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.WAIT_FOR_SLOW] = True  # AppTest has no polling
     defaults = {keys.XRAI_STEPS: 2, keys.XRAI_ALGORITHM: "fast", state.REGION_MODE: "image",
                 state.METHODS: ["gradcam", "vinogradova"]}
     for key, value in {**defaults, **session}.items():

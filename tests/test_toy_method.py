@@ -114,11 +114,11 @@ def test_export_records_the_toy_options_as_run(toy) -> None:
 
 
 @pytest.mark.slow
-def test_the_page_draws_the_toy_setting_and_uses_it(toy) -> None:
+def test_the_page_draws_the_toy_setting_and_uses_it(toy, finish_slow_maps) -> None:
     region = np.zeros((144, 144), bool)
     region[40:72, 45:100] = True
     at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in {**keys.cheap_xrai(), state.WAIT_FOR_SLOW: True, state.INJECTED_REGION: region,
+    for key, value in {**keys.cheap_xrai(), state.INJECTED_REGION: region,
                        state.METHODS: ["gradcam", toy.NAME]}.items():
         at.session_state[key] = value
     at.run()
