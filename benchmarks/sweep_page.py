@@ -166,23 +166,37 @@ GRID_JS = """() => { const grid = document.querySelector('.st-key-sweep-grid'); 
   const rows = [...grid.querySelectorAll('[data-testid=stHtml], .stHtml')].map(row => {
     const srcs = [...row.querySelectorAll('img')].map(i => i.src); return srcs.length ? hash(srcs.join('|')) : null; });
   const imgs = [...grid.querySelectorAll('img')];
-  return {buttons: grid.querySelectorAll('button').length, rows: rows, n: imgs.length,
+  return {buttons: grid.querySelectorAll('button').length, n: imgs.length,
           done: imgs.every(i => i.complete && i.naturalWidth > 0),
+          pending: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length, rows: rows,
           width: imgs.length ? imgs[0].getBoundingClientRect().width : 0}; }"""
 
 
-def _painted(page, before: dict | None, layers: int, timeout: float = 300.0) -> tuple[float, dict]:
-    """Seconds until the sweep's grid holds a cell and button per layer, every picture loaded, and (with
-    `before`) every row of pictures new: rows arrive in order, so the last one new means all are."""
+def _painted(page, before: dict | None, layers: int, timeout: float = 300.0, settle: float = 0.5) -> tuple[float, dict]:
+    """Seconds until the sweep's grid holds a button per layer with every picture loaded and its rows of
+    pictures (their number and content) stop changing: the time of the last change, once nothing has
+    changed for `settle` seconds. The buttons and the rows arrive as separate elements, and some rows never
+    change for a new region (a layer whose map is the same for any region, or blank), so neither "a button
+    per layer" nor "every row new" marks the end. With `before` (the grid for the previous region) the
+    grid as it was does not count as a change."""
     start = time.perf_counter()
+    seen = tuple(before["rows"]) if before else None
+    last_change, grid = None, None
     while time.perf_counter() - start < timeout:
         grid = page.evaluate(GRID_JS)
-        if grid and grid["buttons"] >= layers and grid["done"] and grid["rows"] and (
-                before is None or (len(grid["rows"]) == len(before["rows"])
-                                   and all(a != b for a, b in zip(grid["rows"], before["rows"], strict=True) if a is not None))):
-            return time.perf_counter() - start, grid
+        now = time.perf_counter()
+        if grid and grid["buttons"] >= layers and grid["done"] and grid["rows"]:
+            rows = tuple(grid["rows"])
+            if rows != seen:
+                seen, last_change = rows, now
+            elif last_change is not None and now - last_change >= settle:
+                return last_change - start, grid
         time.sleep(0.02)
-    raise TimeoutError(f"the sweep's pictures were not all on screen within {timeout:.0f} s: {page.evaluate(GRID_JS)}")
+    grid = grid or {}
+    raise TimeoutError(f"the sweep's pictures were not all on screen within {timeout:.0f} s "
+                       f"({'switching on' if before is None else 'after a stroke'}; buttons {grid.get('buttons')}, "
+                       f"pictures {grid.get('n')}, not loaded {grid.get('pending')}, rows {len(grid.get('rows') or [])}, "
+                       f"changed {last_change is not None})")
 
 
 def browser(section: Section, strokes: int = 3) -> None:
