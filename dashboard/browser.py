@@ -116,21 +116,13 @@ def _batch_run() -> None:
     keeps this page (the main view is above)."""
     from dashboard import dataset_view, label_view
 
-    st.text_input("Batch results folder", key=state.BROWSER_FOLDER, placeholder="e.g. results/scenes",
-                  help=f"A folder under {dataset_view.results_root()} holding a batch run made with --labels (or "
-                       "several runs in subfolders).")
-    folder, problem = dataset_view.resolve_folder(st.session_state.get(state.BROWSER_FOLDER) or "")
-    if problem:
-        st.error(safe_text.md(problem))
-        return
-    if folder is None:
-        st.caption("Type the folder of a batch run (`python -m explainers.batch … --labels DIR --out FOLDER`) to "
-                   "rank its images by mean IoU, worst first.")
-        return
-    try:
-        result = dataset_view.results(folder)
-    except (ValueError, OSError) as error:
-        st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
+    result = dataset_view.folder_results(
+        "Batch results folder", state.BROWSER_FOLDER,
+        f"A folder under {dataset_view.results_root()} holding a batch run made with --labels (or several runs in "
+        "subfolders).",
+        "Type the folder of a batch run (`python -m explainers.batch … --labels DIR --out FOLDER`) to rank its "
+        "images by mean IoU, worst first.")
+    if result is None:
         return
     methods = list(result["methods"]) or list(registry.DEFAULT_METHODS[:1])
     label_view.ranking(result["tables"].get("iou") or [], methods[0], dataset_view.open_in_main_view,

@@ -73,6 +73,24 @@ def _results(folder: str, stamp: tuple) -> dict[str, Any]:
     return dataset_analysis.open_results(folder)
 
 
+def folder_results(label: str, key: str, help_text: str, hint: str) -> dict[str, Any] | None:
+    """The input for a results folder, then its results; None after saying why there are none (no folder
+    typed yet: `hint`; a folder outside the root or unreadable: the reason)."""
+    st.text_input(label, key=key, placeholder="e.g. results/scenes", help=help_text)
+    folder, problem = resolve_folder(st.session_state.get(key) or "")
+    if problem:
+        st.error(safe_text.md(problem))
+        return None
+    if folder is None:
+        st.caption(hint)
+        return None
+    try:
+        return results(folder)
+    except (ValueError, OSError) as error:
+        st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
+        return None
+
+
 def results(folder: Path) -> dict[str, Any]:
     """The tables of a results folder, cached until one of its files changes."""
     return _results(str(folder), _stamp(folder))
@@ -174,22 +192,12 @@ def show() -> None:
     it goes to the main page itself, which says what was opened."""
     if st.session_state.pop(SWITCH, False):
         st.switch_page("app.py")
-    root = results_root()
-    st.text_input("Results folder", key=FOLDER, placeholder="e.g. results/scenes",
-                  help=f"A folder under {root} holding a batch run (run.json), several runs in subfolders, or an "
-                       "analysis (analysis.json).")
-    folder, problem = resolve_folder(st.session_state.get(FOLDER) or "")
-    if problem:
-        st.error(safe_text.md(problem))
-        return
-    if folder is None:
-        st.caption("Type the folder of a batch run (`python -m explainers.batch … --out FOLDER`) to see, class "
-                   "by class, where the attribution mass lies.")
-        return
-    try:
-        result = results(folder)
-    except (ValueError, OSError) as error:
-        st.error(f"This folder cannot be read as batch results: {safe_text.md(str(error).splitlines()[0])}")
+    result = folder_results("Results folder", FOLDER,
+                            f"A folder under {results_root()} holding a batch run (run.json), several runs in "
+                            "subfolders, or an analysis (analysis.json).",
+                            "Type the folder of a batch run (`python -m explainers.batch … --out FOLDER`) to see, "
+                            "class by class, where the attribution mass lies.")
+    if result is None:
         return
     tables, names = result["tables"], list(result["class_names"])
     rows = tables.get("context_matrix") or []
