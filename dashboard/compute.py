@@ -18,7 +18,6 @@ Nothing here computes anything itself; it decides what is remembered between rer
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -374,8 +373,6 @@ def _randomization_in_worker(model_key: str | None, image: np.ndarray, region: n
                              layer: str | None, methods: tuple[str, ...], target: str, options: dict[str, Any],
                              steps: int, progress: Callable[[float], None] | None) -> Any | None:
     """The check's result from the worker process, or None when it cannot run there."""
-    from concurrent.futures.process import BrokenProcessPool
-
     from dashboard import worker
 
     source = _MODEL_SOURCES.get(model_key) if model_key is not None else None
@@ -393,10 +390,6 @@ def _randomization_in_worker(model_key: str | None, image: np.ndarray, region: n
             shown[0] = latest[-1]
             progress(shown[0])
 
-    try:
-        return dispatcher.in_worker(report, worker.randomize, source, np.asarray(image), np.asarray(region),
+    return dispatcher.try_in_worker(report, worker.randomize, source, np.asarray(image), np.asarray(region),
                                     int(class_index), layer, tuple(methods), target, dict(options), int(steps),
                                     after_drain=show)
-    except (BrokenProcessPool, OSError, EOFError, ImportError, RuntimeError, pickle.PicklingError) as error:
-        print(f"segexplain: the randomisation check runs in the page's process ({type(error).__name__}: {error})")
-        return None

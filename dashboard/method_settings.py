@@ -35,8 +35,9 @@ def current(methods: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     chosen = registry.ALL_METHODS if methods is None else methods
     out = {}
     for name in chosen:
-        if name in registry.METHODS and page_specs(name):
-            out[name] = {spec.name: state.get_option(name, spec.name, spec.default) for spec in page_specs(name)}
+        specs = page_specs(name) if name in registry.METHODS else ()
+        if specs:
+            out[name] = {spec.name: state.get_option(name, spec.name, spec.default) for spec in specs}
     return out
 
 

@@ -253,15 +253,21 @@ class Dispatcher:
 
     def _in_process(self, job: Job, source: tuple) -> Any | None:
         """The job's Explanation from the worker process, or None when the process cannot be used."""
-        from concurrent.futures.process import BrokenProcessPool
-
         from dashboard import worker
 
+        return self.try_in_worker(job.report, worker.explain_one, source, job.request, job.wants_preview)
+
+    def try_in_worker(self, report: Callable[[float, Any], None], function: Callable[..., Any], *args: Any,
+                      after_drain: Callable[[], None] | None = None) -> Any | None:
+        """`in_worker`, or None when the worker process cannot be used: from then on the caller's work (slow
+        maps, the randomisation check) runs in the page's process (said once in the server log)."""
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
-            return self.in_worker(job.report, worker.explain_one, source, job.request, job.wants_preview)
+            return self.in_worker(report, function, *args, after_drain=after_drain)
         except (BrokenProcessPool, OSError, EOFError, ImportError, RuntimeError, pickle.PicklingError) as error:
-            self.use_process = False  # from now on in this thread (said once in the server log)
-            print(f"segexplain: slow maps run in the page's process ({type(error).__name__}: {error})")
+            self.use_process = False
+            print(f"segexplain: the worker process is not used from now on ({type(error).__name__}: {error})")
             self.pool = None
             return None
 
