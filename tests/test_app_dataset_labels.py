@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
-from test_dataset_view import results_root, rooted  # noqa: F401  (the batch run with --labels the pages read)
+from test_dataset_view import dataset_page_on_results, results_root, rooted  # noqa: F401  (the batch run with --labels the pages read)
 
 from dashboard import dataset_view, state
 from explainers import dataset_analysis, label_scores, quality
@@ -39,14 +39,7 @@ def _check_opened_with_errors(at: AppTest) -> None:
 
 def test_dataset_page_ranks_worst_first_and_opens_the_worst_with_its_errors(rooted) -> None:  # noqa: F811
     order = _expected_order(rooted)
-    at = AppTest.from_file(APP, default_timeout=240)
-    at.session_state[state.METHODS] = ["gradcam"]
-    at.run()
-    assert not at.exception
-    at.switch_page("pages/dataset.py")
-    at.session_state[dataset_view.FOLDER] = "results"
-    at.run()
-    assert not at.exception and not at.error
+    at = dataset_page_on_results()
     table = next(d for d in at.dataframe if "mean IoU" in d.value.columns)
     assert list(table.value["image"]) == order
     assert {"IoU cap", "IoU background"} <= set(table.value.columns)

@@ -82,7 +82,9 @@ def test_folders_outside_the_root_or_without_results_are_refused(rooted, typed, 
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
+def dataset_page_on_results() -> AppTest:
+    """The app run once (the main view first, as a user arrives), then the dataset page on the batch results
+    under the root (`rooted`)."""
     at = AppTest.from_file(APP, default_timeout=240)
     at.session_state[state.METHODS] = ["gradcam"]
     at.run()
@@ -91,6 +93,11 @@ def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
     at.session_state[dataset_view.FOLDER] = "results"
     at.run()
     assert not at.exception and not at.error
+    return at
+
+
+def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
+    at = dataset_page_on_results()
     at.selectbox(key=dataset_view.METHOD).set_value("hirescam").run()
     cell = at.selectbox(key=dataset_view.CELL_CLASS).value, at.selectbox(key=dataset_view.CELL_ON).value
     at.button(key="dataset-open-0").click().run()  # the page goes to the main view itself (issue 32)
