@@ -150,11 +150,10 @@ def open_in_main_view(run: str, output: str, method: str, errors: bool = False, 
     pixels = np.asarray(arrays["image"], np.uint8)
     choice = {"source": "dataset", "name": f"{output} ({Path(run).name})", "digest": compute.digest(pixels),
               "pixels": pixels}
-    truth, void = arrays["truth"], False
-    if truth is not None:
-        void = bool((np.asarray(truth) == label_scores.VOID).any())
-        if not void:  # the main view's ground truth has no void pixels: such a truth stays in the batch's numbers
-            choice["truth"] = np.asarray(truth, np.uint8)
+    truth = arrays["truth"]
+    if truth is not None:  # void pixels (255) come along: the main view shows them and scores without them
+        truth = np.asarray(truth)
+        choice["truth"] = truth.astype(np.uint8) if truth.size and truth.min() >= 0 and truth.max() <= 255 else truth
     state.put(state.IMAGE_CHOICE, choice)
     state.put(state.IMAGE_MESSAGE, None)
     worst = None
@@ -178,10 +177,10 @@ def open_in_main_view(run: str, output: str, method: str, errors: bool = False, 
     what = ("its largest error region (region mode “Error region”) and its ground truth are set" if worst is not None
             else "its explained region (outlined on the canvas and the maps) and class are set")
     if errors and worst is None:
-        what += (" (its ground truth has void pixels, which the main view does not take, so no error region)" if void
-                 else " (no ground truth, or no error, so no error region)")
+        what += " (no ground truth, or no error on its non-void pixels, so no error region)"
     st.session_state[state.OPENED_NOTE] = (
-        f"Opened {output} from the batch results: {what}, with {method}, the batch's method, among your methods. "
+        f"Opened {safe_text.md(output)} from the batch results: {what}, with {safe_text.md(method)}, the batch's "
+        "method, among your methods. "
         "Draw on the canvas to explain another region of it.")
     if switch:
         st.session_state[SWITCH] = True  # `show` switches to the main page (not allowed inside a callback)

@@ -60,12 +60,16 @@ def legend_html(names: Sequence[str], colors: Sequence[tuple[int, int, int]], sh
 
 def mask_overlay(image: np.ndarray, labels: np.ndarray, colors: Sequence[tuple[int, int, int]],
                  opacity: float = MASK_OPACITY, skip: Sequence[int] = (0,)) -> np.ndarray:
-    """The image with the predicted classes painted over it (classes in `skip` left unpainted)."""
+    """The image with the predicted classes painted over it (classes in `skip` left unpainted, and so are
+    values that name no class, such as a ground truth's void pixels: `hatch_void` draws those)."""
     palette = np.asarray(colors, dtype=np.float32)
     alpha = np.full(len(colors), opacity, dtype=np.float32)
     alpha[[k for k in skip if k < len(colors)]] = 0.0
     lab = np.asarray(labels, dtype=np.int64)
-    a = alpha[lab][..., None]
+    outside = (lab < 0) | (lab >= len(colors))
+    if outside.any():
+        lab = np.where(outside, 0, lab)
+    a = np.where(outside, 0.0, alpha[lab])[..., None]
     out = image.astype(np.float32) * (1 - a) + palette[lab] * a
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -370,8 +374,31 @@ def _paint(image: np.ndarray, where: Mapping[str, np.ndarray], opacity: float) -
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+VOID_HATCH = ((105, 105, 105), (215, 215, 215))  # dark and light grey stripes: a ground truth's void pixels
+VOID_STRIPE = 3  # stripe width in pixels of the picture as shown
+
+
+def hatch_void(picture: np.ndarray, void: np.ndarray) -> np.ndarray:
+    """`picture` (already at the size it is shown) with the pixels of the bool mask `void` (any size, brought
+    to the picture's by nearest neighbour, as `enlarge` does) drawn as grey diagonal stripes: void (255) is
+    neither a class nor an error, so it gets no class or error colour."""
+    void = np.asarray(void, dtype=bool)
+    if not void.any():
+        return picture
+    height, width = picture.shape[:2]
+    if void.shape != (height, width):
+        void = np.asarray(Image.fromarray(void.astype(np.uint8) * 255).resize((width, height),
+                                                                               Image.Resampling.NEAREST)) > 0
+    rows, cols = np.indices((height, width))
+    dark = ((rows + cols) // VOID_STRIPE) % 2 == 0
+    out = np.array(picture, copy=True)
+    out[void & dark] = VOID_HATCH[0]
+    out[void & ~dark] = VOID_HATCH[1]
+    return out
+
+
 def error_overlay(image: np.ndarray, codes: np.ndarray, opacity: float = ERROR_OPACITY) -> np.ndarray:
-    """One class's `quality.error_codes` painted over the image (unrelated pixels left as they are)."""
+    """One class's `quality.error_codes` painted over the image (unrelated and void pixels left as they are)."""
     from explainers import quality
 
     codes = np.asarray(codes)
@@ -382,21 +409,33 @@ def error_overlay(image: np.ndarray, codes: np.ndarray, opacity: float = ERROR_O
 
 def confusion_overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, background: int | None = 0,
                       opacity: float = ERROR_OPACITY) -> np.ndarray:
-    """All classes: misclassified pixels red, correctly segmented objects green (background left clear)."""
+    """All classes: misclassified pixels red, correctly segmented objects green (background left clear; void
+    pixels of the truth, `quality.void_pixels`, are never wrong and left clear too)."""
+    from explainers import quality
+
     truth, predicted = np.asarray(truth), np.asarray(predicted)
-    right = truth == predicted
+    scored = ~quality.void_pixels(truth)
+    right = (truth == predicted) & scored
     if background is not None:
         right = right & (truth != background)
-    return _paint(image, {"correct": right, "wrong": truth != predicted}, opacity)
+    return _paint(image, {"correct": right, "wrong": (truth != predicted) & scored}, opacity)
 
 
 def error_legend_html(names: Sequence[str]) -> str:
-    """Swatches of the error colours in `names` (keys of ERROR_COLORS), in one line."""
+    """Swatches of the error colours in `names` (keys of ERROR_COLORS, or `quality.VOID_NAME`: grey stripes
+    as `hatch_void` draws them), in one line."""
+    from explainers import quality
+
     items = []
     for name in names:
-        r, g, b = ERROR_COLORS[name]
+        if name == quality.VOID_NAME:
+            (r, g, b), (r2, g2, b2) = VOID_HATCH
+            fill = f"repeating-linear-gradient(45deg,rgb({r},{g},{b}) 0 2px,rgb({r2},{g2},{b2}) 2px 4px)"
+        else:
+            r, g, b = ERROR_COLORS[name]
+            fill = f"rgb({r},{g},{b})"
         items.append(f"<span style='display:inline-block;width:0.9em;height:0.9em;margin:0 0.3em 0 0.8em;"
-                     f"vertical-align:middle;background:rgb({r},{g},{b});border:1px solid #555'></span>{safe_text.html(name)}")
+                     f"vertical-align:middle;background:{fill};border:1px solid #555'></span>{safe_text.html(name)}")
     return "<div style='font-size:0.9em'>" + "".join(items) + "</div>"
 
 

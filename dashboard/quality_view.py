@@ -5,6 +5,8 @@ label map (from `models.scenes`), a generated scene's (the image browser stores 
 or a label PNG the user uploaded for an uploaded image (`labels_from_upload`, a plain function so
 tests can call it with bytes). It is kept at the image's original size and resized to the model's
 grid (`explainers.quality.resize_labels`) when shown. The numbers come from `explainers.quality`.
+A truth may hold void pixels (255, e.g. Pascal VOC borders from a labelled batch run): drawn as grey
+stripes, named in the legend, and left out of the IoU, the accuracy and the errors as in the batch.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def ground_truth(choice: dict[str, Any], labels: np.ndarray,
     truth = original_truth(choice)
     if truth is None:
         return None, "This image has no ground truth."
-    if int(truth.max(initial=0)) >= num_classes:
-        return None, (f"The ground truth has class indices up to {int(truth.max())}, but this model's classes are "
+    classes = truth[~quality.void_pixels(truth)]  # void pixels (255) are allowed: shown, never scored
+    if int(classes.max(initial=0)) >= num_classes:
+        return None, (f"The ground truth has class indices up to {int(classes.max())}, but this model's classes are "
                       f"0–{num_classes - 1}: it does not belong to this model.")
     return quality.resize_labels(truth, labels.shape), None
 
@@ -118,19 +121,24 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
                               format_func=lambda v: "all classes" if v == "all" else f"{names[v]}",
                               help="All classes: misclassified pixels red, correct objects green. One class: "
                                    "correct, false positives and false negatives of that class.")
+    void = quality.void_pixels(truth)
     if view == "all":
         errors = figures.confusion_overlay(image, truth, labels, background=0 if skip else None)
         legend = ["correct", "wrong"]
     else:
         errors = figures.error_overlay(image, quality.error_codes(truth, labels, int(view)))
         legend = ["correct", "false positive", "false negative"]
+    if void.any():
+        legend.append(quality.VOID_NAME)
     legend_col.markdown(figures.error_legend_html(legend), unsafe_allow_html=True)
     truth_col, pred_col, error_col = st.columns(3)
-    truth_col.image(figures.enlarge(figures.mask_overlay(image, truth, colors, skip=skip), size),
-                    caption="Ground truth", width="stretch")
+    truth_col.image(figures.hatch_void(figures.enlarge(figures.mask_overlay(image, truth, colors, skip=skip), size),
+                                       void),
+                    caption="Ground truth" + (f" (grey stripes: {quality.VOID_NAME})" if void.any() else ""),
+                    width="stretch")
     pred_col.image(figures.enlarge(figures.mask_overlay(image, labels, colors, skip=skip), size),
                    caption="Prediction", width="stretch")
-    error_col.image(figures.enlarge(errors, size), width="stretch",
+    error_col.image(figures.hatch_void(figures.enlarge(errors, size), void), width="stretch",
                     caption="Errors: " + ("all classes" if view == "all" else names[int(view)]))
     confusion = quality.confusion_matrix(truth, labels, len(names))
     fp, fn = quality.error_counts(confusion)
@@ -138,8 +146,12 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
              "true px": int(confusion[k].sum()), "predicted px": int(confusion[:, k].sum()),
              "false pos. px": int(fp[k]), "false neg. px": int(fn[k])} for k in range(len(names))]
     st.dataframe(rows, hide_index=True, key="iou_table", placeholder="–")
+    void_note = (f" {int(void.sum())} px are void ({quality.VOID} in the ground truth): not scored, never an error "
+                 "and never part of an error region, as in the batch's IoU." if void.any() else "")
+    scored = "non-void pixels" if void.any() else "pixels"
+    accuracy_text = "–" if np.isnan(accuracy) else f"{100 * accuracy:.1f} %"
     st.caption(f"Mean IoU **{mean:.3f}** over the classes present in the ground truth or the prediction "
-               f"(– = absent from both); pixel accuracy {100 * accuracy:.1f} %. "
+               f"(– = absent from both); pixel accuracy {accuracy_text} of the {scored}.{void_note} "
                "Use the errors as the region to explain with the region mode “Error region”.")
     if choice.get("source") == "upload":
         _uploader(choice, len(names))
@@ -148,7 +160,8 @@ def panel(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, note:
 def _uploader(choice: dict[str, Any], num_classes: int) -> None:
     key = f"{state.LABEL_UPLOAD}-{choice['digest']}"  # a new image gets an empty uploader
     height, width = np.asarray(choice["pixels"]).shape[:2]
-    st.file_uploader(f"Ground-truth label PNG for this image ({width}×{height} px, values 0–{num_classes - 1})",
+    st.file_uploader(f"Ground-truth label PNG for this image ({width}×{height} px, values 0–{num_classes - 1}, "
+                     f"{quality.VOID} = void)",
                      type=["png"], key=key, on_change=_on_label_upload, args=(key, num_classes),
                      help="A single-channel (grayscale or palette) PNG whose pixel values are class indices, "
                           "at the uploaded image's original size. It is resized to the model's grid.")

@@ -279,9 +279,12 @@ def _error_region(truth: np.ndarray | None, labels: np.ndarray, names: list[str]
                       hint="This image has no ground truth, so it has no error regions: upload a label PNG under "
                            "“Ground truth and errors” below, pick a sample or a generated scene, or choose "
                            "another region mode.")
-    confusion = quality.confusion_matrix(truth, labels, len(names))
+    confusion = quality.confusion_matrix(truth, labels, len(names))  # void pixels (255) not counted
     kind = st.selectbox("Error region", state.ERROR_KINDS, key=state.ERROR_KIND,
                         format_func=state.ERROR_KIND_LABELS.get)
+    void = int(quality.void_pixels(truth).sum())
+    if void:
+        st.caption(f"{void} px of the ground truth are void ({quality.VOID}): never an error, never in an error region.")
     if kind in ("fp", "fn"):
         false_pos, false_neg = quality.error_counts(confusion)
         counts = false_pos if kind == "fp" else false_neg

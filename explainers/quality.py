@@ -3,6 +3,11 @@
 The use case asks "for which images does the segmentation work, and where did it not?". These are
 pure NumPy functions of a ground-truth label map and a predicted one (both H×W class indices), so
 the dashboard only shows them and the tests check them on hand-made masks.
+
+Void pixels: a ground-truth pixel labelled `VOID` (255, Pascal VOC's object borders) counts for no class,
+exactly as in `explainers.label_scores` (the batch's per-image IoU): it is left out of the confusion
+matrix, the IoU, the pixel accuracy and every error region, and gets the code `VOID_PIXEL` in
+`error_codes`. So the main view's IoU of a batch image equals the batch summary's `iou_<class>`.
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from explainers import label_scores
 from explainers.errors import ExplainerError
 
+VOID = label_scores.VOID  # ground-truth value of pixels that are not scored (255)
+VOID_NAME = f"void ({VOID}, not scored)"
+
 # Codes of `error_codes`, one per pixel, for one chosen class.
-TRUE_NEGATIVE, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE = 0, 1, 2, 3
-ERROR_CODE_NAMES = ("other", "correct", "false positive", "false negative")
+TRUE_NEGATIVE, TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE, VOID_PIXEL = 0, 1, 2, 3, 4
+ERROR_CODE_NAMES = ("other", "correct", "false positive", "false negative", VOID_NAME)
 
 
 def _check_pair(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,32 +37,36 @@ def _check_pair(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, n
     return truth.astype(np.int64), predicted.astype(np.int64)
 
 
+def void_pixels(truth: np.ndarray) -> np.ndarray:
+    """Bool mask of the ground truth's void pixels (value `VOID`): in no class, never scored or an error."""
+    return np.asarray(truth) == VOID
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """Pixel counts, rows = true class, columns = predicted class."""
+    """Pixel counts of the non-void pixels, rows = true class, columns = predicted class."""
     truth, predicted = _check_pair(truth, predicted)
-    flat = truth.ravel() * num_classes + predicted.ravel()
+    kept = truth != VOID
+    flat = truth[kept] * num_classes + predicted[kept]
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def per_class_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """IoU of every class; NaN for a class absent from both maps (IoU is undefined there, not 0 or 1)."""
-    confusion = confusion_matrix(truth, predicted, num_classes).astype(np.float64)
-    intersection = np.diag(confusion)
-    union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, intersection / np.where(union > 0, union, 1), np.nan)
+    """IoU of every class over the non-void pixels; NaN for a class absent from both maps (IoU is undefined
+    there, not 0 or 1). The batch's rule (`label_scores.iou_per_class`), so both give the same numbers."""
+    truth, predicted = _check_pair(truth, predicted)
+    return label_scores.iou_per_class(truth, predicted, num_classes)
 
 
 def mean_iou(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
-    """Mean IoU over the classes present in the truth or the prediction."""
-    ious = per_class_iou(truth, predicted, num_classes)
-    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+    """Mean IoU over the classes present in the truth or the prediction (void pixels not counted)."""
+    return label_scores.mean_iou(per_class_iou(truth, predicted, num_classes))
 
 
 def pixel_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Share of pixels whose predicted class is the true one."""
+    """Share of the non-void pixels whose predicted class is the true one (NaN when every pixel is void)."""
     truth, predicted = _check_pair(truth, predicted)
-    return float((truth == predicted).mean())
+    kept = truth != VOID
+    return float((truth[kept] == predicted[kept]).mean()) if kept.any() else float("nan")
 
 
 def class_shares(labels: np.ndarray, num_classes: int) -> list[float]:
@@ -64,13 +77,16 @@ def class_shares(labels: np.ndarray, num_classes: int) -> list[float]:
 
 
 def error_codes(truth: np.ndarray, predicted: np.ndarray, class_index: int) -> np.ndarray:
-    """Per pixel: correct, false positive, false negative or unrelated, for one class."""
+    """Per pixel: correct, false positive, false negative or unrelated, for one class; `VOID_PIXEL` where the
+    truth is void (never an error)."""
     truth, predicted = _check_pair(truth, predicted)
-    in_truth, in_pred = truth == class_index, predicted == class_index
+    void = truth == VOID
+    in_truth, in_pred = (truth == class_index) & ~void, predicted == class_index
     codes = np.full(truth.shape, TRUE_NEGATIVE, dtype=np.uint8)
     codes[in_truth & in_pred] = TRUE_POSITIVE
     codes[~in_truth & in_pred] = FALSE_POSITIVE
     codes[in_truth & ~in_pred] = FALSE_NEGATIVE
+    codes[void] = VOID_PIXEL
     return codes
 
 
@@ -85,7 +101,7 @@ def confused_pixels(
     truth, predicted = _check_pair(truth, predicted)
     name = _namer(class_names)
     return _non_empty(
-        (truth == true_class) & (predicted == predicted_class),
+        (truth == true_class) & (predicted == predicted_class) & (truth != VOID),
         f"No pixel of class {name(true_class)} is predicted as {name(predicted_class)} in this image: "
         "pick a non-zero cell of the confusion table, or another region.",
     )
@@ -125,8 +141,9 @@ def rank_by_iou(truths: np.ndarray, predictions: np.ndarray, num_classes: int) -
 def decode_label_image(data: bytes, shape: tuple[int, int], num_classes: int) -> np.ndarray:
     """Read an uploaded label PNG (one class index per pixel) and check it fits the image and model.
 
-    Accepted: 8- or 16-bit single-channel images and palette images (the palette index is the class).
-    The label map must have the image's original size (`shape` = (height, width)).
+    Accepted: 8- or 16-bit single-channel images and palette images (the palette index is the class);
+    value `VOID` (255) marks void pixels. The label map must have the image's original size
+    (`shape` = (height, width)).
     """
     from explainers.images import decode_with
 
@@ -144,10 +161,11 @@ def decode_label_image(data: bytes, shape: tuple[int, int], num_classes: int) ->
             f"The label image is {labels.shape[1]}×{labels.shape[0]} pixels but the image is "
             f"{shape[1]}×{shape[0]}: upload the label map made for this image."
         )
-    if labels.min() < 0 or labels.max() >= num_classes:
+    values = labels[labels != VOID]  # void pixels (255) are allowed: not scored, as in the batch's labels
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
         raise ExplainerError(
-            f"The label image has values up to {labels.max()}, but the model has {num_classes} classes "
-            f"(0 to {num_classes - 1}): each pixel must be a class index."
+            f"The label image has values up to {values.max()}, but the model has {num_classes} classes "
+            f"(0 to {num_classes - 1}, and {VOID} for void pixels): each pixel must be a class index."
         )
     return labels.astype(np.uint8 if num_classes <= 256 else np.int32)
 
