@@ -96,3 +96,25 @@ def test_an_image_with_void_labels_opens_with_its_ground_truth_error_region_and_
     captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
     assert "Ground truth (grey stripes: void (255, not scored))" in captions
     assert any("void (255, not scored)" in m.value for m in at.markdown)  # the errors legend
+
+
+def test_the_image_browser_opens_it_too_and_one_class_errors_keep_void_apart(void_root, monkeypatch) -> None:
+    monkeypatch.setenv(dataset_view.ROOT_ENV, str(void_root))
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state[state.METHODS] = ["gradcam"]
+    at.session_state[state.BROWSER_SOURCE] = "batch"
+    at.session_state[state.BROWSER_FOLDER] = "results"
+    at.run()
+    assert not at.exception
+    at.button(key="browser-iou-errors").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    run, output = at.session_state[dataset_view.OPENED]
+    saved = dataset_analysis.image_arrays(run, output)
+    np.testing.assert_array_equal(at.session_state[state.IMAGE_CHOICE]["truth"], saved["truth"])
+    _kind, c = label_scores.worst_error(saved["truth"], saved["labels"])
+    assert not (at.session_state[state.REQUEST].region & (saved["truth"] == VOID)).any()
+    at.selectbox(key=state.ERROR_VIEW).set_value(c).run()  # one class: correct / FP / FN, void apart
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert f"Errors: {CLASS_NAMES[c]}" in captions
+    assert any("void (255, not scored)" in m.value and "false negative" in m.value for m in at.markdown)
