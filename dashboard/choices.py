@@ -25,26 +25,35 @@ def shape_text(shape: tuple[int | None, ...]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape[1:])
 
 
-def show(region: np.ndarray | None, labels: np.ndarray, names: list[str], model: Any,
-         model_key: str, image_size: tuple[int, int] | None = None) -> tuple[int, str, list[str]]:
-    """Class and stage pickers in one row, the layer and the method picker under them at full width; returns
-    (class index, layer, methods)."""
+def resolve(region: np.ndarray | None, labels: np.ndarray, names: list[str], model: Any,
+            model_key: str) -> tuple[int, str, list[str]]:
+    """(class index, layer, methods) as the pickers will hold them, defaults applied, before they are drawn.
+
+    The maps need these three values, not the widgets: the loop reads them here, computes and sends the maps,
+    and draws the pickers (`show`) after them, so a stroke's maps reach the browser ahead of the picker
+    widgets (each message is a render of the page in the browser: `benchmarks/ui_latency.py`)."""
     layers, default_layer = compute.layer_table(model_key, model)
-    shapes = {info.name: shape_text(info.output_shape) for info in layers}
     _default_class(region, labels, names)
-    if st.session_state.get(state.LAYER) not in shapes:
+    if st.session_state.get(state.LAYER) not in {info.name for info in layers}:
         st.session_state[state.LAYER] = default_layer
+    layer_picker.resolve(model_key, model, default_layer)
     if state.METHODS not in st.session_state:
         st.session_state[state.METHODS] = list(registry.DEFAULT_METHODS)
+    return int(st.session_state[state.CLASS]), str(st.session_state[state.LAYER]), list(st.session_state[state.METHODS])
+
+
+def show(names: list[str], model: Any, model_key: str, image_size: tuple[int, int] | None = None) -> None:
+    """Class and stage pickers in one row, the layer and the method picker under them at full width, holding
+    the values `resolve` settled in this run."""
+    _layers, default_layer = compute.layer_table(model_key, model)
     class_col, stage_col = st.columns(2)  # the layer below them at full width: its labels are long
-    class_index = class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
-                                      help="Defaults to the class predicted most often inside the region.")
-    layer = layer_picker.show(stage_col, st.container(), model, model_key, default_layer, image_size)
-    methods = st.multiselect(
+    class_col.selectbox("Class", range(len(names)), key=state.CLASS, format_func=names.__getitem__,
+                        help="Defaults to the class predicted most often inside the region.")
+    layer_picker.show(stage_col, st.container(), model, model_key, default_layer, image_size)
+    st.multiselect(
         "Methods", list(picker_order()), key=state.METHODS, format_func=picker_label,
         help="Fast CAMs share one pass and appear at once. Slow methods run after them, each with a progress "
              "bar. Layer-free methods attribute to input pixels: the layer choice does not apply to them.")
-    return int(class_index), layer, list(methods)
 
 
 def method_settings() -> dict[str, dict[str, Any]]:

@@ -66,21 +66,30 @@ def _on_stage(groups: dict[str, list[str]], default_layer: str) -> None:
         st.session_state[state.LAYER] = default_layer if default_layer in names else names[-1]
 
 
-def show(container: Any, layer_box: Any, model: Any, model_key: str, default_layer: str,
-         image_size: tuple[int, int] | None = None) -> str:
-    """The stage selector in `container`, the layer selector in `layer_box`; returns the chosen layer
-    (session key `state.LAYER`). A free-size model's layers show their size at `image_size` (the image's
-    working size), not "?×?"."""
+def resolve(model_key: str, model: Any, default_layer: str) -> str:
+    """The chosen layer (session key `state.LAYER`, the default when it is not a layer of this model) and
+    a stage filter that lists it, settled before the pickers are drawn (`show`)."""
     groups_list = stages(model_key, model)
     groups = {stage.label: [info.name for info in stage.layers] for stage in groups_list}
-    infos = {info.name: info for stage in groups_list for info in stage.layers}
-    if st.session_state.get(state.LAYER) not in infos:
+    if st.session_state.get(state.LAYER) not in {name for names in groups.values() for name in names}:
         st.session_state[state.LAYER] = default_layer
     current = st.session_state[state.LAYER]
     if st.session_state.get(STAGE) not in (ALL, *groups):
         st.session_state[STAGE] = ALL
     if st.session_state[STAGE] != ALL and current not in groups[st.session_state[STAGE]]:
         st.session_state[STAGE] = next((label for label, names in groups.items() if current in names), ALL)
+    return current
+
+
+def show(container: Any, layer_box: Any, model: Any, model_key: str, default_layer: str,
+         image_size: tuple[int, int] | None = None) -> str:
+    """The stage selector in `container`, the layer selector in `layer_box`; returns the chosen layer
+    (session key `state.LAYER`). A free-size model's layers show their size at `image_size` (the image's
+    working size), not "?×?"."""
+    resolve(model_key, model, default_layer)
+    groups_list = stages(model_key, model)
+    groups = {stage.label: [info.name for info in stage.layers] for stage in groups_list}
+    infos = {info.name: info for stage in groups_list for info in stage.layers}
     stage = container.selectbox(
         "Stage", [ALL, *groups], key=STAGE, on_change=_on_stage, args=(groups, default_layer),
         help="Layers grouped by output resolution (1/8 of the input = stride 8), in forward order. "

@@ -4,9 +4,11 @@ Everything here runs in one `st.fragment`: a stroke on the canvas, a new class, 
 or a display change reruns this part of the page only (the sidebar, the ground truth, the class
 overview, the gallery and the browser stay as they are). The gradient CAMs are computed at once; the
 slow maps run as background jobs (`compute.slow_job`) that a rerun never restarts, and each one's
-cell is an inner fragment that polls it while it runs. The widgets the maps only read (opacity,
-scale, method settings, the class switch) are drawn after the maps, in the places kept for them, so
-fewer messages reach the browser ahead of a stroke's maps.
+cell is an inner fragment that polls it while it runs. Everything on the left but the region's own
+inputs and the canvas (the class, layer and method pickers, opacity, scale, method settings, the class
+switch, the canvas's caption and the legend) is drawn after the maps, in the places kept for it, its
+values read from the session state first: each message is a render of the page in the browser, so
+the fewer reach it ahead of a stroke's maps, the sooner they are on screen.
 
 Under the two columns, tabs hold what the loop's maps feed: agreement, layer sweep, faithfulness,
 trust and export (the heavy ones behind a switch or a button). They are a fragment of their own
@@ -112,13 +114,15 @@ def _show(ctx: Context) -> None:
         with st.container():  # its lines change with the mode: the method settings' expander keeps its place
             marked = region.mark(mode, ctx.image, ctx.labels, ctx.names, ctx.colors,
                                  canvas_id=f"{ctx.model_key}-{ctx.choice['digest']}", truth=ctx.truth)
-        with st.container(key="methods-picker"):
-            class_index, layer, methods = choices.show(marked.region if marked.error is None else None, ctx.labels,
-                                                       ctx.names, ctx.model, ctx.model_key, ctx.image.shape[:2])
+        pickers = st.container(key="methods-picker")  # class, layer, methods: drawn after the maps
         settings_box = st.container()  # display and method settings: drawn after the maps (see `_settings`)
+    class_index, layer, methods = choices.resolve(marked.region if marked.error is None else None, ctx.labels,
+                                                  ctx.names, ctx.model, ctx.model_key)
     view = current_view()
     with right:
         shown = _maps(ctx, marked, class_index, layer, methods, view)
+    with pickers:
+        choices.show(ctx.names, ctx.model, ctx.model_key, ctx.image.shape[:2])
     share.publish(ctx.choice, mode, f"{ctx.model_key}-{ctx.choice['digest']}", class_index, layer, methods)
     # after the maps: a slow map this run asks for reaches the worker before the preparation does
     comparison.prepare_slow(ctx.model_key, ctx.choice["digest"], ctx.image, methods, ctx.settings["target"],

@@ -10,7 +10,7 @@ as b, picked from the confusion table). The masks themselves come from `explaine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ class Marked:
     hint: str | None = None
     error: str | None = None
     below: Any = None  # the container under the canvas that `controls_below` fills
+    later: list[tuple[Any, Any]] = field(default_factory=list)  # (container, draw) that `controls_below` runs
 
 
 def canvas_geometry(shape: tuple[int, int]) -> tuple[float, int, int]:
@@ -122,6 +123,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     scale, canvas_w, canvas_h = canvas_geometry(shape)
     overlay = figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
     drawing = None
+    later: list[tuple[Any, Any]] = []  # lines under the canvas the maps do not need: drawn after them
     if mode in ("draw", "component"):
         tool = state.get(state.DRAW_TOOL) if mode == "draw" else "point"
         key = f"canvas-{canvas_id}-{mode}"  # one pad per image, model and mode
@@ -136,12 +138,13 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             _note_click(drawing, key, scale, shape)
         tip = TOOL_TIPS.get(tool, "") if mode == "draw" else (
             "Click a pixel (point tool) or type its row and column; the picked component is outlined.")
-        st.caption(f"Predicted mask, {scale:.3g}× ({shape[1]}×{shape[0]} px). {tip}")
+        later.append((st.container(), lambda: st.caption(f"Predicted mask, {scale:.3g}× ({shape[1]}×{shape[0]} px). "
+                                                         f"{tip}")))
     else:
         state.put(state.PAD_SHOWN, None)
     preview = st.container()
-    st.markdown(figures.legend_html(names, colors, quality.class_shares(labels, len(names))),
-                unsafe_allow_html=True)
+    later.append((st.container(), lambda: st.markdown(
+        figures.legend_html(names, colors, quality.class_shares(labels, len(names))), unsafe_allow_html=True)))
     marked = _region_for_mode(mode, drawing, labels, names, shape, truth)
     marked = _apply_injection(marked, drawing)
     if mode not in ("draw", "component"):
@@ -151,6 +154,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
             st.image(figures.outlined(overlay, paths, (canvas_w, canvas_h)), width=canvas_w)
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
     marked.below = st.container()  # the class switch: `controls_below`, after the maps
+    marked.later = later + marked.later
     return marked
 
 
@@ -184,10 +188,14 @@ def _pad(background: str, size: tuple[int, int], key: str, tool: str, canvas_id:
 
 
 def controls_below(marked: Marked, mode: str = "draw") -> None:
-    """Under the canvas: the brush width (free hand and line only) and the restrict-to-class switch.
+    """Under the canvas: its caption and the class legend, the brush width (free hand and line only) and the
+    restrict-to-class switch.
 
     Drawn after the maps (into the place `mark` kept for it), so a stroke's maps are sent first; their
     values are read from the session state before they are drawn (`_pad`, `finish`)."""
+    for box, draw in marked.later:  # the canvas's caption and the class legend, in their places
+        with box:
+            draw()
     with marked.below if marked.below is not None else st.container():
         toggle_col, brush_col = st.columns([1.7, 1], vertical_alignment="center")
         toggle_col.toggle("Only pixels of the class", key=state.RESTRICT,

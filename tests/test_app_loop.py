@@ -328,3 +328,32 @@ def _xrai_job_setup(steps: int) -> tuple[AppTest, tuple, object, list]:
                                methods=("xrai",), options={"xrai": {"steps": steps}},
                                preview=lambda _m, e: early.append(e))["xrai"]
     return at, comparison.slow_key(request, "xrai"), final, early
+
+
+def test_the_maps_are_sent_before_the_pickers_and_the_legend_and_follow_their_values(monkeypatch) -> None:
+    """Each message is a render of the page in the browser: a stroke's maps go out before the class, layer
+    and method pickers, the canvas caption and the legend (drawn after them in their places), and a picker's
+    new value still applies to the maps of the same run (read from the session state before it is drawn)."""
+    from dashboard import choices, comparison, figures
+
+    order: list[str] = []
+
+    def spy(name, original):
+        return lambda *a, **k: order.append(name) or original(*a, **k)
+
+    monkeypatch.setattr(comparison, "_draw_map", spy("map", comparison._draw_map))
+    monkeypatch.setattr(choices, "show", spy("pickers", choices.show))
+    monkeypatch.setattr(figures, "legend_html", spy("legend", figures.legend_html))
+    at = _app(_box(), **{state.METHODS: ["gradcam", "gradcam++"]})
+    at.run()
+    _clean(at)
+    assert order.index("map") < order.index("pickers") and order.index("map") < order.index("legend"), order
+    order.clear()
+    at.selectbox(key=state.LAYER).set_value("aggregation").run()
+    _clean(at)
+    assert order.index("map") < order.index("pickers"), order
+    assert {r.layer for r in at.session_state[state.RESULTS].values()} == {"aggregation"}
+    at.multiselect(key=state.METHODS).set_value(["gradcam"]).run()
+    _clean(at)
+    assert list(at.session_state[state.RESULTS]) == ["gradcam"]
+    assert at.selectbox(key=state.LAYER).value == "aggregation"
