@@ -27,7 +27,7 @@ import streamlit as st
 import explainers
 import models
 from dashboard import scheduler
-from explainers import depth_profile, regions
+from explainers import depth_profile, regions, registry
 from explainers.caching import LRU
 from models import scenes
 
@@ -392,4 +392,4 @@ def _randomization_in_worker(model_key: str | None, image: np.ndarray, region: n
 
     return dispatcher.try_in_worker(report, worker.randomize, source, np.asarray(image), np.asarray(region),
                                     int(class_index), layer, tuple(methods), target, dict(options), int(steps),
-                                    after_drain=show)
+                                    registry.modules_for(methods), after_drain=show)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 import explainers
+from explainers import registry
 from explainers.caching import LRU
 
 # How each cached model was loaded, so the worker process can load the same one.
@@ -55,6 +56,13 @@ class MapRequest:
     options: dict[str, Any]
     model_key: str | None = None
     image_key: str | None = None
+    # (module, folder) of the module that registered `method` from outside the package (`registry.modules_for`;
+    # filled from the registry when not given): the worker imports it first, so the method is known there too
+    modules: tuple[tuple[str, str | None], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.modules is None:
+            object.__setattr__(self, "modules", registry.modules_for((self.method,)))
 
     def work_key(self) -> tuple:
         return work_key(self.model_key, self.image_key, self.method, self.target, self.options)
@@ -406,7 +414,8 @@ def prepare(dispatcher: Dispatcher, model_key: str, image_key: str, image: np.nd
             return
         if dispatcher.preparing_now is not None:
             dispatcher.stop_preparation()  # for another model, image or options: the user has moved on
-        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options)))
+        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options),
+                                      registry.modules_for((method,))))
         dispatcher.wake.notify()
 
 
