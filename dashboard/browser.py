@@ -22,40 +22,16 @@ import numpy as np
 import streamlit as st
 
 import explainers
-from dashboard import figures, safe_text, state
-from explainers import ExplainerError, quality, registry
-from models import CLASS_NAMES, scenes
+from dashboard import compute, figures, safe_text, state
+from explainers import ExplainerError, registry
+from models import CLASS_NAMES
 
-DEFAULT_SIZE = 144  # size of the generated scenes when the model takes any size
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def scene_batch(seed: int, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N×H×W×3) and ground truths (N×H×W) of the batch; cheap to recall from callbacks."""
-    return scenes.generate(int(count), int(seed), int(size))
+DEFAULT_SIZE = compute.SCENE_SIZE  # size of the generated scenes when the model takes any size
 
 
-def scene_size(model: Any) -> int:
-    height, width = explainers.inspect_model(model).input_size
-    return int(height) if height is not None and height == width else DEFAULT_SIZE
-
-
-@st.cache_data(show_spinner="Generating and segmenting the scenes…", max_entries=8)
-def ranked(model_key: str, seed: int, count: int, _model: Any) -> dict[str, Any]:
-    """Predictions of the batch and its rows ranked worst first (see `quality.rank_by_iou`)."""
-    size = scene_size(_model)
-    images, truths = scene_batch(seed, count, size)
-    num_classes = explainers.inspect_model(_model).num_classes
-    if num_classes != len(CLASS_NAMES):  # the ground truth has the mushroom classes: no confusion matrix else
-        raise ExplainerError(f"the model predicts {num_classes} classes, the scenes' ground truth has {len(CLASS_NAMES)}.")
-    predictions, grids = [], []
-    for image, truth in zip(images, truths, strict=True):
-        labels = explainers.predict(_model, explainers.fit_image(_model, image)).labels
-        predictions.append(labels)
-        grids.append(quality.resize_labels(truth, labels.shape))
-    predictions, grids = np.stack(predictions), np.stack(grids)
-    rows = quality.rank_by_iou(grids, predictions, num_classes)
-    return {"size": size, "num_classes": num_classes, "rows": rows, "predictions": predictions, "truths": grids}
+scene_batch = compute.scene_batch  # images and ground truths of a batch of generated scenes (cached there)
+scene_size = compute.scene_size
+ranked = compute.ranked_scenes  # predictions and rows ranked worst first (cached there)
 
 
 def unavailable_reason(model: Any) -> str | None:
@@ -79,7 +55,6 @@ def unavailable_reason(model: Any) -> str | None:
 
 def scene_choice(seed: int, count: int, size: int, index: int) -> dict[str, Any]:
     """The image choice of generated scene `index`, with its ground truth."""
-    from dashboard import compute
 
     images, truths = scene_batch(seed, count, size)
     pixels = images[index]
@@ -177,10 +152,13 @@ def _scenes(model: Any, model_key: str) -> None:
                "row, or pick a scene and press the button, to explain it; its ground truth comes along.")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _table(model_key: str, seed: int, count: int, _model: Any) -> list[dict[str, Any]]:
-    """Rows of the browser table (thumbnails as data URIs), in ranked order."""
-    data = ranked(model_key, seed, count, _model)
+def _table(model_key: str, seed: int, count: int, model: Any) -> list[dict[str, Any]]:
+    """Rows of the browser table (thumbnails as data URIs), in ranked order (`compute.scene_table`)."""
+    return compute.scene_table(model_key, seed, count, lambda: _rows(model_key, seed, count, model))
+
+
+def _rows(model_key: str, seed: int, count: int, model: Any) -> list[dict[str, Any]]:
+    data = ranked(model_key, seed, count, model)
     images, _ = scene_batch(seed, count, data["size"])
     names = figures.class_names(data["num_classes"])
     table = []

@@ -13,6 +13,7 @@ numbers from `explainers.diagnostics`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,6 @@ import streamlit as st
 import explainers
 from dashboard import compute, figures, safe_text, state, wake
 from explainers import diagnostics, regions, registry, results
-from explainers.caching import LRU
 
 LAYER_FREE_NOTE = "layer-free: attributes to input pixels; the layer choice does not apply"
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -51,6 +51,13 @@ class Request:
     methods: tuple[str, ...]
     target: str
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {method: {field: value}} of the page
+
+    def map_request(self, method: str) -> compute.MapRequest:
+        """`method`'s map as one request: its inputs and its cache identity (`MapRequest.key()`)."""
+        return compute.MapRequest(method=method, image=self.image, region=self.region,
+                                  class_index=int(self.class_index), layer=self.layer, target=self.target,
+                                  options=dict(self.options.get(method, {})), model_key=self.model_key,
+                                  image_key=self.image_key)
 
 
 def label(method: str) -> str:
@@ -82,31 +89,18 @@ def map_options(request: Request, method: str) -> dict[str, Any]:
 
 
 def settings_key(request: Request, method: str) -> tuple:
-    """What `method`'s map depends on besides model, image, region, class and target."""
-    layer = None if is_layer_free(method) else request.layer
-    return (method, layer, *sorted(map_options(request, method).items()))
-
-
-# `region_key` memo: the digest of each recent region mask, so a rerun hashes its region once rather than once
-# per map, cache lookup and store. Keyed by the array's id and checked by identity (the memo holds the array,
-# so its id cannot be reused meanwhile); kept off `Request` so `Request(**request.__dict__)` still works.
-_REGION_KEYS = LRU(8)
+    """What `method`'s map depends on besides model, image, region, class and target (`MapRequest.settings`)."""
+    return request.map_request(method).settings()
 
 
 def region_key(request: Request) -> str:
-    """`compute.digest(request.region)`, computed once per region array."""
-    region = request.region
-    hit = _REGION_KEYS.get(id(region))
-    if hit is not None and hit[0] is region:
-        return hit[1]
-    key = compute.digest(region)
-    _REGION_KEYS.put(id(region), (region, key))
-    return key
+    """`compute.digest(request.region)`, computed once per region array (`compute.region_digest`)."""
+    return compute.region_digest(request.region)
 
 
 def slow_key(request: Request, method: str) -> tuple:
-    return ("map", request.model_key, request.image_key, region_key(request), int(request.class_index),
-            request.target, *settings_key(request, method))
+    """`method`'s map's cache identity (`MapRequest.key()`): its job's and its stored result's key."""
+    return request.map_request(method).key()
 
 
 def short_label(method: str) -> str:
@@ -191,9 +185,7 @@ def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
 
 def slow_jobs(request: Request) -> dict[str, compute.Job]:
     """The jobs of the slow methods on screen (started now if new; never restarted)."""
-    return {m: compute.slow_job(slow_key(request, m), request.model, request.image, request.region,
-                                request.class_index, request.layer, m, request.target, map_options(request, m),
-                                model_key=request.model_key, image_key=request.image_key)
+    return {m: compute.slow_job(request.map_request(m), request.model)
             for m in request.methods if m in registry.SLOW_METHODS}
 
 
@@ -210,9 +202,7 @@ def fast_maps(request: Request) -> dict[str, Any]:
     cams = tuple(m for m in request.methods if m in registry.FAST_METHODS)
     if not cams:
         return {}
-    return compute.cam_maps(request.model_key, request.image_key, region_key(request), request.class_index,
-                            request.layer, cams, request.target, cam_options(request, cams), request.image,
-                            request.region, request.model)
+    return compute.cam_maps([request.map_request(m) for m in cams], request.model)
 
 
 def cam_options(request: Request, cams: tuple[str, ...]) -> tuple:
@@ -386,9 +376,8 @@ def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) 
     if not cams or not whole.any() or np.array_equal(whole, request.region):
         return []
     try:
-        whole_maps = compute.cam_maps(request.model_key, request.image_key, compute.digest(whole),
-                                      request.class_index, request.layer, cams, request.target,
-                                      cam_options(request, cams), request.image, whole, request.model)
+        whole_request = dataclasses.replace(request, region=whole)
+        whole_maps = compute.cam_maps([whole_request.map_request(m) for m in cams], request.model)
     except explainers.ExplainerError:
         return []
     blind = [m for m in cams

@@ -1,24 +1,30 @@
-"""Cached calls into `models` and `explainers`: the only place the page asks for numbers.
+"""Every cache of the page: the only module of `dashboard/` that uses `st.cache_data` / `st.cache_resource`
+(`tests/test_lint.py` checks), and the page's way to the numbers of `models` and `explainers`.
 
 Nothing here computes anything itself; it decides what is remembered between reruns:
 
 - models: `st.cache_resource` (one object shared by all sessions), an uploaded model keyed by the
   SHA-256 of its file;
-- arrays and maps: `st.cache_data`, keyed by the model key, the image digest, the region's digest,
-  the class, the layer, the methods and the target. Models, images and region masks are passed as
-  hash-excluded `_arguments` next to the key that identifies them, so Streamlit never hashes a Keras
-  model, and never hashes a large array either (it hashes arrays of 500,000 elements or more from a
-  random sample of their elements, so two regions a few pixels apart could share a cache entry).
+- arrays and maps: `st.cache_data`. A map's identity is its `MapRequest` (`dashboard.map_request`: model key,
+  image digest, region digest, class, target, method, layer, options): the CAMs are remembered under their
+  requests' `key()`s (`cam_maps`), a slow map's job and result under its request's `key()` (`slow_job`). Other
+  arrays are keyed by the model key, the image digest, the region's digest and what else they depend on.
+  Models, images and region masks are passed as hash-excluded `_arguments` next to the key that identifies
+  them, so Streamlit never hashes a Keras model, and never hashes a large array either (it hashes arrays of
+  500,000 elements or more from a random sample of their elements, so two regions a few pixels apart could
+  share a cache entry).
 - the slow maps (XRAI, Score-CAM, the Integrated-Gradients family): background jobs (`slow_job`),
   started once per key and never restarted by a rerun; the page polls their progress. The scheduling
   (jobs, the worker process, the thread that feeds it) is `dashboard.scheduler`'s; this module owns
   its one dispatcher per server and the small store the results live in (`stored`), not `st.cache_data`.
+- pictures, tables and files the views draw (the canvas background, the sweep's pictures, the browser's table,
+  the export): remembered here too, under keys decided here; the view hands over how to build the value.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,19 +32,17 @@ import streamlit as st
 
 import explainers
 import models
-from dashboard import scheduler
-from explainers import depth_profile, regions
+from dashboard import map_request, scheduler
+from explainers import depth_profile, regions, registry
 from explainers.caching import LRU
 from models import scenes
 
 _MODEL_SOURCES = scheduler.MODEL_SOURCES  # how each cached model was loaded (the worker loads the same)
 
 
-def digest(data: bytes | np.ndarray) -> str:
-    """Short content hash used as a cache key and in the export's settings."""
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes() + repr((data.shape, data.dtype.str)).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
+digest = map_request.digest  # short content hash of bytes or an array (cache keys, the export's settings)
+region_digest = map_request.region_digest  # `digest` of a region mask, once per array
+MapRequest = map_request.MapRequest  # one map's inputs and its cache identity (`MapRequest.key()`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +90,40 @@ def layer_table(model_key: str, _model: Any) -> tuple[list[Any], str]:
     return list(explainers.explainable_layers(_model)), explainers.default_layer(_model)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_stages(model_key: str, _model: Any) -> list[Any]:
+    """The explainable layers grouped by output resolution (`explainers.graph.layer_stages`)."""
+    from explainers import graph
+
+    return graph.layer_stages(_model)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> dict[str, tuple[int | None, ...]]:
+    """The output shape of each spatial layer whose size depends on the input (a free-size model), at the
+    image's working size: Keras infers them symbolically (no forward pass). Empty when nothing is free or
+    the shapes cannot be inferred (the layer picker then keeps "?")."""
+    import keras
+
+    from explainers import graph
+
+    if not isinstance(_model, keras.Model):  # a PyTorch engine's model runs at its one input size
+        return {}
+    flat = graph.flatten(_model)
+    free = [name for name in flat.explainable
+            if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]
+    if not free:
+        return {}
+    try:
+        probe = keras.Model(flat.input, [flat.taps[name] for name in free])
+        specs = probe.compute_output_spec(
+            keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32"))
+    except Exception:  # noqa: BLE001  (a graph Keras cannot infer: the picker says "?" as before)
+        return {}
+    specs = specs if isinstance(specs, list | tuple) else [specs]
+    return {name: tuple(spec.shape) for name, spec in zip(free, specs, strict=True)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Images and predictions
 
@@ -94,6 +132,60 @@ def layer_table(model_key: str, _model: Any) -> tuple[list[Any], str]:
 def sample(name: str) -> np.ndarray:
     image, _truth = scenes.load_sample(name)
     return image
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sample_truth(name: str) -> np.ndarray:
+    """A gallery sample's ground truth (label map at its original size)."""
+    _image, truth = scenes.load_sample(name)
+    return truth
+
+
+SCENE_SIZE = 144  # size of the generated scenes when the model takes any size
+
+
+def scene_size(model: Any) -> int:
+    """The side of the generated scenes for `model`: its square input size, else `SCENE_SIZE`."""
+    height, width = explainers.inspect_model(model).input_size
+    return int(height) if height is not None and height == width else SCENE_SIZE
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def scene_batch(seed: int, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×H×W×3) and ground truths (N×H×W) of a batch of generated scenes; cheap to recall from callbacks."""
+    return scenes.generate(int(count), int(seed), int(size))
+
+
+@st.cache_data(show_spinner="Generating and segmenting the scenes…", max_entries=8)
+def ranked_scenes(model_key: str, seed: int, count: int, _model: Any) -> dict[str, Any]:
+    """Predictions of a batch of generated scenes and its rows ranked worst first (`quality.rank_by_iou`);
+    an ExplainerError when the model's classes are not the scenes' (no confusion matrix then)."""
+    from explainers import quality
+
+    size = scene_size(_model)
+    images, truths = scene_batch(seed, count, size)
+    num_classes = explainers.inspect_model(_model).num_classes
+    if num_classes != len(models.CLASS_NAMES):
+        raise explainers.ExplainerError(f"the model predicts {num_classes} classes, the scenes' ground truth has "
+                                        f"{len(models.CLASS_NAMES)}.")
+    predictions, grids = [], []
+    for image, truth in zip(images, truths, strict=True):
+        labels = explainers.predict(_model, explainers.fit_image(_model, image)).labels
+        predictions.append(labels)
+        grids.append(quality.resize_labels(truth, labels.shape))
+    predictions, grids = np.stack(predictions), np.stack(grids)
+    rows = quality.rank_by_iou(grids, predictions, num_classes)
+    return {"size": size, "num_classes": num_classes, "rows": rows, "predictions": predictions, "truths": grids}
+
+
+@st.cache_data(show_spinner="Reading the results…", max_entries=4)
+def batch_results(folder: str, stamp: tuple) -> dict[str, Any]:
+    """The tables of a batch results folder (`explainers.dataset_analysis.open_results`); `stamp` (the files'
+    sizes and times) is only part of the key, so a changed file is read again."""
+    from explainers import dataset_analysis
+
+    del stamp
+    return dataset_analysis.open_results(folder)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -111,24 +203,18 @@ def prediction(model_key: str, image_key: str, _image: np.ndarray, _model: Any) 
 # Maps
 
 
+def cam_maps(requests: Sequence[MapRequest], model: Any) -> dict[str, Any]:
+    """The gradient CAMs of `requests` (one `MapRequest` per CAM, all on the same model, image, region, class,
+    layer and target) in one library call, remembered under their requests' `key()`s."""
+    return _cam_maps(tuple(r.key() for r in requests), tuple(requests), model)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
-def cam_maps(
-    model_key: str,
-    image_key: str,
-    region_key: str,
-    class_index: int,
-    layer: str,
-    methods: tuple[str, ...],
-    target: str,
-    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],
-    _image: np.ndarray,
-    _region: np.ndarray,
-    _model: Any,
-) -> dict[str, Any]:
-    """The gradient CAMs in one call; `region_key` is `digest(_region)`, `options` ((method, ((option,
-    value), ...)), ...) those set by the page (e.g. Seg-XRes-CAM's pool size)."""
-    return dict(explainers.explain(_model, _image, _region, class_index, layer, methods=methods, target=target,
-                                   options={method: dict(items) for method, items in options}))
+def _cam_maps(keys: tuple[tuple, ...], _requests: tuple[MapRequest, ...], _model: Any) -> dict[str, Any]:
+    first = _requests[0]
+    return dict(explainers.explain(_model, first.image, first.region, first.class_index, first.layer,
+                                   methods=tuple(r.method for r in _requests), target=first.target,
+                                   options={r.method: dict(r.options) for r in _requests if r.options}))
 
 
 SWEEP_SIZE = 112  # longest side of each sweep map kept for the page (its pictures are drawn from these)
@@ -199,30 +285,22 @@ def _keep(key: tuple, value: Any) -> None:
     _slow_store().put(key, value)
 
 
-def slow_map(
-    key: tuple,
-    model: Any,
-    image: np.ndarray,
-    region: np.ndarray,
-    class_index: int,
-    layer: str | None,
-    method: str,
-    target: str,
-    options: dict[str, Any],
-    progress: Callable[..., None] | None = None,
-    preview: Callable[[str, Any], None] | None = None,
-) -> Any:
-    """One slow method's Explanation (`options`: a dict of its options fields), once per `key`;
-    `progress` and `preview` are `explainers.explain`'s."""
+def slow_map(request: MapRequest, model: Any, progress: Callable[..., None] | None = None,
+             preview: Callable[[str, Any], None] | None = None) -> Any:
+    """One slow method's Explanation in this process, once per `request.key()`; `progress` and `preview` are
+    `explainers.explain`'s."""
+    key = request.key()
     hit = stored(key)
     if hit is not None:
         return hit
-    kwargs: dict[str, Any] = dict(methods=(method,), target=target, options={method: options})
+    kwargs: dict[str, Any] = dict(methods=(request.method,), target=request.target,
+                                  options={request.method: request.options})
     if progress is not None:
         kwargs["progress"] = progress
     if preview is not None:
         kwargs["preview"] = preview
-    result = explainers.explain(model, image, region, class_index, layer, **kwargs)[method]
+    result = explainers.explain(model, request.image, request.region, request.class_index, request.layer,
+                                **kwargs)[request.method]
     _keep(key, result)
     return result
 
@@ -235,11 +313,10 @@ Job = scheduler.Job
 TYPICAL_SECONDS = scheduler.TYPICAL_SECONDS
 
 
-def _run_here(key: tuple, model: Any, request: scheduler.MapRequest, progress: Callable[..., None] | None = None,
+def _run_here(key: tuple, model: Any, request: MapRequest, progress: Callable[..., None] | None = None,
               preview: Callable[[str, Any], None] | None = None) -> Any:
-    """A job's map in this process, when the worker cannot take it."""
-    return slow_map(key, model, request.image, request.region, request.class_index, request.layer, request.method,
-                    request.target, request.options, progress=progress, preview=preview)
+    """A job's map in this process, when the worker cannot take it (`key` is `request.key()`)."""
+    return slow_map(request, model, progress=progress, preview=preview)
 
 
 @st.cache_resource(show_spinner=False)
@@ -247,24 +324,12 @@ def _dispatcher() -> scheduler.Dispatcher:
     return scheduler.Dispatcher(run_here=_run_here, keep=_keep, stored=stored)
 
 
-def slow_job(
-    key: tuple,
-    model: Any,
-    image: np.ndarray,
-    region: np.ndarray,
-    class_index: int,
-    layer: str | None,
-    method: str,
-    target: str,
-    options: dict[str, Any],
-    model_key: str | None = None,
-    image_key: str | None = None,
-) -> Job:
-    """The job computing `method`'s map for `key` (`scheduler.submit`): stored, running, queued or new."""
-    request = scheduler.MapRequest(method=method, image=np.array(image), region=np.array(region),
-                                   class_index=int(class_index), layer=layer, target=target, options=dict(options),
-                                   model_key=model_key, image_key=image_key)
-    return scheduler.submit(_dispatcher(), key, request, model)
+def slow_job(request: MapRequest, model: Any) -> Job:
+    """The job computing `request`'s map, under `request.key()` (`scheduler.submit`): stored, running, queued
+    or new. The job keeps copies of the image and region."""
+    request = dataclasses.replace(request, image=np.array(request.image), region=np.array(request.region),
+                                  options=dict(request.options))
+    return scheduler.submit(_dispatcher(), request.key(), request, model)
 
 
 def waits_for_preparation(job: Job) -> bool:
@@ -392,4 +457,41 @@ def _randomization_in_worker(model_key: str | None, image: np.ndarray, region: n
 
     return dispatcher.try_in_worker(report, worker.randomize, source, np.asarray(image), np.asarray(region),
                                     int(class_index), layer, tuple(methods), target, dict(options), int(steps),
-                                    after_drain=show)
+                                    registry.modules_for(methods), after_drain=show)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures, tables and files the views draw: kept here so that every cache of the page is in this module.
+# What is remembered, for how many entries and under which key is decided here; the view hands over how to
+# build the value (`_build`, not part of the key: each function below has one caller, and its key names
+# everything the value depends on).
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def canvas_background(canvas_id: str, classes: tuple[int, bool], size: tuple[int, int], picked_key: str | None,
+                      _build: Callable[[], str]) -> str:
+    """The region canvas's picture as a data URL (`region`), encoded once per image, model, size and picked
+    component."""
+    return _build()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def export_files(content_key: str, settings: dict[str, Any], stem: str, caption: str,
+                 _build: Callable[[], tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    """The export's PNG and zip (`export`), rebuilt only when a map, the arrays (`content_key`) or the settings
+    change, not on every rerun."""
+    return _build()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def scene_table(model_key: str, seed: int, count: int, _build: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The image browser's table of generated scenes, thumbnails included (`browser`), in ranked order."""
+    return _build()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def sweep_pictures(model_key: str, image_key: str, region: str, class_index: int, target: str, method: str,
+                   _build: Callable[[], dict[str, bytes | None]]) -> dict[str, bytes | None]:
+    """layer → JPEG of `method`'s map in the layer sweep (`sweep_view`), encoded once per sweep (`region`: the
+    region's digest)."""
+    return _build()

@@ -67,12 +67,6 @@ def _stamp(folder: Path) -> tuple:
     return tuple((str(f), f.stat().st_mtime_ns) for f in files if f.is_file())
 
 
-@st.cache_data(show_spinner="Reading the results…", max_entries=4)
-def _results(folder: str, stamp: tuple) -> dict[str, Any]:
-    del stamp  # only part of the cache key
-    return dataset_analysis.open_results(folder)
-
-
 def folder_results(label: str, key: str, help_text: str, hint: str) -> dict[str, Any] | None:
     """The input for a results folder, then its results; None after saying why there are none (no folder
     typed yet: `hint`; a folder outside the root or unreadable: the reason)."""
@@ -93,7 +87,7 @@ def folder_results(label: str, key: str, help_text: str, hint: str) -> dict[str,
 
 def results(folder: Path) -> dict[str, Any]:
     """The tables of a results folder, cached until one of its files changes."""
-    return _results(str(folder), _stamp(folder))
+    return compute.batch_results(str(folder), _stamp(folder))
 
 
 def matrix_figure(matrix: np.ndarray, names: list[str], counts: np.ndarray, title: str) -> go.Figure:

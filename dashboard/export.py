@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from dashboard import figures
+from dashboard import compute, figures
 from explainers import records, regions, registry
 
 TILE = 288  # pixel size of one map in the PNG
@@ -252,12 +251,19 @@ def _content_key(results: Mapping[str, Any], region: np.ndarray, image: np.ndarr
     return sha.hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def _rendered(content_key: str, settings: dict[str, Any], stem: str, caption: str, *, _results: Mapping[str, Any],
               _region: np.ndarray, _image: np.ndarray, _labels: np.ndarray,
               _faithfulness: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
     """The PNG and the zip, rebuilt only when a map, the arrays (`content_key`) or the settings change, not
-    on every rerun; the JSON's "created" stamp is therefore when the files were first built."""
+    on every rerun (`compute.export_files`); the JSON's "created" stamp is therefore when the files were first
+    built."""
+    return compute.export_files(content_key, settings, stem, caption,
+                                lambda: _render(settings, stem, caption, _results, _region, _image, _labels,
+                                                _faithfulness))
+
+
+def _render(settings: dict[str, Any], stem: str, caption: str, _results: Mapping[str, Any], _region: np.ndarray,
+            _image: np.ndarray, _labels: np.ndarray, _faithfulness: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
     tiles = [(f"{_label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
              for method, explanation in _results.items()]
     png = comparison_png(_image, tiles, regions.outline_paths(_region), caption)

@@ -25,17 +25,15 @@ DEFAULT_RULE = ("Default: the deepest layer whose Grad-CAM answers the drawn reg
                 "normalisation, pooling or resizing gives the same Grad-CAM for every region.")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def stages(model_key: str, _model: Any) -> list[graph.Stage]:
-    """The explainable layers grouped by output resolution (cached per model)."""
-    return graph.layer_stages(_model)
+def stages(model_key: str, model: Any) -> list[graph.Stage]:
+    """The explainable layers grouped by output resolution (cached per model: `compute.layer_stages`)."""
+    return compute.layer_stages(model_key, model)
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape[1:])
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> dict[str, tuple[int | None, ...]]:
     """The output shape of each spatial layer whose size depends on the input (a free-size model), at the
     image's working size: Keras infers them symbolically (no forward pass). Empty when nothing is free or
@@ -98,7 +96,7 @@ def show(container: Any, layer_box: Any, model: Any, model_key: str, default_lay
     if image_size:  # a free-size model works at its working size (explainers.working_size), not the image's
         plan = working_size.plan(model, tuple(int(d) for d in image_size), graph.inspect_model(model).input_size)
         image_size = plan.size if plan is not None else image_size
-    sized = working_shapes(model_key, tuple(int(d) for d in image_size), model) if image_size else {}
+    sized = compute.working_shapes(model_key, tuple(int(d) for d in image_size), model) if image_size else {}
     options = [name for name in forward if name in infos] if stage == ALL else groups[stage]
     return layer_box.selectbox(
         "Layer", options, key=state.LAYER,

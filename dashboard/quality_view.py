@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dashboard import figures, safe_text, state
+from dashboard import compute, figures, safe_text, state
 from explainers import ExplainerError, quality
 from models import scenes
 
@@ -42,10 +42,7 @@ def labels_from_upload(name: str, data: bytes, choice: dict[str, Any],
     return {**choice, "truth": truth, "truth_name": name}, None
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def sample_truth(name: str) -> np.ndarray:
-    _image, truth = scenes.load_sample(name)
-    return truth
+sample_truth = compute.sample_truth  # a gallery sample's ground truth (cached there)
 
 
 def original_truth(choice: dict[str, Any]) -> np.ndarray | None:

@@ -84,11 +84,12 @@ def canvas_background(overlay: np.ndarray, size: tuple[int, int], region: np.nda
     return figures.enlarge(picture, size)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def _background_url(canvas_id: str, classes: tuple[int, bool], size: tuple[int, int], picked_key: str | None,
-                    _overlay: np.ndarray, _picked: np.ndarray | None) -> str:
-    """The canvas picture as a data URL, encoded once per image, model, size and picked component."""
-    return canvas.background_url(canvas_background(_overlay, size, _picked))
+                    overlay: np.ndarray, picked: np.ndarray | None) -> str:
+    """The canvas picture as a data URL, encoded once per image, model, size and picked component
+    (`compute.canvas_background`)."""
+    return compute.canvas_background(canvas_id, classes, size, picked_key,
+                                     lambda: canvas.background_url(canvas_background(overlay, size, picked)))
 
 
 def _injected_region(shape: tuple[int, int]) -> np.ndarray | None:

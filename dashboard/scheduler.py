@@ -8,8 +8,8 @@ page's process; the job asked for most recently goes first (the map on screen be
 strokes). Where a process cannot be used (an unknown model source, a broken pool), the job runs in the
 dispatcher thread instead, through the `run_here` function the owner gives the dispatcher.
 
-A job's work is one `MapRequest` (typed, picklable): it is what the worker receives, so no field can
-be sent in the wrong place. Nothing here imports streamlit: `dashboard.compute` owns the one dispatcher
+A job's work is one `MapRequest` (`dashboard.map_request`: typed, picklable, and the map's cache identity):
+it is what the worker receives, so no field can be sent in the wrong place. Nothing here imports streamlit: `dashboard.compute` owns the one dispatcher
 of a server (a cached resource) and the store of finished maps, and is the page's way in.
 """
 
@@ -35,29 +35,12 @@ from typing import Any
 import numpy as np
 
 import explainers
+from dashboard.map_request import MapRequest, work_key
+from explainers import registry
 from explainers.caching import LRU
 
 # How each cached model was loaded, so the worker process can load the same one.
 MODEL_SOURCES: dict[str, tuple] = {}
-
-
-@dataclass(frozen=True)
-class MapRequest:
-    """Everything one slow map is computed from, by name: what the worker process receives (the model
-    travels as its source, `MODEL_SOURCES[model_key]`; the job keeps the loaded model for `run_here`)."""
-
-    method: str
-    image: np.ndarray = field(repr=False)
-    region: np.ndarray = field(repr=False)
-    class_index: int
-    layer: str | None
-    target: str
-    options: dict[str, Any]
-    model_key: str | None = None
-    image_key: str | None = None
-
-    def work_key(self) -> tuple:
-        return work_key(self.model_key, self.image_key, self.method, self.target, self.options)
 
 
 @dataclass
@@ -382,13 +365,6 @@ def waits_for_preparation(dispatcher: Dispatcher, job: Job) -> bool:
         return not job.started and dispatcher.preparing_now == job.run_key
 
 
-def work_key(model_key: str | None, image_key: str | None, method: str, target: str,
-              options: dict[str, Any]) -> tuple:
-    """What a preparation serves and what a run's time says something about: model, image, method,
-    target and options."""
-    return (model_key, image_key, method, target, tuple(sorted(options.items())))
-
-
 def prepare(dispatcher: Dispatcher, model_key: str, image_key: str, image: np.ndarray, method: str, target: str,
             options: dict[str, Any]) -> None:
     """Let the worker do, while the user draws, what `method`'s maps will need of this image alone (XRAI:
@@ -406,7 +382,8 @@ def prepare(dispatcher: Dispatcher, model_key: str, image_key: str, image: np.nd
             return
         if dispatcher.preparing_now is not None:
             dispatcher.stop_preparation()  # for another model, image or options: the user has moved on
-        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options)))
+        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options),
+                                      registry.modules_for((method,))))
         dispatcher.wake.notify()
 
 

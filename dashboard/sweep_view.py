@@ -32,11 +32,12 @@ def pick_key(layer: str) -> str:
     return PICK_PREFIX + layer
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def pictures(model_key: str, image_key: str, region: str, class_index: int, target: str, method: str,
              _profile: Any, _image: Any, _region: Any) -> dict[str, bytes | None]:
-    """layer → JPEG of `method`'s map over the image (None for a flat map), encoded once per sweep."""
-    return figures.sweep_pictures(_image, _profile.small[method], compute.outline(_region), compute.SWEEP_SIZE)
+    """layer → JPEG of `method`'s map over the image (None for a flat map), encoded once per sweep
+    (`compute.sweep_pictures`)."""
+    return compute.sweep_pictures(model_key, image_key, region, class_index, target, method, lambda: figures.sweep_pictures(
+        _image, _profile.small[method], compute.outline(_region), compute.SWEEP_SIZE))
 
 
 def _pick(layer: str) -> None:

@@ -65,7 +65,8 @@ def warm(source: tuple) -> bool:
     return _model(source) is not None
 
 
-def prepare(source: tuple, image: Any, method: str, target: str, options: dict[str, Any]) -> bool:
+def prepare(source: tuple, image: Any, method: str, target: str, options: dict[str, Any],
+            modules: tuple = ()) -> bool:
     """Do ahead of any region what `method` needs of this image alone (`explainers.prepare_image`: XRAI's
     segments and its integration points' forward passes, kept in this process's `forward_cache`), so XRAI
     for a region drawn later costs only its backward passes. False when it could not be done (the map's
@@ -74,6 +75,7 @@ def prepare(source: tuple, image: Any, method: str, target: str, options: dict[s
 
     stop = None if _WAITING is None else _WAITING.is_set
     try:
+        explainers.registry.import_modules(modules)
         return explainers.prepare_image(_model(source), image, (method,), target=target,
                                         options={method: options}, stop=stop)
     except explainers.ExplainerError:
@@ -91,8 +93,11 @@ def kept_counts() -> tuple[int, int]:
 def explain_one(job_id: int, source: tuple, request: Any, preview: bool = True) -> Any:
     """One slow map's Explanation (`request`: a `scheduler.MapRequest`); progress goes to the queue as
     (job_id, fraction, None), and, if `preview`, a method's early map (XRAI's preview) as
-    (job_id, fraction so far, Explanation)."""
+    (job_id, fraction so far, Explanation). A method registered from outside the package is registered here
+    first, by importing the module that registered it in the page's process (`request.modules`)."""
     import explainers
+
+    explainers.registry.import_modules(request.modules or ())
 
     done = [0.0]
 
@@ -110,10 +115,13 @@ def explain_one(job_id: int, source: tuple, request: Any, preview: bool = True) 
 
 
 def randomize(job_id: int, source: tuple, image: Any, region: Any, class_index: int, layer: str | None,
-              methods: tuple[str, ...], target: str, options: dict[str, Any], steps: int) -> Any:
+              methods: tuple[str, ...], target: str, options: dict[str, Any], steps: int, modules: tuple = ()) -> Any:
     """The Trust tab's randomisation check (`explainers.randomization_check`) on this process's copy of the
-    model; progress goes to the queue as (job_id, fraction, None)."""
+    model; progress goes to the queue as (job_id, fraction, None). `modules`: those that registered methods
+    from outside the package in the page's process (`registry.modules_for`), imported here first."""
     import explainers
+
+    explainers.registry.import_modules(modules)
 
     return explainers.randomization_check(_model(source), image, region, class_index, layer, methods, target=target,
                                           options=options, max_steps=steps, keep_maps=False,

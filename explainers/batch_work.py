@@ -129,6 +129,11 @@ class Worker:
     """Holds one loaded model and turns one image's bytes into its outputs (bytes), writing nothing."""
 
     def __init__(self, model_path: str | os.PathLike, options: dict[str, Any]) -> None:
+        from explainers import registry
+
+        # methods registered from outside the package by the process that planned the run (a Ray actor
+        # starts without them): their modules, by name (`registry.modules_for`)
+        registry.import_modules(options.get("method_modules", ()))
         self.model, self.summary = load_model(model_path, options.get("preprocessing"))
         set_working_size(self.model, options)
         self.options = options

@@ -151,6 +151,10 @@ def ray_engine(model_path: Path, options: dict[str, Any], items: Sequence[dict[s
     if not items:
         return
     ray = require_ray()
+    from explainers import registry
+
+    # an actor knows the shipped methods only: it imports the modules that registered the others here, by name
+    options = {**options, "method_modules": registry.modules_for(options.get("methods", ()))}
     started = _init(ray, address, workers, temp_dir)
     where = f"the Ray cluster at {address}" if address else "the local Ray"
     actors = []

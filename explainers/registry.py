@@ -19,6 +19,9 @@ Adding a method: write one module (its maths, its options class, `run` or a CAM 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -140,9 +143,16 @@ def _derive() -> None:
 _derive()
 
 
-def register(method: Method) -> Method:
+# name → the module that registered it (`register`), for methods added from outside the package. A process that
+# explains on another one's behalf (the dashboard's worker, a Ray actor) imports these modules first (`modules_for`,
+# `import_modules`): a method is one module plus one registration, so importing the module registers it there too.
+REGISTERED_BY: dict[str, str] = {}
+
+
+def register(method: Method, module: str | None = None) -> Method:
     """Add a method from outside the package (e.g. a plug-in module); its name must be new and it must
-    say how it runs (`make_cam` for family "cam", else `run`)."""
+    say how it runs (`make_cam` for family "cam", else `run`). `module` (default: the calling module's
+    name) is the importable module whose import registers it: other processes import it by that name."""
     if not isinstance(method, Method):
         raise ExplainerError(f"register() takes a registry.Method, got {type(method).__name__}.")
     if method.name in METHODS:
@@ -151,6 +161,7 @@ def register(method: Method) -> Method:
         raise ExplainerError(f"{method.name}: a method of family {method.family!r} needs "
                              f"{'make_cam' if method.family == CAM else 'run'}.")
     METHODS[method.name] = method
+    REGISTERED_BY[method.name] = module if module is not None else sys._getframe(1).f_globals.get("__name__", "")
     _derive()
     return method
 
@@ -159,8 +170,52 @@ def unregister(name: str) -> None:
     """Remove a method added by `register` (the shipped ones stay: they are the defaults' basis)."""
     if name in {m.name for m in _TABLE}:
         raise ExplainerError(f"{name!r} is a shipped method and cannot be unregistered.")
+    REGISTERED_BY.pop(name, None)
     if METHODS.pop(name, None) is not None:
         _derive()
+
+
+def modules_for(methods: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    """(module name, the `sys.path` entry it was imported from or None) of each module that registered one of
+    `methods` from outside the package: what a worker process or Ray actor imports before it explains them.
+    Only modules imported in this process (`sys.modules`) and importable by name (not `__main__`); shipped
+    methods need none. Plain names and paths: no code is pickled."""
+    found: list[tuple[str, str | None]] = []
+    for name in dict.fromkeys(methods):
+        module = REGISTERED_BY.get(name)
+        loaded = sys.modules.get(module or "")
+        if not module or module == "__main__" or loaded is None or any(m == module for m, _ in found):
+            continue
+        found.append((module, _import_root(module, getattr(loaded, "__file__", None))))
+    return tuple(found)
+
+
+def _import_root(module: str, path: str | None) -> str | None:
+    """The folder `module` is found under (its file's folder, one level up per dot of its name)."""
+    if not path:
+        return None
+    root = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(path).startswith("__init__."):
+        root = os.path.dirname(root)
+    for _ in range(module.count(".")):
+        root = os.path.dirname(root)
+    return root
+
+
+def import_modules(modules: Sequence[tuple[str, str | None]]) -> None:
+    """Import, by name, the modules that registered methods in the process that sent them (`modules_for`), so
+    their methods are registered here too; a module imported already is left alone. Its folder is added to the
+    end of `sys.path` when it is not there (a Ray actor starts with the package's path only)."""
+    for module, root in modules:
+        if module in sys.modules:
+            continue
+        if root and os.path.isdir(root) and root not in sys.path:
+            sys.path.append(root)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ExplainerError(f"The module {module!r} that registered a method could not be imported in this "
+                                 f"process ({error}); make it importable here (e.g. on PYTHONPATH).") from None
 
 
 def common_units(methods: Sequence[str]) -> dict[str, str]:

@@ -72,14 +72,11 @@ def test_a_running_slow_map_survives_a_layer_change(finish_slow_maps) -> None:
     assert "xrai" not in at.session_state[state.RESULTS]  # the CAMs are on screen, XRAI still to come
     assert {"gradcam", "gradcam++", "vinogradova"} <= set(at.session_state[state.RESULTS])
     request = at.session_state[state.REQUEST]
-    from dashboard import comparison
-
-    job = compute.slow_job(comparison.slow_key(request, "xrai"), None, None, None, 0, None, "xrai", "logits", {})
+    job = compute.slow_job(request.map_request("xrai"), None)
     at.selectbox(key=state.LAYER).set_value("aggregation").run()
     _clean(at)
     request = at.session_state[state.REQUEST]
-    assert compute.slow_job(comparison.slow_key(request, "xrai"), None, None, None, 0, None, "xrai", "logits",
-                            {}) is job  # same job, not a new one
+    assert compute.slow_job(request.map_request("xrai"), None) is job  # same job, not a new one
     deadline = time.monotonic() + 240
     while not job.done and time.monotonic() < deadline:
         time.sleep(0.5)

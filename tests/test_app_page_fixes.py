@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import explainers
-from dashboard import comparison, layer_picker, region, state
+from dashboard import comparison, compute, region, state
 
 pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
 
@@ -193,7 +193,7 @@ def test_a_free_size_models_layers_show_their_size_at_the_images_working_size() 
     from helpers_models import dynamic_size_model
 
     model = dynamic_size_model()
-    shapes = layer_picker.working_shapes("free-size-test", (40, 56), model)
+    shapes = compute.working_shapes("free-size-test", (40, 56), model)
     infos = {info.name: info.output_shape for info in explainers.explainable_layers(model)}
     assert shapes and set(shapes) <= set(infos)
     for name, shape in shapes.items():

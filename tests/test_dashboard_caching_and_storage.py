@@ -66,30 +66,55 @@ def test_cam_maps_and_sweep_tell_apart_large_regions_a_few_pixels_apart(monkeypa
     monkeypatch.setattr(explainers, "explain", fake_explain)
     monkeypatch.setattr(explainers, "layer_sweep", fake_sweep)
     model_key = f"test-{uuid.uuid4().hex}"
-    maps = [compute.cam_maps(model_key, "img", compute.digest(r), 1, "final_conv", ("gradcam",), "logits", (),
-                             np.zeros((8, 8, 3)), r, None)["gradcam"].heatmap[0, 0] for r in (one, two)]
+
+    def cams(region: np.ndarray) -> list[compute.MapRequest]:
+        return [_request(region, model_key=model_key).map_request("gradcam")]
+
+    maps = [compute.cam_maps(cams(r), None)["gradcam"].heatmap[0, 0] for r in (one, two)]
     assert maps == [one.sum(), two.sum()]
     layers = [compute.sweep(model_key, "img", compute.digest(r), 1, "logits", np.zeros((8, 8, 3)), r, None)
               for r in (one, two)]
     assert [s.small["gradcam"]["final_conv"].max() for s in layers] == pytest.approx([one.sum(), two.sum()], abs=0.5)
     # and the same region again is a cache hit
-    compute.cam_maps(model_key, "img", compute.digest(one), 1, "final_conv", ("gradcam",), "logits", (),
-                     np.zeros((8, 8, 3)), one.copy(), None)
+    compute.cam_maps(cams(one.copy()), None)
     assert len(calls) == 4
 
 
 def test_no_cached_compute_function_hashes_a_region_array() -> None:
-    for function in (compute.cam_maps, compute.sweep):
-        parameters = inspect.signature(function).parameters
-        assert "region" not in parameters and "_region" in parameters and "region_key" in parameters
+    """Streamlit hashes every argument not named `_...`: arrays travel hash-excluded, next to the key that
+    names them (the sweep's `region_key`; the CAMs' `MapRequest.key()`s, which hold the region's digest)."""
+    parameters = inspect.signature(compute.sweep).parameters
+    assert "region" not in parameters and "_region" in parameters and "region_key" in parameters
+    assert list(inspect.signature(compute._cam_maps).parameters) == ["keys", "_requests", "_model"]
+    request = _request(np.eye(4, dtype=bool)).map_request("gradcam")
+    assert request.region_key == compute.digest(np.eye(4, dtype=bool)) and request.region_key in request.key()
+
+
+def test_one_request_is_the_identity_of_a_map() -> None:
+    """The CAMs' cache, a slow map's job and store, and the other stores key on `MapRequest`: every input of the
+    map changes its key; the layer does not for a layer-free method."""
+    region = np.eye(8, dtype=bool)
+    base = _request(region, methods=("gradcam", "xrai"))
+    key = base.map_request("gradcam").key()
+    assert key == ("map", base.model_key, "img", compute.digest(region), 1, "logits", "gradcam", "final_conv")
+    assert comparison.slow_key(base, "xrai") == base.map_request("xrai").key()
+    assert comparison.settings_key(base, "xrai") == ("xrai", None, ("algorithm", "fast"), ("steps", 4))
+    changes = {"model_key": "other", "image_key": "other", "region": ~region, "class_index": 2, "layer": "conv2",
+               "target": "probabilities", "options": {"gradcam": {"x": 1}}}
+    for name, value in changes.items():
+        assert comparison.Request(**{**base.__dict__, name: value}).map_request("gradcam").key() != key, name
+    assert comparison.Request(**{**base.__dict__, "layer": "conv2"}).map_request("xrai").key() == \
+        base.map_request("xrai").key()  # layer-free
 
 
 def test_region_key_is_the_digest_and_is_computed_once_per_region(monkeypatch) -> None:
+    from dashboard import map_request
+
     one, two = _two_big_regions()
     request, other = _request(one), _request(two)
     counted = []
-    digest = compute.digest
-    monkeypatch.setattr(compute, "digest", lambda data: counted.append(1) or digest(data))
+    digest = map_request.digest
+    monkeypatch.setattr(map_request, "digest", lambda data: counted.append(1) or digest(data))
     keys = {comparison.slow_key(request, m) for m in ("xrai", "scorecam", "xrai")}
     assert len(keys) == 2 and len(counted) == 1
     assert comparison.region_key(request) == digest(one)

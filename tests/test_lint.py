@@ -28,8 +28,37 @@ def test_explainers_do_not_import_streamlit() -> None:
 
 def test_the_scheduler_and_its_worker_process_do_not_import_streamlit() -> None:
     """The worker process must not load Streamlit, and the scheduler is tested without a page."""
-    assert [name for name in ("scheduler.py", "worker.py") if _imports_streamlit(ROOT / "dashboard" / name)] == []
+    assert [name for name in ("scheduler.py", "worker.py", "map_request.py")
+            if _imports_streamlit(ROOT / "dashboard" / name)] == []
     assert _imports_streamlit(ROOT / "dashboard" / "compute.py")  # the check sees an import when there is one
+
+
+CACHE_MODULE = "dashboard/compute.py"  # the one module of the page that decides what is remembered (docs/DESIGN.md)
+
+
+def _streamlit_caches(path: Path) -> list[int]:
+    """Lines of `path` that use Streamlit's caches: `st.cache_data` / `st.cache_resource` (any alias of the
+    module), or `cache_data` / `cache_resource` imported from streamlit."""
+    import ast
+
+    names = ("cache_data", "cache_resource")
+
+    def caches(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute):
+            return node.attr in names
+        return (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("streamlit")
+                and any(alias.name in names for alias in node.names))
+
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text())) if caches(node)]
+
+
+def test_caching_lives_in_one_module_of_the_page() -> None:
+    """Every `st.cache_data` / `st.cache_resource` of `dashboard/` is in `dashboard/compute.py` (issue 30, item 3):
+    a view asks compute for what it wants remembered."""
+    offenders = {str(path.relative_to(ROOT)): _streamlit_caches(path) for path in sorted((ROOT / "dashboard").rglob("*.py"))
+                 if str(path.relative_to(ROOT)) != CACHE_MODULE}
+    assert {name: lines for name, lines in offenders.items() if lines} == {}
+    assert _streamlit_caches(ROOT / CACHE_MODULE)  # the check sees a cache when there is one
 
 
 def _package_imports(package: Path) -> dict[str, set[str]]:

@@ -50,8 +50,10 @@ def dispatcher(monkeypatch):
 
 
 def _job(key: str, method: str = "xrai", image_key: str = "img", options=None) -> scheduler.Job:
-    return compute.slow_job(("map", key), None, None, None, 0, None, method, "logits",
-                            {"steps": 20} if options is None else options, model_key="m", image_key=image_key)
+    request = compute.MapRequest(method=method, image=None, region=None, class_index=0, layer=None, target="logits",
+                                 options={"steps": 20} if options is None else options, model_key="m",
+                                 image_key=image_key, region_key=key)  # one job per `key`
+    return compute.slow_job(request, None)
 
 
 def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None:
