@@ -123,13 +123,24 @@ def outlined(image: np.ndarray, paths: Sequence[np.ndarray], size: tuple[int, in
     return np.asarray(picture)
 
 
-MAP_QUALITY = 90  # JPEG quality of a map picture: 432×432 ~26 kB and ~1 ms (st.image's quality 100: ~100 kB, ~10 ms)
+MAP_QUALITY = 90  # JPEG quality of a map picture: 288×288 ~15-35 kB and ~1 ms (st.image's quality 100: ~100 kB)
 MAP_CLASS = "segexplain-map"  # class of a map's <figure> (tests and benchmarks find the pictures by it)
 
 
+MAP_SIDE = 288  # a map picture's longest side is at least this (px): a map column is ~270 px wide at 1280 px
+
+
+def map_scale(shape: tuple[int, ...]) -> int:
+    """The whole-pixel enlargement that brings an image of `shape` (height, width, ...) to `MAP_SIDE` on its
+    longest side: 2 for the shipped 144² network, 1 (not enlarged) from 288 px up. A fixed 3× made a 512²
+    model's maps 1536² JPEGs (~10× the pixels the column shows) to encode, send and decode at every stroke."""
+    return max(1, -(-MAP_SIDE // max(int(shape[0]), int(shape[1]))))
+
+
 def map_picture(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarray],
-                opacity: float = HEAT_OPACITY, scale: int = 3) -> bytes:
-    """`map_image` as JPEG bytes (`MAP_QUALITY`), for `map_html`."""
+                opacity: float = HEAT_OPACITY, scale: int | None = None) -> bytes:
+    """`map_image` as JPEG bytes (`MAP_QUALITY`), for `map_html`, enlarged `scale`× (default `map_scale`)."""
+    scale = map_scale(image.shape) if scale is None else scale
     buffer = io.BytesIO()
     Image.fromarray(map_image(image, heatmap, paths, opacity, scale)).save(buffer, format="JPEG", quality=MAP_QUALITY)
     return buffer.getvalue()

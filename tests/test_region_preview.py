@@ -40,3 +40,16 @@ def test_the_outline_is_drawn_where_the_region_ends() -> None:
     assert (picture[20, 0] == 100).all() and (picture[20, 40] == 100).all()  # outside and inside: untouched
     border = picture[8:32, 18:22].reshape(-1, 3)  # the region's left edge, 4× enlarged
     assert (border == 255).all(axis=1).any() and (border == 0).all(axis=1).any()  # white over black
+
+
+def test_map_pictures_are_sized_for_their_column_not_three_times_the_image() -> None:
+    """A map picture is enlarged by whole pixels to `MAP_SIDE` at most once: the shipped 144² image 2×, a 512²
+    model's image not at all (a fixed 3× made 1536² JPEGs to encode, send and decode at every stroke)."""
+    import io
+
+    from PIL import Image
+
+    for side, expected in ((144, 288), (224, 448), (512, 512), (96, 288)):
+        image = np.full((side, side, 3), 128, np.uint8)
+        picture = Image.open(io.BytesIO(figures.map_picture(image, np.zeros((side, side), np.float32), [])))
+        assert picture.size == (expected, expected), (side, picture.size)
