@@ -277,7 +277,7 @@ def browser(section: Section, strokes: int = 3) -> None:
                 for _ in range(strokes):
                     before = grid
                     time.sleep(2)
-                    others = page.locator(".st-key-sweep_page button:not([data-testid$='Active'])")
+                    others = page.locator(".st-key-sweep_page button[role=radio][aria-checked=false]")
                     start = time.perf_counter()
                     others.nth(len(paged) % others.count()).click()
                     seconds, grid = _painted(page, before)

@@ -103,10 +103,12 @@ def pictures(model_key: str, image_key: str, region: str, class_index: int, targ
 
 
 def _pick(layer: str) -> None:
-    """A map's button: its layer becomes the loop's layer (the layer picker follows with its stage); the
-    loop reruns, then this tab's fragment (under the loop) with the loop's new maps."""
+    """A map's button (or a point of the curve): its layer becomes the loop's layer (the layer picker follows
+    with its stage) in a run of the whole page. Not a keyed rerun of the loop's and this tab's fragments:
+    in Chromium the layer selector then kept showing the old layer, and its stale value came back with the
+    next interaction (a page change reverted the pick); AppTest does not show this."""
     st.session_state[state.LAYER] = layer
-    st.rerun([state.LOOP_FRAGMENT, state.SECTIONS_FRAGMENT])
+    st.rerun()
 
 
 def layer_at(selection: Any, layers: list[str]) -> str | None:
