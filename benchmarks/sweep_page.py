@@ -20,6 +20,7 @@ Run: `python -m benchmarks.sweep_page [--browser] [--write]`; `--write` puts the
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -225,6 +226,7 @@ def browser(section: Section, strokes: int = 3) -> None:
     from benchmarks.ui_latency import ARGS, CHROMIUM
     from dashboard.sweep_view import PAGE_SIZE as PAGE_LIMIT
 
+    loads = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mobilenetv2_head.keras"
         model = build_head()
@@ -286,6 +288,8 @@ def browser(section: Section, strokes: int = 3) -> None:
                     print(f"  another page → its {grid['n']} pictures: {paged[-1]:.2f} s", flush=True)
             finally:
                 chromium.close()
+    section.row("load average (1 min) at the start / end of the Chromium runs (2 shared cores)",
+                f"{loads[0]:.2f} / {os.getloadavg()[0]:.2f}")
     section.row("Chromium: switch on → the page's pictures painted (first trace)", f"{first:.2f} s")
     section.row(f"Chromium: stroke → the page's pictures repainted, median of {len(times)} (worst)",
                 f"{statistics.median(times):.2f} s ({max(times):.2f} s; picture width {grid['width']:.0f} px)")
