@@ -14,10 +14,14 @@ maps shrunk once), and the tab has two parts:
   each map makes its layer the loop's layer. The page follows the loop's layer when that changes
   elsewhere (layer picker, the curve), so the explained layer's map is on screen.
 
-Why pages: all 155 maps at once (1.6 MB of inline JPEG and 155 buttons in 155 column blocks) took
-2.8 s from the switch to the screen in Chromium while the server's work was 0.8 s; the browser's
-parsing and layout of the elements was the rest. A page holds a few dozen pictures and buttons, and
-only its pictures are encoded (`pictures`, cached per page).
+The switch and `show` are a fragment of their own (`tab`) inside the sections' fragment: the switch, the
+method and the page selector rerun this tab alone. A pick (map button, curve point) reruns the whole page
+(`_pick`: the layer selector must show the new layer in the browser).
+
+Why pages and the fragment: all 155 maps at once (1.6 MB of inline JPEG, 155 buttons in 155 column blocks)
+took 2.8 s from the switch to the screen in Chromium for 0.8 s of server work. Pages alone (18 pictures
+instead of 155) brought it only to 2.55 s, a page change to 1.15 s: the rerun of every tab under the loop
+was the rest. With the tab's own fragment: 1.80 s median (benchmarks/RESULTS.md, sweep_page).
 """
 
 from __future__ import annotations
