@@ -489,9 +489,9 @@ def scene_table(model_key: str, seed: int, count: int, _build: Callable[[], list
     return _build()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=64)
 def sweep_pictures(model_key: str, image_key: str, region: str, class_index: int, target: str, method: str,
-                   _build: Callable[[], dict[str, bytes | None]]) -> dict[str, bytes | None]:
-    """layer → JPEG of `method`'s map in the layer sweep (`sweep_view`), encoded once per sweep (`region`: the
-    region's digest)."""
+                   layers: tuple[str, ...], _build: Callable[[], dict[str, bytes | None]]) -> dict[str, bytes | None]:
+    """layer → JPEG of `method`'s map for the `layers` of one page of the layer sweep (`sweep_view`), encoded
+    once per sweep and page (`region`: the region's digest)."""
     return _build()

@@ -230,13 +230,8 @@ def _tabs(ctx: Context, request: comparison.Request, results: dict[str, Any], ho
             comparison.agreement(results)
             comparison.score_choice(request)
         comparison.notes(results)
-    with sweep_tab, guard.section("Layer sweep"):
-        if st.toggle("Compute Grad-CAM and Grad-CAM++ at every explainable layer for this region and class",
-                     key=state.SWEEP):
-            try:
-                sweep_view.show(request)
-            except ExplainerError as error:
-                st.error(safe_text.md(error))
+    with sweep_tab:
+        sweep_view.tab(request)  # its own fragment: its switch, method and pages rerun it alone
     scores = None
     with faith_tab, guard.section("Which map to believe?"):
         try:
