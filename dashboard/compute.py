@@ -100,28 +100,11 @@ def layer_stages(model_key: str, _model: Any) -> list[Any]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> dict[str, tuple[int | None, ...]]:
-    """The output shape of each spatial layer whose size depends on the input (a free-size model), at the
-    image's working size: Keras infers them symbolically (no forward pass). Empty when nothing is free or
-    the shapes cannot be inferred (the layer picker then keeps "?")."""
-    import keras
-
+    """`explainers.graph.working_shapes` of the model at the image's working size, once per model and size
+    (the layer picker shows these sizes instead of "?")."""
     from explainers import graph
 
-    if not isinstance(_model, keras.Model):  # a PyTorch engine's model runs at its one input size
-        return {}
-    flat = graph.flatten(_model)
-    free = [name for name in flat.explainable
-            if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]
-    if not free:
-        return {}
-    try:
-        probe = keras.Model(flat.input, [flat.taps[name] for name in free])
-        specs = probe.compute_output_spec(
-            keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32"))
-    except Exception:  # noqa: BLE001  (a graph Keras cannot infer: the picker says "?" as before)
-        return {}
-    specs = specs if isinstance(specs, list | tuple) else [specs]
-    return {name: tuple(spec.shape) for name, spec in zip(free, specs, strict=True)}
+    return graph.working_shapes(_model, image_size)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,29 +34,6 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape[1:])
 
 
-def working_shapes(model_key: str, image_size: tuple[int, int], _model: Any) -> dict[str, tuple[int | None, ...]]:
-    """The output shape of each spatial layer whose size depends on the input (a free-size model), at the
-    image's working size: Keras infers them symbolically (no forward pass). Empty when nothing is free or
-    the shapes cannot be inferred (the picker then keeps "?")."""
-    import keras
-
-    if not isinstance(_model, keras.Model):  # a PyTorch engine's model runs at its one input size
-        return {}
-    flat = graph.flatten(_model)
-    free = [name for name in flat.explainable
-            if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]
-    if not free:
-        return {}
-    try:
-        probe = keras.Model(flat.input, [flat.taps[name] for name in free])
-        specs = probe.compute_output_spec(
-            keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32"))
-    except Exception:  # noqa: BLE001  (a graph Keras cannot infer: the picker says "?" as before)
-        return {}
-    specs = specs if isinstance(specs, list | tuple) else [specs]
-    return {name: tuple(spec.shape) for name, spec in zip(free, specs, strict=True)}
-
-
 def _on_stage(groups: dict[str, list[str]], default_layer: str) -> None:
     """A stage was picked: select its default layer if it holds it, else its deepest layer."""
     names = groups.get(st.session_state.get(STAGE))

@@ -561,6 +561,28 @@ def explainable_layers(model) -> list[LayerInfo]:
     return [_info(flat, name) for name in flat.explainable]
 
 
+def working_shapes(model, image_size: tuple[int, int]) -> dict[str, tuple[int | None, ...]]:
+    """The output shape of each spatial layer whose size depends on the input (a free-size model) at
+    `image_size` (height, width), inferred symbolically by Keras (no forward pass). Empty for a model that
+    is not a Keras model (a PyTorch engine's runs at its one input size), when nothing is free, or when
+    Keras cannot infer the shapes."""
+    if not isinstance(model, keras.Model):
+        return {}
+    flat = flatten(model)
+    free = [name for name in flat.explainable
+            if name not in flat.token_grids and any(d is None for d in tuple(flat.taps[name].shape)[1:3])]
+    if not free:
+        return {}
+    try:
+        probe = keras.Model(flat.input, [flat.taps[name] for name in free])
+        specs = probe.compute_output_spec(
+            keras.KerasTensor((1, *image_size, int(flat.input.shape[-1])), dtype="float32"))
+    except Exception:  # noqa: BLE001  (a graph Keras cannot infer: callers show "?" as before)
+        return {}
+    specs = specs if isinstance(specs, list | tuple) else [specs]
+    return {name: tuple(spec.shape) for name, spec in zip(free, specs, strict=True)}
+
+
 def layer_stages(model) -> list[Stage]:
     """The explainable layers grouped by output resolution, stages in order of first appearance.
 

@@ -39,3 +39,21 @@ def finish_slow_maps(monkeypatch: pytest.MonkeyPatch) -> SlowMapsWait:
 
     monkeypatch.setattr(compute, "slow_job", waiting)
     return SlowMapsWait(lambda: monkeypatch.setattr(compute, "slow_job", original))
+
+
+@pytest.fixture
+def toy():
+    """The toy method (`tests/toy_method.py`), registered by importing its module as a plug-in would be, and
+    unregistered afterwards."""
+    import importlib
+
+    from explainers import registry
+
+    sys.modules.pop("toy_method", None)
+    module = importlib.import_module("toy_method")
+    try:
+        yield module
+    finally:
+        registry.unregister(module.NAME)
+        sys.modules.pop("toy_method", None)
+    assert module.NAME not in registry.ALL_METHODS

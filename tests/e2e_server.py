@@ -19,10 +19,44 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's (tests/install_browser.sh); Playwright's own browsers are never installed
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SLOW_MS = 240_000  # one wait: first run (TensorFlow import, model load) or a full comparison with XRAI
 CANVAS = "canvas.upper-canvas"  # the drawing surface of streamlit-drawable-canvas (Fabric.js's upper canvas)
+
+
+@contextmanager
+def running_app(root: Path = ROOT) -> Iterator[StreamlitServer]:
+    """A started app for a module's browser tests (`with running_app() as server: yield server`)."""
+    app = StreamlitServer(root=root, startup_timeout=180)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+@contextmanager
+def browser_tab(url: str, viewport: tuple[int, int] = (1280, 800), timeout_ms: int = SLOW_MS) -> Iterator:
+    """A headless Chromium tab at `viewport` opened on `url`; the browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `sh tests/install_browser.sh`"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            tab = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
+            tab.set_default_timeout(timeout_ms)
+            tab.goto(url, wait_until="domcontentloaded")
+            yield tab
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

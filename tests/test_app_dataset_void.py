@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_dataset_view import dataset_page_on_results
 
 from dashboard import dataset_view, state
 from explainers import batch, dataset_analysis, label_scores, quality
@@ -54,14 +55,7 @@ def _summary_row(run: str, output: str) -> dict[str, str]:
 def test_an_image_with_void_labels_opens_with_its_ground_truth_error_region_and_the_batchs_iou(
         void_root, monkeypatch) -> None:
     monkeypatch.setenv(dataset_view.ROOT_ENV, str(void_root))
-    at = AppTest.from_file(APP, default_timeout=240)
-    at.session_state[state.METHODS] = ["gradcam"]
-    at.run()
-    assert not at.exception
-    at.switch_page("pages/dataset.py")
-    at.session_state[dataset_view.FOLDER] = "results"
-    at.run()
-    assert not at.exception and not at.error
+    at = dataset_page_on_results()
     at.button(key="dataset-iou-errors").click().run()  # the worst image, with its error region
     assert not at.exception, [e.value for e in at.exception]
     run, output = at.session_state[dataset_view.OPENED]

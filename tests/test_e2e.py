@@ -15,16 +15,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import CANVAS, StreamlitServer, begin_stroke, choose, choose_layer, click_canvas, draw_stroke
+from e2e_server import (
+    CANVAS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SLOW_MS,
+    StreamlitServer,
+    begin_stroke,
+    browser_tab,
+    choose,
+    choose_layer,
+    click_canvas,
+    draw_stroke,
+    running_app,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
-SLOW_MS = 240_000  # one wait: first run (TensorFlow import, model load) or a full comparison with XRAI
 METHODS = ("gradcam", "gradcam++", "xrai", "vinogradova")
 TITLES = ("Grad-CAM ·", "Grad-CAM++ ·", "XRAI ·", "Seg-Grad-CAM ·")
 SECOND_LAYER = "aggregation"
@@ -48,29 +57,14 @@ def _key(method: str) -> str:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[StreamlitServer]:
-    app = StreamlitServer(root=ROOT, startup_timeout=180)
-    app.start()
-    try:
+    with running_app() as app:
         yield app
-    finally:
-        app.stop()
 
 
 @pytest.fixture
 def page(server: StreamlitServer):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `sh tests/install_browser.sh`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            tab = context.new_page()
-            tab.set_default_timeout(SLOW_MS)
-            tab.goto(server.url, wait_until="domcontentloaded")
-            yield tab
-        finally:
-            browser.close()
+    with browser_tab(server.url) as tab:
+        yield tab
 
 
 def _maps(page) -> list[dict]:

@@ -15,15 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import StreamlitServer, draw_stroke
+from e2e_server import SLOW_MS, StreamlitServer, browser_tab, draw_stroke, running_app
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SLOW_MS = 240_000
 TOGGLE = "Compute Grad-CAM and Grad-CAM++ at every explainable layer"
 LAYER_JS = "() => { const e = document.querySelector('.st-key-layer input'); return e ? e.value.split(' ')[0] : null; }"
 RANGE_JS = """() => { const g = document.querySelector('.st-key-sweep-grid');
@@ -32,28 +28,14 @@ RANGE_JS = """() => { const g = document.querySelector('.st-key-sweep-grid');
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[StreamlitServer]:
-    app = StreamlitServer(root=ROOT, startup_timeout=180)
-    app.start()
-    try:
+    with running_app() as app:
         yield app
-    finally:
-        app.stop()
 
 
 @pytest.fixture
 def page(server: StreamlitServer):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `sh tests/install_browser.sh`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            tab = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            tab.set_default_timeout(SLOW_MS)
-            tab.goto(server.url, wait_until="domcontentloaded")
-            yield tab
-        finally:
-            browser.close()
+    with browser_tab(server.url) as tab:
+        yield tab
 
 
 def _layer(page) -> str | None:

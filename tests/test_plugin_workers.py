@@ -5,7 +5,6 @@ map's job and the Trust tab's randomisation check) and on the batch CLI's Ray ac
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -23,18 +22,6 @@ from dashboard import compute, scheduler
 from explainers import api, batch, registry
 
 LAYER = "conv2"
-
-
-@pytest.fixture
-def toy():
-    """The toy method, registered by importing its module (as a plug-in would be) and unregistered afterwards."""
-    sys.modules.pop("toy_method", None)
-    module = importlib.import_module("toy_method")
-    try:
-        yield module
-    finally:
-        registry.unregister(module.NAME)
-        sys.modules.pop("toy_method", None)
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ and no method name is written as a string literal in `dashboard/`."""
 from __future__ import annotations
 
 import ast
-import importlib
 import io
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -24,19 +22,6 @@ from explainers import ExplainerError, api, batch, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "dashboard" / "app.py")
-
-
-@pytest.fixture
-def toy():
-    """The toy method, registered by importing its module and unregistered afterwards."""
-    sys.modules.pop("toy_method", None)
-    module = importlib.import_module("toy_method")
-    try:
-        yield module
-    finally:
-        registry.unregister(module.NAME)
-        sys.modules.pop("toy_method", None)
-    assert module.NAME not in registry.ALL_METHODS
 
 
 def _region(size: int = 16) -> np.ndarray:
