@@ -30,11 +30,11 @@ PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "las
 
 
 def picker_order() -> tuple[str, ...]:
-    """Order of the method picker: fast layer CAMs, then the slow layer methods, then the layer-free ones
-    (read from the registry each time: a method registered from outside joins the picker)."""
-    slow = registry.SLOW_METHODS
-    return (*registry.FAST_METHODS, *(m for m in slow if not registry.get(m).layer_free),
-            *(m for m in slow if registry.get(m).layer_free))
+    """Order of the method picker: the gradient CAMs (one shared pass), then the other layer methods, then the
+    layer-free ones (read from the registry each time: a method registered from outside joins the picker)."""
+    others = [m for m in registry.ALL_METHODS if m not in registry.CAM_METHODS]
+    return (*registry.CAM_METHODS, *(m for m in others if not registry.get(m).layer_free),
+            *(m for m in others if registry.get(m).layer_free))
 
 
 @dataclass(frozen=True)
@@ -184,9 +184,10 @@ def display_factors(results: dict[str, Any], scale: str) -> dict[str, float]:
 
 
 def slow_jobs(request: Request) -> dict[str, compute.Job]:
-    """The jobs of the slow methods on screen (started now if new; never restarted)."""
+    """The jobs of the methods on screen that are not gradient CAMs (`fast_maps` computes those): started now if
+    new, never restarted."""
     return {m: compute.slow_job(request.map_request(m), request.model)
-            for m in request.methods if m in registry.SLOW_METHODS}
+            for m in request.methods if m not in registry.CAM_METHODS}
 
 
 def prepare_slow(model_key: str, image_key: str, image: np.ndarray, methods: list[str], target: str,
@@ -199,7 +200,8 @@ def prepare_slow(model_key: str, image_key: str, image: np.ndarray, methods: lis
 
 
 def fast_maps(request: Request) -> dict[str, Any]:
-    cams = tuple(m for m in request.methods if m in registry.FAST_METHODS)
+    """The maps of the gradient CAMs on screen: one shared pass (`compute.cam_maps`)."""
+    cams = tuple(m for m in request.methods if m in registry.CAM_METHODS)
     if not cams:
         return {}
     return compute.cam_maps([request.map_request(m) for m in cams], request.model)
@@ -371,7 +373,7 @@ def identical_note(results: dict[str, Any]) -> list[str]:
 
 def region_blind(request: Request, results: dict[str, Any], labels: np.ndarray) -> list[str]:
     """CAMs whose map for the drawn region equals their map for the whole class at this layer."""
-    cams = tuple(m for m in results if m in registry.FAST_METHODS)
+    cams = tuple(m for m in results if m in registry.CAM_METHODS)
     whole = regions.from_class(labels, request.class_index)
     if not cams or not whole.any() or np.array_equal(whole, request.region):
         return []

@@ -158,11 +158,6 @@ class Files:
     stem: str
 
 
-def method_parameters(explanation: Any) -> dict[str, Any]:
-    """The library's record of one map (label, family, layer, seconds, options as run, warnings, note)."""
-    return records.method_record(explanation)
-
-
 def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Mapping[str, Any]],
                           target: str, steps: int) -> dict[str, Any]:
     """The JSON record of section 6: how the maps were scored and the ranking table, best first (with the

@@ -225,17 +225,6 @@ def map_figure(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarra
     return fig
 
 
-def colorbar_figure(height: int = 70) -> go.Figure:
-    """The shared colour scale as a strip, shown once under the row of maps."""
-    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32)[None, :]
-    fig = go.Figure(go.Heatmap(z=ramp, x=np.linspace(0, 1, 256), zmin=0, zmax=1, colorscale=COLORSCALE,
-                               showscale=False, hovertemplate="%{x:.2f}<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=4, b=28))
-    fig.update_yaxes(visible=False)
-    fig.update_xaxes(tickvals=[0, 0.25, 0.5, 0.75, 1.0], title=None)
-    return fig
-
-
 def sweep_picture(image: np.ndarray, small: np.ndarray, paths: Sequence[np.ndarray], size: int = 112,
               under: np.ndarray | None = None) -> bytes:
     """One layer's shrunk map over the image, enlarged in whole pixels to about `size` on its longest side,

@@ -217,7 +217,7 @@ def _warm(ctx: Context, class_index: int, layer: str, methods: list[str]) -> Non
     """No region yet: have the CAM pass of the layer and methods on screen traced meanwhile (`warmup`)."""
     probe = _make_request(ctx, warmup.centre_box(ctx.image.shape[:2]), class_index, layer, methods,
                           choices.current_method_settings())
-    cams = tuple(m for m in probe.methods if m in registry.FAST_METHODS)
+    cams = tuple(m for m in probe.methods if m in registry.CAM_METHODS)
     warmup.start(ctx.model_key, ctx.model, ctx.image, layer, cams, probe.target,
                  {m: dict(items) for m, items in comparison.cam_options(probe, cams)})
 

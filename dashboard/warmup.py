@@ -66,7 +66,7 @@ def start_on_load(model_key: str, model: Any, methods: list[str] | tuple[str, ..
         return None
     if h is None or w is None:
         return None
-    cams = tuple(m for m in (registry.DEFAULT_METHODS if methods is None else methods) if m in registry.FAST_METHODS)
+    cams = tuple(m for m in (registry.DEFAULT_METHODS if methods is None else methods) if m in registry.CAM_METHODS)
     return start(model_key, model, np.full((int(h), int(w), 3), 128, np.uint8), layer, cams, target, {})
 
 

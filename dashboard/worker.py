@@ -82,14 +82,6 @@ def prepare(source: tuple, image: Any, method: str, target: str, options: dict[s
         return False
 
 
-def kept_counts() -> tuple[int, int]:
-    """(hits, misses) of this process's kept forward passes: how many gradient batches reused one."""
-    from explainers import forward_cache
-
-    kept = forward_cache.active()
-    return (kept.hits, kept.misses) if kept is not None else (0, 0)
-
-
 def explain_one(job_id: int, source: tuple, request: Any, preview: bool = True) -> Any:
     """One slow map's Explanation (`request`: a `scheduler.MapRequest`); progress goes to the queue as
     (job_id, fraction, None), and, if `preview`, a method's early map (XRAI's preview) as

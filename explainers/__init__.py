@@ -20,9 +20,8 @@ from explainers import torch_guard  # noqa: E402
 torch_guard.install()  # TensorFlow, then triton (torchvision) crashed the process: see torch_guard
 
 from explainers.api import (  # noqa: E402
-    ALL_METHODS,
+    DEFAULT_METHODS,
     METHOD_LABELS,
-    METHODS,
     class_overview,
     explain,
     fit_image,
@@ -47,6 +46,16 @@ from explainers.torch_engine import TorchModel, from_torch  # noqa: E402
 from explainers.working_size import set_working_size  # noqa: E402  (imports torch only when called)
 
 
+def __getattr__(name: str) -> tuple[str, ...]:
+    """`explainers.ALL_METHODS`: every method registered now (read from `registry` each time, so a method
+    added by `registry.register` after this import is in it)."""
+    if name == "ALL_METHODS":
+        from explainers import registry
+
+        return registry.ALL_METHODS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def onednn_enabled() -> bool | None:
     """Whether TensorFlow runs its oneDNN kernels in this process (None: this TensorFlow does not say).
 
@@ -60,8 +69,8 @@ def onednn_enabled() -> bool | None:
 
 __all__ = [
     "ALL_METHODS",
+    "DEFAULT_METHODS",
     "DepthProfile",
-    "METHODS",
     "METHOD_LABELS",
     "ExplainerError",
     "Explanation",

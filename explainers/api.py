@@ -23,15 +23,22 @@ from explainers.errors import ExplainerError, framework_errors
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
 from explainers.working_size import set_working_size
 
-METHODS = registry.DEFAULT_METHODS  # the default view
-DEFAULT = METHODS
-ALL_METHODS = registry.ALL_METHODS
-CAM_METHODS = registry.CAM_METHODS
-LAYER_FREE_METHODS = registry.LAYER_FREE_METHODS
-METHOD_LABELS = registry.METHOD_LABELS
+DEFAULT_METHODS = registry.DEFAULT_METHODS  # the default view (the four the page starts with)
+METHOD_LABELS = registry.METHOD_LABELS  # name → label, updated in place by `registry.register`
+# The registry's derived name lists, read when asked for (`__getattr__`): a copy taken at import time would miss
+# the methods `registry.register` adds later.
+_LIVE = ("ALL_METHODS", "CAM_METHODS", "LAYER_FREE_METHODS")
 TARGETS = inputs.TARGETS
 __all__ = ["Explanation", "MapWarning", "Prediction", "class_overview", "explain", "fit_image", "layer_sweep",
            "predict", "prepare_image", "score_choice", "set_working_size"]
+
+
+def __getattr__(name: str) -> Any:
+    """`api.ALL_METHODS`, `api.CAM_METHODS`, `api.LAYER_FREE_METHODS`: the registry's lists as they are now."""
+    if name in _LIVE:
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # ------------------------------------------------------------------------------- normalisation
 
@@ -172,7 +179,7 @@ def explain(
     region,
     class_index: int,
     layer: str | None = None,
-    methods: Sequence[str] = DEFAULT,
+    methods: Sequence[str] = DEFAULT_METHODS,
     *,
     target: str = "logits",
     options: Mapping[str, Any] | None = None,

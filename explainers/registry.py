@@ -120,21 +120,17 @@ METHODS: dict[str, Method] = {m.name: m for m in _TABLE}
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xrai", "vinogradova")  # the default view
 # Derived name lists, rebuilt by `register` / `unregister` (read them as `registry.X` at call time).
 ALL_METHODS: tuple[str, ...] = ()
-CAM_METHODS: tuple[str, ...] = ()
-FAST_METHODS: tuple[str, ...] = ()
-SLOW_METHODS: tuple[str, ...] = ()
+CAM_METHODS: tuple[str, ...] = ()  # family CAM: the gradient CAMs of the one shared pass
 LAYER_FREE_METHODS: tuple[str, ...] = ()
 METHOD_LABELS: dict[str, str] = {}
 
 
 def _derive() -> None:
     """Rebuild the derived lists from `METHODS` (the label dict is updated in place: modules hold it)."""
-    global ALL_METHODS, CAM_METHODS, FAST_METHODS, SLOW_METHODS, LAYER_FREE_METHODS
+    global ALL_METHODS, CAM_METHODS, LAYER_FREE_METHODS
     records = tuple(METHODS.values())
     ALL_METHODS = tuple(METHODS)
     CAM_METHODS = tuple(m.name for m in records if m.family == CAM)
-    FAST_METHODS = tuple(m.name for m in records if not m.slow)
-    SLOW_METHODS = tuple(m.name for m in records if m.slow)
     LAYER_FREE_METHODS = tuple(m.name for m in records if m.layer_free)
     METHOD_LABELS.clear()
     METHOD_LABELS.update({m.name: m.label for m in records})

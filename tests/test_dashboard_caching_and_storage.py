@@ -166,13 +166,18 @@ def test_export_records_the_options_each_map_ran_with() -> None:
 
     region = np.zeros((16, 16), bool)
     region[3:9, 4:12] = True
-    out = api.explain(tiny_seg_model(), random_image(16), region, 1, "conv2", ("scorecam", "smoothgrad", "gradcam"),
+    image = random_image(16)
+    out = api.explain(tiny_seg_model(), image, region, 1, "conv2", ("scorecam", "smoothgrad", "gradcam"),
                       options={"scorecam": {"channels": 3}})
-    record = export.method_parameters(out["scorecam"])
+    request = _request(region, image=image, layer="conv2", methods=tuple(out))
+    choice = {"source": "sample", "name": "test", "digest": "img", "pixels": image}
+    files = export.files(request, out, choice, "tiny", ["bg", "fg"], np.zeros((16, 16), np.int64), "drawing")
+    recorded = _npz_and_json(files)[1]["methods"]
+    record = recorded["scorecam"]
     assert record["options"] == {"channels": 3, "batch_size": scorecam.DEFAULT_BATCH_SIZE}  # resolved batch size
-    assert export.method_parameters(out["smoothgrad"])["options"] == {
+    assert recorded["smoothgrad"]["options"] == {
         "samples": methods_input.DEFAULT_SAMPLES, "noise": methods_input.DEFAULT_NOISE, "seed": 0}
-    assert export.method_parameters(out["gradcam"])["options"] == {}
+    assert recorded["gradcam"]["options"] == {}
     assert record["label"] == "Score-CAM" and record["layer"] == "conv2"
 
 

@@ -617,7 +617,7 @@ def test_two_sessions_computing_at_once_get_the_maps_of_a_single_caller(server, 
         xrai = settings["methods"]["xrai"]
         alone = explainers.explain(
             model, arrays["image"], region, settings["class"]["index"], settings["layer"],
-            methods=explainers.METHODS, target=settings["target"],
+            methods=explainers.DEFAULT_METHODS, target=settings["target"],
             options={"xrai": {"steps": xrai["options"]["steps"], "algorithm": xrai["options"]["algorithm"]}},
         )
         for method, explanation in alone.items():

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks
 APP = str(ROOT / "dashboard" / "app.py")
 MARKER_ENV = "SEGEXPLAIN_TEST_LAMBDA_MARKER"
 CAMS = ("gradcam", "gradcam++", "vinogradova")
-GRADIENT_METHODS = (*explainers.METHODS, "hirescam", "layercam", "xgradcam", "integrated-gradients",
+GRADIENT_METHODS = (*explainers.DEFAULT_METHODS, "hirescam", "layercam", "xgradcam", "integrated-gradients",
                     "smoothgrad", "guided-ig", "blur-ig")
 CHEAP = {"options": {"xrai": {"steps": 4, "batch_size": 4}, "integrated-gradients": {"steps": 4, "batch_size": 4},
                      "guided-ig": {"steps": 4}, "blur-ig": {"steps": 4, "batch_size": 4},

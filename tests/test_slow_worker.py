@@ -22,6 +22,15 @@ def _no_page_script(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
 
+def _kept_counts() -> tuple[int, int]:
+    """(hits, misses) of the worker process's kept forward passes (`explainers.forward_cache`), read in that
+    process: pickled by reference, so the worker imports this test module to run it."""
+    from explainers import forward_cache
+
+    kept = forward_cache.active()
+    return (kept.hits, kept.misses) if kept is not None else (0, 0)
+
+
 def test_the_worker_process_runs_at_a_lower_priority_than_the_page() -> None:
     context = multiprocessing.get_context("spawn")  # as scheduler.Dispatcher starts it
     queue = context.Queue()
@@ -68,9 +77,9 @@ def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() ->
     options = {"steps": 16, "batch_size": 8}
     with _pool() as (pool, queue):
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
-        hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
+        hits, laid_in = pool.submit(_kept_counts).result(timeout=60)
         final = pool.submit(worker.explain_one, 3, ("default",), _request(image, region, options)).result(timeout=300)
-        after = pool.submit(worker.kept_counts).result(timeout=60)
+        after = pool.submit(_kept_counts).result(timeout=60)
         _drain(queue)  # the worker cannot exit with its progress messages unread
     assert hits == 0 and laid_in > 0
     assert after == (laid_in, laid_in), "the job computed a forward pass the preparation should have laid in"
@@ -85,12 +94,12 @@ def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_l
     options = {"steps": 16, "batch_size": 8}
     with _pool() as (pool, queue):
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
-        _hits, laid_in = pool.submit(worker.kept_counts).result(timeout=60)
+        _hits, laid_in = pool.submit(_kept_counts).result(timeout=60)
         assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
-        again = pool.submit(worker.kept_counts).result(timeout=60)
+        again = pool.submit(_kept_counts).result(timeout=60)
         final = pool.submit(worker.explain_one, 4, ("default",), _request(image, region, options),
                             False).result(timeout=300)
-        after = pool.submit(worker.kept_counts).result(timeout=60)
+        after = pool.submit(_kept_counts).result(timeout=60)
         messages = _drain(queue)
     assert again == (0, laid_in), "preparing a prepared image again computed forward passes"
     assert after == (laid_in, laid_in)

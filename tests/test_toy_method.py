@@ -43,6 +43,21 @@ def test_explain_runs_the_toy_method_with_its_option(toy) -> None:
         api.explain(model, image, _region(), 1, "conv2", (toy.NAME,), options={toy.NAME: {"exponent": 2}})
 
 
+def test_the_public_method_lists_follow_the_registry(toy) -> None:
+    """`explainers.ALL_METHODS`, `api.ALL_METHODS` and `api.CAM_METHODS` are read from the registry when asked
+    for: a method registered after `explainers` was imported is in them, and gone once unregistered."""
+    import explainers
+
+    lists = {"explainers.ALL_METHODS": lambda: explainers.ALL_METHODS, "api.ALL_METHODS": lambda: api.ALL_METHODS,
+             "api.CAM_METHODS": lambda: api.CAM_METHODS}
+    assert [name for name, read in lists.items() if toy.NAME not in read()] == []
+    assert toy.NAME not in api.LAYER_FREE_METHODS and toy.NAME not in explainers.DEFAULT_METHODS
+    assert explainers.METHOD_LABELS[toy.NAME] == "Toy CAM (test plug-in)"
+    registry.unregister(toy.NAME)
+    assert [name for name, read in lists.items() if toy.NAME in read()] == []
+    assert tuple(explainers.ALL_METHODS) == tuple(registry.METHODS)
+
+
 def test_register_refuses_a_taken_name_and_a_method_that_cannot_run(toy) -> None:
     with pytest.raises(ExplainerError, match="registered already"):
         registry.register(toy.METHOD)
