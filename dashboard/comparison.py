@@ -60,10 +60,6 @@ class Request:
                                   image_key=self.image_key)
 
 
-def label(method: str) -> str:
-    return registry.label(method)
-
-
 def is_layer_free(method: str) -> bool:
     return registry.get(method).layer_free
 
@@ -75,7 +71,7 @@ def is_slow(method: str) -> bool:
 def picker_label(method: str) -> str:
     """The method picker's entry: the label, and whether the method is layer-free and/or slow."""
     tags = [tag for tag, on in (("layer-free", is_layer_free(method)), ("slow", is_slow(method))) if on]
-    return label(method) + (f"  ·  {', '.join(tags)}" if tags else "")
+    return registry.label(method) + (f"  ·  {', '.join(tags)}" if tags else "")
 
 
 def ordered(methods: Sequence[str]) -> tuple[str, ...]:
@@ -118,7 +114,7 @@ def title(method: str, explanation: Any) -> str:
 def caption(method: str, explanation: Any) -> str:
     """Under each map: what it attributes to, the time, and a warning when the map is empty."""
     where = (f"{short_label(method)} · {LAYER_FREE_NOTE}" if is_layer_free(method)
-             else f"{label(method)} at layer {safe_text.code(explanation.layer)}")
+             else f"{registry.label(method)} at layer {safe_text.code(explanation.layer)}")
     text = f"{where}; {explanation.seconds:.2f} s"
     for icon, message in visible_warnings(explanation):
         text += f" · {icon} {message}"
@@ -146,7 +142,7 @@ def notes(results: dict[str, Any]) -> None:
     """How each map was computed (the library's own notes), out of the way under the table."""
     with st.expander("How each map was computed", expanded=False):
         for method, explanation in results.items():
-            st.markdown(f"**{label(method)}**: {safe_text.md(getattr(explanation, 'note', '') or '—')}")
+            st.markdown(f"**{registry.label(method)}**: {safe_text.md(getattr(explanation, 'note', '') or '—')}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +393,7 @@ def meaning(request: Request, results: dict[str, Any], labels: np.ndarray) -> No
         way_out = (f"or pick a layer with a non-linear layer after it, such as the default {safe_text.code(default)}"
                    if default != request.layer else "or pick an earlier layer")
         names = ", ".join(short_label(m) for m in blind)
-        others = [label(m) for m in region_sensitive()]
+        others = [registry.label(m) for m in region_sensitive()]
         st.warning(f"At layer {safe_text.code(request.layer)}, **{names}** ignore{'s' if len(blind) == 1 else ''} the drawn "
                    f"region: the map for this region equals the map for the whole class (largest difference "
                    f"≤ {diagnostics.SAME_TOLERANCE:g}), so here it answers “why this class?”, not “why this "
@@ -412,7 +408,7 @@ def agreement(results: dict[str, Any]) -> None:
     """Pairwise agreement between the maps on screen (rank correlation, top-10 % overlap)."""
     if len(results) < 2:
         return
-    rows = compute.agreement({label(m): e.heatmap for m, e in results.items()})
+    rows = compute.agreement({registry.label(m): e.heatmap for m, e in results.items()})
     table = [{"method A": r["method_a"], "method B": r["method_b"],
               "rank correlation": r["rank_correlation"], "top-10 % overlap (IoU)": r["top10_iou"]} for r in rows]
     st.dataframe(table, hide_index=True, column_config={

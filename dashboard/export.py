@@ -170,7 +170,7 @@ def faithfulness_settings(faithfulness: Mapping[str, Any], ranking: Sequence[Map
         "steps": int(steps),
         "removed_pixels_replaced_by": "a blurred copy of the image",
         "random_baseline": "uniform random map, seed 0",
-        "ranking": [{"method": row["method"], "label": _label(row["method"]),
+        "ranking": [{"method": row["method"], "label": registry.label(row["method"]),
                      "insertion_minus_deletion": row["insertion_minus_deletion"],
                      "deletion_auc": row["deletion_auc"], "insertion_auc": row["insertion_auc"],
                      "average_drop_pct": row["average_drop_pct"],
@@ -259,15 +259,11 @@ def _rendered(content_key: str, settings: dict[str, Any], stem: str, caption: st
 
 def _render(settings: dict[str, Any], stem: str, caption: str, _results: Mapping[str, Any], _region: np.ndarray,
             _image: np.ndarray, _labels: np.ndarray, _faithfulness: Mapping[str, Any] | None) -> tuple[bytes, bytes]:
-    tiles = [(f"{_label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
+    tiles = [(f"{registry.label(method)} ({explanation.seconds:.2f} s)", explanation.heatmap)
              for method, explanation in _results.items()]
     png = comparison_png(_image, tiles, regions.outline_paths(_region), caption)
     npz = maps_npz(_results, _region, _image, _labels, _faithfulness)
     return png, bundle(png, npz, settings_json(settings), stem)
-
-
-def _label(method: str) -> str:
-    return registry.label(method)
 
 
 def _slug(text: str) -> str:
@@ -280,7 +276,7 @@ def overview_file(image: np.ndarray, maps: Mapping[int, Any], outlines: Mapping[
     """Section 7's download: the class overview as one PNG row, and its file name."""
     tiles = [(class_names[c], explanation.heatmap, outlines[c]) for c, explanation in maps.items()]
     where = f"layer {layer}" if layer else "layer-free"
-    caption = (f"{image_name} · {_label(method)} · {where} · target {target} · region = every pixel predicted "
+    caption = (f"{image_name} · {registry.label(method)} · {where} · target {target} · region = every pixel predicted "
                "as the class")
     stem = f"segexplain_{_slug(image_name)}_overview_{_slug(method)}" + (f"_{layer}" if layer else "")
     return overview_png(image, tiles, caption), f"{stem}.png"

@@ -19,13 +19,12 @@ from dashboard.comparison import (
     PLOT_CONFIG,
     Request,
     is_layer_free,
-    label,
     map_options,
     picker_label,
     picker_order,
     short_label,
 )
-from explainers import ExplainerError
+from explainers import ExplainerError, registry
 
 PER_ROW = 6  # the default network has six classes: one row
 MAP_HEIGHT = 240
@@ -42,7 +41,7 @@ def show(request: Request, labels: np.ndarray, names: list[str], image_name: str
     on = toggle_col.toggle("Show the overview (the method runs once per predicted class)", key=state.OVERVIEW_ON)
     where = "layer-free" if layer is None else f"at layer {safe_text.code(layer)}"
     if not on:
-        st.caption(f"{label(method)} {where} for every predicted class, each with all of its predicted pixels as "
+        st.caption(f"{registry.label(method)} {where} for every predicted class, each with all of its predicted pixels as "
                    "the region.")
         return None
     options = tuple(sorted(map_options(request, method).items()))
@@ -63,7 +62,7 @@ def show(request: Request, labels: np.ndarray, names: list[str], image_name: str
                                      f"{short_label(method)} · {names[c]}", height=MAP_HEIGHT)
             column.plotly_chart(fig, key=f"overview-{c}", config=PLOT_CONFIG)
             column.caption(f"{int(np.count_nonzero(labels == c))} px · {maps[c].seconds:.2f} s")
-    st.caption(f"{label(method)} {where}, target {request.target}; the white line outlines each class's predicted "
+    st.caption(f"{registry.label(method)} {where}, target {request.target}; the white line outlines each class's predicted "
                "pixels. Same colour scale as section 3; each map is scaled to its own maximum.")
     png, file_name = export.overview_file(request.image, maps, outlines, names, method, layer, request.target,
                                           image_name)

@@ -319,10 +319,6 @@ def without_main_script() -> Iterator[None]:
             sys.modules["__main__"] = page
 
 
-def label_of(method: str) -> str:
-    return explainers.METHOD_LABELS.get(method, method)
-
-
 def submit(dispatcher: Dispatcher, key: tuple, request: MapRequest, model: Any = None) -> Job:
     """The job computing `request`'s map for `key`: the stored one, the running or queued one, or a new one.
 
@@ -338,7 +334,7 @@ def submit(dispatcher: Dispatcher, key: tuple, request: MapRequest, model: Any =
             return job
         run_key = request.work_key()
         last = LAST_RUN_SECONDS.get(run_key)
-        job = Job(key=key, label=label_of(request.method), asked=time.monotonic(), run_key=run_key,
+        job = Job(key=key, label=registry.label(request.method), asked=time.monotonic(), run_key=run_key,
                   wants_preview=last is None or last >= PREVIEW_UNLESS_WITHIN)
         hit = dispatcher.stored(key)
         if hit is not None:

@@ -33,8 +33,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import compute, figures, guard, layer_picker, safe_text, state
-from dashboard.comparison import PLOT_CONFIG, Request, label, region_key
-from explainers import ExplainerError
+from dashboard.comparison import PLOT_CONFIG, Request, region_key
+from explainers import ExplainerError, registry
 
 COLUMNS = 7  # maps per row: about 100 px each on a 1280 px wide window with the sidebar open
 PAGE_SIZE = 28  # most maps on one page of the grid (four rows of seven)
@@ -160,7 +160,7 @@ def show(request: Request) -> None:
     stages = [(text, sorted(names, key=index.__getitem__)) for text, names in stages if names]
     starts = [(_short_stage(text), min(index[name] for name in names)) for text, names in stages]
     layers = list(profile.layers)
-    st.plotly_chart(figures.depth_figure(layers, {label(m): profile.shares[m] for m in profile.methods},
+    st.plotly_chart(figures.depth_figure(layers, {registry.label(m): profile.shares[m] for m in profile.methods},
                                          profile.chance, starts, selected=request.layer),
                     key=DEPTH, config=PLOT_CONFIG, on_select=functools.partial(_curve_pick, tuple(layers)), selection_mode="points")
     flat = [layer for k, layer in enumerate(layers) if any(profile.flat[m][k] for m in profile.methods)]
@@ -170,7 +170,7 @@ def show(request: Request) -> None:
                    "painted at the maximum.")
     if state.get(METHOD) not in profile.methods:
         st.session_state[METHOD] = profile.methods[0]
-    method = st.radio("Maps of", profile.methods, key=METHOD, format_func=label, horizontal=True,
+    method = st.radio("Maps of", profile.methods, key=METHOD, format_func=registry.label, horizontal=True,
                       help=f"{len(layers)} layers in {len(stages)} stages, from one pass of {profile.seconds:.2f} s. "
                            "A map's button, or a click on a point of the curve, makes its layer the one explained "
                            "above.")

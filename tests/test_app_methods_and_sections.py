@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import explainers
 from dashboard import state
+from explainers import registry
 
 pytestmark = pytest.mark.usefixtures("finish_slow_maps")  # AppTest has no looks: each run waits for its slow maps
 
@@ -77,7 +78,7 @@ def test_picker_offers_every_method_and_tags_layer_free_and_slow_ones() -> None:
         assert "layer-free" in comparison.picker_label(method) and "slow" in comparison.picker_label(method)
     assert "slow" in comparison.picker_label("scorecam") and "layer-free" not in comparison.picker_label("scorecam")
     for method in ("gradcam", "hirescam", "layercam", "xgradcam", "contrastive-gradcam", "vinogradova"):
-        assert comparison.picker_label(method) == comparison.label(method)
+        assert comparison.picker_label(method) == registry.label(method)
     # the maps keep the library's order whatever order they were picked in
     assert comparison.ordered(["smoothgrad", "hirescam", "gradcam"]) == ("gradcam", "hirescam", "smoothgrad")
 
