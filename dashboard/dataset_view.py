@@ -37,7 +37,6 @@ CELL_ON = "dataset_on_class"
 CHART = "dataset_matrix"
 LAST_POINT = "dataset_last_point"  # the chart click already applied to the pickers
 SWITCH = "dataset_switch"  # set by "Open in main view": the next run goes to the main page
-OPENED = "dataset_opened"  # read back by tests: (run, output) of the image last opened in the main view
 PROBLEM = "dataset_problem"  # why the last "Open" did not open the image, or None
 TOP = 10  # images listed per cell
 
@@ -143,7 +142,7 @@ def open_in_main_view(run: str, output: str, method: str, errors: bool = False, 
     st.session_state[PROBLEM] = None
     pixels = np.asarray(arrays["image"], np.uint8)
     choice = {"source": "dataset", "name": f"{output} ({Path(run).name})", "digest": compute.digest(pixels),
-              "pixels": pixels}
+              "pixels": pixels, "batch_output": (run, output)}  # where it came from: the export records it
     truth = arrays["truth"]
     if truth is not None:  # void pixels (255) come along: the main view shows them and scores without them
         truth = np.asarray(truth)
@@ -167,7 +166,6 @@ def open_in_main_view(run: str, output: str, method: str, errors: bool = False, 
     if method not in methods:
         methods = [*methods, method]
     st.session_state[state.METHODS] = methods  # the user's methods, and the batch's
-    st.session_state[OPENED] = (run, output)
     what = ("its largest error region (region mode “Error region”) and its ground truth are set" if worst is not None
             else "its explained region (outlined on the canvas and the maps) and class are set")
     if errors and worst is None:

@@ -16,6 +16,7 @@ import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,7 +209,8 @@ def files(request: Any, results: Mapping[str, Any], image_choice: Mapping[str, A
                   "sha256_prefix": image_choice["digest"],
                   "hashed": "SHA-256 of the decoded RGB pixels (before resizing) and their shape, first 16 hex digits",
                   "original_size_hw": list(image_choice["pixels"].shape[:2]),
-                  "model_input_size_hw": list(request.image.shape[:2])},
+                  "model_input_size_hw": list(request.image.shape[:2]),
+                  **_batch_output(image_choice)},
         "region": {"how": region_how, **region_summary(request.region), "mask": "region array in the .npz"},
         "class": {"index": int(request.class_index), "name": class_name},
         "layer": request.layer,
@@ -264,6 +266,15 @@ def _render(settings: dict[str, Any], stem: str, caption: str, _results: Mapping
     png = comparison_png(_image, tiles, regions.outline_paths(_region), caption)
     npz = maps_npz(_results, _region, _image, _labels, _faithfulness)
     return png, bundle(png, npz, settings_json(settings), stem)
+
+
+def _batch_output(image_choice: Mapping[str, Any]) -> dict[str, Any]:
+    """Which batch run's output an image opened from the dataset page or the image browser is (the run folder's
+    name, not its path on the server); nothing for other images."""
+    if "batch_output" not in image_choice:
+        return {}
+    run, output = image_choice["batch_output"]
+    return {"batch_output": {"run": Path(run).name, "output": output}}
 
 
 def _slug(text: str) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from test_dataset_view import dataset_page_on_results, results_root, rooted  # noqa: F401  (the batch run with --labels the pages read)
 
-from dashboard import dataset_view, state
+from dashboard import state
 from explainers import dataset_analysis, label_scores, quality
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -23,7 +23,7 @@ def _expected_order(root: Path) -> list[str]:
 
 
 def _check_opened_with_errors(at: AppTest) -> None:
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     saved = dataset_analysis.image_arrays(run, output)
     choice = at.session_state[state.IMAGE_CHOICE]
     np.testing.assert_array_equal(choice["pixels"], saved["image"])
@@ -46,7 +46,7 @@ def test_dataset_page_ranks_worst_first_and_opens_the_worst_with_its_errors(root
     assert at.selectbox(key="dataset-iou-pick").value == 0
     at.button(key="dataset-iou-errors").click().run()  # the page goes to the main view itself
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state[dataset_view.OPENED][1] == order[0].rsplit(".", 1)[0]
+    assert at.session_state[state.IMAGE_CHOICE]["batch_output"][1] == order[0].rsplit(".", 1)[0]
     _check_opened_with_errors(at)
     assert any(s.value.startswith("Opened") and "error region" in s.value for s in at.success)
 
@@ -66,7 +66,7 @@ def test_image_browser_ranks_a_batch_run_and_opens_an_image_with_its_ground_trut
     _check_opened_with_errors(at)
     at.selectbox(key="browser-iou-pick").set_value(1).run()
     at.button(key="browser-iou-open").click().run()  # the explained region this time
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     assert output == order[1].rsplit(".", 1)[0]
     saved = dataset_analysis.image_arrays(run, output)
     np.testing.assert_array_equal(at.session_state[state.REQUEST].region, saved["region"])

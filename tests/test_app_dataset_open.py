@@ -26,7 +26,7 @@ def test_open_in_main_view_goes_there_with_the_users_methods_and_the_batchs(root
     at.selectbox(key=dataset_view.METHOD).set_value("hirescam").run()
     at.button(key="dataset-open-0").click().run()  # no switch_page by the test: the page goes itself
     assert not at.exception, [e.value for e in at.exception]
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     saved = dataset_analysis.image_arrays(run, output)
     request = at.session_state[state.REQUEST]
     assert request is not None, "the run after the click did not show the main view's maps"

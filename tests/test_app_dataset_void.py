@@ -58,7 +58,7 @@ def test_an_image_with_void_labels_opens_with_its_ground_truth_error_region_and_
     at = dataset_page_on_results()
     at.button(key="dataset-iou-errors").click().run()  # the worst image, with its error region
     assert not at.exception, [e.value for e in at.exception]
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     saved = dataset_analysis.image_arrays(run, output)
     void = saved["truth"] == VOID
     assert void.any()
@@ -102,7 +102,7 @@ def test_the_image_browser_opens_it_too_and_one_class_errors_keep_void_apart(voi
     assert not at.exception
     at.button(key="browser-iou-errors").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     saved = dataset_analysis.image_arrays(run, output)
     np.testing.assert_array_equal(at.session_state[state.IMAGE_CHOICE]["truth"], saved["truth"])
     _kind, c = label_scores.worst_error(saved["truth"], saved["labels"])

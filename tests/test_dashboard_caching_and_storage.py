@@ -170,9 +170,12 @@ def test_export_records_the_options_each_map_ran_with() -> None:
     out = api.explain(tiny_seg_model(), image, region, 1, "conv2", ("scorecam", "smoothgrad", "gradcam"),
                       options={"scorecam": {"channels": 3}})
     request = _request(region, image=image, layer="conv2", methods=tuple(out))
-    choice = {"source": "sample", "name": "test", "digest": "img", "pixels": image}
+    choice = {"source": "dataset", "name": "scene-3 (run-7)", "digest": "img", "pixels": image,
+              "batch_output": ("/srv/results/run-7", "scene-3")}  # opened from a batch run (dataset page)
     files = export.files(request, out, choice, "tiny", ["bg", "fg"], np.zeros((16, 16), np.int64), "drawing")
-    recorded = _npz_and_json(files)[1]["methods"]
+    settings = _npz_and_json(files)[1]
+    assert settings["image"]["batch_output"] == {"run": "run-7", "output": "scene-3"}  # the folder's name only
+    recorded = settings["methods"]
     record = recorded["scorecam"]
     assert record["options"] == {"channels": 3, "batch_size": scorecam.DEFAULT_BATCH_SIZE}  # resolved batch size
     assert recorded["smoothgrad"]["options"] == {
@@ -216,6 +219,7 @@ def test_export_is_cached_but_follows_the_maps_and_settings(monkeypatch) -> None
     arrays, settings = _npz_and_json(other_maps)
     assert float(arrays["heatmap_gradcam"][0, 0]) == pytest.approx(0.75)
     assert settings["methods"]["scorecam"]["options"]["channels"] == scorecam.DEFAULT_CHANNELS
+    assert "batch_output" not in settings["image"]  # a sample image: not from a batch run
     more_channels = _files(request, 0.75, channels=8)  # same maps, other options: rebuilt
     assert len(built) == 3 and _npz_and_json(more_channels)[1]["methods"]["scorecam"]["options"]["channels"] == 8
 

@@ -101,7 +101,7 @@ def test_a_cell_image_opens_in_the_main_view_with_its_region(rooted) -> None:
     at.selectbox(key=dataset_view.METHOD).set_value("hirescam").run()
     cell = at.selectbox(key=dataset_view.CELL_CLASS).value, at.selectbox(key=dataset_view.CELL_ON).value
     at.button(key="dataset-open-0").click().run()  # the page goes to the main view itself (issue 32)
-    run, output = at.session_state[dataset_view.OPENED]
+    run, output = at.session_state[state.IMAGE_CHOICE]["batch_output"]
     saved = dataset_analysis.image_arrays(run, output)
     np.testing.assert_array_equal(at.session_state[state.IMAGE_CHOICE]["pixels"], saved["image"])
     np.testing.assert_array_equal(at.session_state[state.INJECTED_REGION], saved["region"])

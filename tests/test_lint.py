@@ -101,3 +101,30 @@ def test_the_library_has_no_import_circle() -> None:
     model_file_loader above model_files and torch_files): a circle makes both sides one module in disguise."""
     assert _circles(_package_imports(ROOT / "explainers")) == []
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()})  # the check finds a circle when there is one
+
+
+def _reassigned_and_mutated(source: str) -> tuple[list[str], list[str]]:
+    """Module-level names assigned more than once, and module-level calls that change a constant in place
+    (`X.update(...)`, `X.append(...)` ...)."""
+    import ast
+
+    seen: dict[str, int] = {}
+    mutated = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                seen[target.id] = seen.get(target.id, 0) + (2 if isinstance(node, ast.AugAssign) else 1)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute):
+            owner = node.value.func.value
+            if isinstance(owner, ast.Name) and owner.id.lstrip("_").isupper():
+                mutated.append(f"{owner.id}.{node.value.func.attr}")
+    return [name for name, count in seen.items() if count > 1], mutated
+
+
+def test_each_session_state_constant_is_defined_once() -> None:
+    """`dashboard/state.py` names every key, choice and default in one place: no constant is reassigned or
+    updated further down the module."""
+    assert _reassigned_and_mutated((ROOT / "dashboard" / "state.py").read_text(encoding="utf-8")) == ([], [])
+    assert _reassigned_and_mutated("A = (1,)\nD = {}\nA = (*A, 2)\nD.update({1: 2})\n") == (["A"], ["D.update"])
