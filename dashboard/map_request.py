@@ -83,6 +83,30 @@ class MapRequest:
         return work_key(self.model_key, self.image_key, self.method, self.target, self.options)
 
 
+@dataclass(frozen=True)
+class PrepareRequest:
+    """The image-only work of one method, asked before any region is drawn (`worker.prepare`: XRAI's segments
+    and forward passes): what the slow-map worker receives for a preparation, by name, like `MapRequest`."""
+
+    source: tuple  # how the worker loads the model: ("default",) or ("upload", path, preprocessing, working size)
+    image: np.ndarray = field(repr=False)
+    method: str
+    target: str
+    options: dict[str, Any]
+    model_key: str | None = None
+    image_key: str | None = None
+    # (module, folder) of the module that registered `method` from outside the package, as in `MapRequest`
+    modules: tuple[tuple[str, str | None], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.modules is None:
+            object.__setattr__(self, "modules", registry.modules_for((self.method,)))
+
+    def work_key(self) -> tuple:
+        """The maps this preparation serves: those with the same `MapRequest.work_key()`."""
+        return work_key(self.model_key, self.image_key, self.method, self.target, self.options)
+
+
 def work_key(model_key: str | None, image_key: str | None, method: str, target: str,
              options: dict[str, Any]) -> tuple:
     """What a preparation serves and what a run's time says something about: model, image, method,

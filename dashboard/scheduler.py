@@ -8,8 +8,8 @@ page's process; the job asked for most recently goes first (the map on screen be
 strokes). Where a process cannot be used (an unknown model source, a broken pool), the job runs in the
 dispatcher thread instead, through the `run_here` function the owner gives the dispatcher.
 
-A job's work is one `MapRequest` (`dashboard.map_request`: typed, picklable, and the map's cache identity):
-it is what the worker receives, so no field can be sent in the wrong place. Nothing here imports streamlit: `dashboard.compute` owns the one dispatcher
+A job's work is one `MapRequest` (`dashboard.map_request`: typed, picklable, and the map's cache identity), a
+preparation's one `PrepareRequest`: they are what the worker receives, so no field can be sent in the wrong place. Nothing here imports streamlit: `dashboard.compute` owns the one dispatcher
 of a server (a cached resource) and the store of finished maps, and is the page's way in.
 """
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 import explainers
-from dashboard.map_request import MapRequest, work_key
+from dashboard.map_request import MapRequest, PrepareRequest
 from explainers import registry
 from explainers.caching import LRU
 
@@ -161,7 +161,7 @@ class Dispatcher:
         # the last preparation `prepare_worker` had the worker do: asked once per visit of an image (the worker
         # answers at once when its kept passes are all still there, and lays in again what was evicted)
         self.prepared = LRU(1)
-        self.preparing: tuple | None = None  # (key, args) of the preparation to do when no job waits
+        self.preparing: PrepareRequest | None = None  # the preparation to do when no job waits
         self.waiting: Any = None  # the worker's Event: set while a job waits (a preparation then stops)
         self.preparing_now: tuple | None = None  # the key of the preparation the worker is doing
         self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
@@ -184,8 +184,8 @@ class Dispatcher:
                     self.wake.wait()
                     job = self._next()
                 if job is None:
-                    key, args = self.preparing
-                    self.preparing, self.preparing_now = None, key
+                    preparation = self.preparing
+                    self.preparing, self.preparing_now = None, preparation.work_key()
                     if self.waiting is not None:
                         self.waiting.clear()  # it may have been set to stop an older preparation
                 else:
@@ -193,17 +193,17 @@ class Dispatcher:
                     if self._next() is None and self.waiting is not None:
                         self.waiting.clear()
             if job is None:
-                self._prepare(key, args)
+                self._prepare(preparation)
             else:
                 self._run(job)
 
-    def _prepare(self, key: tuple, args: tuple) -> None:
+    def _prepare(self, request: PrepareRequest) -> None:
         """`worker.prepare` in the worker process (best effort: a failure leaves it to the map's own job)."""
         from dashboard import worker
 
         try:
-            if self.process_pool().submit(worker.prepare, *args).result():
-                self.prepared.put(key, True)  # (stopped early for a map: asked again on a later rerun)
+            if self.process_pool().submit(worker.prepare, request).result():
+                self.prepared.put(request.work_key(), True)  # (stopped early for a map: asked again on a later rerun)
         except Exception as error:  # noqa: BLE001 (the map's job reports any real problem)
             print(f"segexplain: could not prepare the image for the slow maps ({type(error).__name__}: {error})")
         finally:
@@ -371,15 +371,16 @@ def prepare(dispatcher: Dispatcher, model_key: str, image_key: str, image: np.nd
     source = MODEL_SOURCES.get(model_key)
     if source is None or not dispatcher.use_process:
         return
-    key = work_key(model_key, image_key, method, target, options)
+    request = PrepareRequest(source=source, image=np.array(image), method=method, target=target,
+                             options=dict(options), model_key=model_key, image_key=image_key)
+    key = request.work_key()
     with dispatcher.wake:
-        queued = dispatcher.preparing[0] if dispatcher.preparing else None
+        queued = dispatcher.preparing.work_key() if dispatcher.preparing else None
         if key in dispatcher.prepared or key in (dispatcher.preparing_now, queued):
             return
         if dispatcher.preparing_now is not None:
             dispatcher.stop_preparation()  # for another model, image or options: the user has moved on
-        dispatcher.preparing = (key, (source, np.array(image), method, target, dict(options),
-                                      registry.modules_for((method,))))
+        dispatcher.preparing = request
         dispatcher.wake.notify()
 
 

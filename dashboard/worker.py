@@ -65,19 +65,20 @@ def warm(source: tuple) -> bool:
     return _model(source) is not None
 
 
-def prepare(source: tuple, image: Any, method: str, target: str, options: dict[str, Any],
-            modules: tuple = ()) -> bool:
-    """Do ahead of any region what `method` needs of this image alone (`explainers.prepare_image`: XRAI's
-    segments and its integration points' forward passes, kept in this process's `forward_cache`), so XRAI
-    for a region drawn later costs only its backward passes. False when it could not be done (the map's
-    own job then says why, or it stopped early because a map was waiting: the passes laid in so far stay)."""
+def prepare(request: Any) -> bool:
+    """Do ahead of any region what `request.method` needs of its image alone (`request`: a
+    `map_request.PrepareRequest`; `explainers.prepare_image`: XRAI's segments and its integration points'
+    forward passes, kept in this process's `forward_cache`), so XRAI for a region drawn later costs only its
+    backward passes. False when it could not be done (the map's own job then says why, or it stopped early
+    because a map was waiting: the passes laid in so far stay)."""
     import explainers
 
     stop = None if _WAITING is None else _WAITING.is_set
+    r = request
     try:
-        explainers.registry.import_modules(modules)
-        return explainers.prepare_image(_model(source), image, (method,), target=target,
-                                        options={method: options}, stop=stop)
+        explainers.registry.import_modules(r.modules or ())
+        return explainers.prepare_image(_model(r.source), r.image, (r.method,), target=r.target,
+                                        options={r.method: r.options}, stop=stop)
     except explainers.ExplainerError:
         return False
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import explainers
-from dashboard import scheduler
+from dashboard import map_request, scheduler
 
 
 def _request(method: str = "xrai", class_index: int = 1, **options) -> scheduler.MapRequest:
@@ -53,7 +53,19 @@ def test_a_request_is_typed_and_crosses_a_process_boundary_whole() -> None:
     np.testing.assert_array_equal(again.region, request.region)
     with pytest.raises(AttributeError):
         request.method = "rise"  # frozen: a job's work cannot change under it
-    assert request.work_key() == scheduler.work_key("m", "img", "xrai", "logits", {"steps": 8})
+    assert request.work_key() == map_request.work_key("m", "img", "xrai", "logits", {"steps": 8})
+
+
+def test_a_preparation_is_typed_and_crosses_a_process_boundary_whole() -> None:
+    request = map_request.PrepareRequest(source=("default",), image=np.ones((4, 4, 3), np.uint8), method="xrai",
+                                       target="logits", options={"steps": 8}, model_key="m", image_key="img")
+    again = pickle.loads(pickle.dumps(request))
+    assert (again.source, again.method, again.target, again.options) == (("default",), "xrai", "logits", {"steps": 8})
+    np.testing.assert_array_equal(again.image, request.image)
+    assert again.modules == ()  # a shipped method: no module to import in the worker
+    with pytest.raises(AttributeError):
+        request.method = "rise"
+    assert again.work_key() == _request(steps=8).work_key()  # it serves exactly the maps of that work key
 
 
 def test_one_job_per_key_its_result_kept_and_the_model_never_in_the_request() -> None:

@@ -12,7 +12,7 @@ import page_keys as keys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import compute, scheduler, state
+from dashboard import compute, map_request, scheduler, state
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -58,7 +58,7 @@ def _job(key: str, method: str = "xrai", image_key: str = "img", options=None) -
 
 def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = map_request.work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("a")
     assert not dispatcher.waiting.is_set()
 
@@ -67,7 +67,7 @@ def test_a_map_the_running_preparation_serves_lets_it_finish(dispatcher) -> None
                                    dict(options={"steps": 30})], ids=["method", "image", "options"])
 def test_any_other_map_stops_the_running_preparation(dispatcher, other) -> None:
     with dispatcher.lock:
-        dispatcher.preparing_now = scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20})
+        dispatcher.preparing_now = map_request.work_key("m", "img", "xrai", "logits", {"steps": 20})
     _job("b", **other)
     assert dispatcher.waiting.is_set()
 
@@ -79,8 +79,8 @@ def preparing(dispatcher, monkeypatch):
     done: list[tuple] = []
     release = threading.Event()
 
-    def prepare(key, _args):
-        done.append(key)
+    def prepare(request):
+        done.append(request.work_key())
         release.wait(30)
         with dispatcher.lock:
             dispatcher.preparing_now = None
@@ -91,7 +91,7 @@ def preparing(dispatcher, monkeypatch):
 
     def start(image_key: str) -> tuple:
         compute.prepare_worker("m", image_key, np.zeros((8, 8, 3), np.uint8), "xrai", "logits", {"steps": 20})
-        return scheduler.work_key("m", image_key, "xrai", "logits", {"steps": 20})
+        return map_request.work_key("m", image_key, "xrai", "logits", {"steps": 20})
 
     yield start, release, done
     dispatcher.use_process = False  # jobs left behind end with an error in this thread, no worker is started
@@ -135,13 +135,13 @@ def test_a_job_gets_a_preview_unless_the_last_run_on_that_image_was_quick(dispat
     the first run for a model, image and options, and after a run that took `PREVIEW_UNLESS_WITHIN` or more."""
     monkeypatch.setattr(scheduler, "LAST_RUN_SECONDS", scheduler.LRU(8))
     assert _job("first").wants_preview
-    scheduler.LAST_RUN_SECONDS.put(scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20}),
+    scheduler.LAST_RUN_SECONDS.put(map_request.work_key("m", "img", "xrai", "logits", {"steps": 20}),
                                    scheduler.PREVIEW_UNLESS_WITHIN - 1.0)
     quick = _job("second")
     assert not quick.wants_preview and quick.until_preview() is None
     assert _job("third", image_key="another image").wants_preview
     assert _job("fourth", options={"steps": 30}).wants_preview
-    scheduler.LAST_RUN_SECONDS.put(scheduler.work_key("m", "img", "xrai", "logits", {"steps": 20}),
+    scheduler.LAST_RUN_SECONDS.put(map_request.work_key("m", "img", "xrai", "logits", {"steps": 20}),
                                    scheduler.PREVIEW_UNLESS_WITHIN + 1.0)
     assert _job("fifth").wants_preview
 

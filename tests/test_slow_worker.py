@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from dashboard import scheduler, worker
+from dashboard import map_request, scheduler, worker
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +20,11 @@ def _no_page_script(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
+
+def _preparation(image, options: dict) -> map_request.PrepareRequest:
+    return map_request.PrepareRequest(source=("default",), image=image, method="xrai", target="logits",
+                                      options=options)
 
 
 def _kept_counts() -> tuple[int, int]:
@@ -76,7 +81,7 @@ def test_xrai_after_the_worker_prepared_the_image_reuses_its_forward_passes() ->
     image, region = _scene(1, (30, 90, 20, 70))
     options = {"steps": 16, "batch_size": 8}
     with _pool() as (pool, queue):
-        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        assert pool.submit(worker.prepare, _preparation(image, options)).result(timeout=300)
         hits, laid_in = pool.submit(_kept_counts).result(timeout=60)
         final = pool.submit(worker.explain_one, 3, ("default",), _request(image, region, options)).result(timeout=300)
         after = pool.submit(_kept_counts).result(timeout=60)
@@ -93,9 +98,9 @@ def test_a_job_without_preview_reuses_the_same_passes_and_a_second_preparation_l
     image, region = _scene(2, (50, 100, 30, 80))
     options = {"steps": 16, "batch_size": 8}
     with _pool() as (pool, queue):
-        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        assert pool.submit(worker.prepare, _preparation(image, options)).result(timeout=300)
         _hits, laid_in = pool.submit(_kept_counts).result(timeout=60)
-        assert pool.submit(worker.prepare, ("default",), image, "xrai", "logits", options).result(timeout=300)
+        assert pool.submit(worker.prepare, _preparation(image, options)).result(timeout=300)
         again = pool.submit(_kept_counts).result(timeout=60)
         final = pool.submit(worker.explain_one, 4, ("default",), _request(image, region, options),
                             False).result(timeout=300)
