@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, engine, forward_cache, inputs, metrics, regions, registry, working_size, xrai
+from explainers import engine, forward_cache, inputs, metrics, regions, registry, working_size
 from explainers.caching import array_digest
 from explainers.errors import ExplainerError, framework_errors
+from explainers.methods import cams, xrai
 from explainers.results import ALL_ZERO, NON_FINITE, Explanation, MapWarning, Prediction, RawMap
 from explainers.working_size import set_working_size
 

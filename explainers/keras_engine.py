@@ -16,8 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from explainers import cams, graph, scores
+from explainers import graph, scores
 from explainers.caching import PerModel
+from explainers.methods import cams
 
 _PREDICTORS = PerModel()
 _FORWARDS = PerModel()

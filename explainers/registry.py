@@ -12,8 +12,8 @@ enters it (`region`), the units it shares with other methods (`units`), whether 
 (`prepares`), whether its map depends on the score's scale (`scale_dependent`) and which methods give the
 same map, and why (`same_as`).
 
-Adding a method: write one module (its maths, its options class, `run` or a CAM subclass) and add one
-`Method(...)` line below, or call `register(Method(...))` from outside (`unregister(name)` removes it).
+Adding a method: write one module (its maths, its options class, `run` or a CAM subclass; shipped ones live in
+`explainers/methods/`) and add one `Method(...)` line below, or call `register(Method(...))` from outside (`unregister(name)` removes it).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from explainers import cams, methods_input, rise, scorecam, segxrescam, xrai
 from explainers import options as opts
 from explainers.errors import ExplainerError
+from explainers.methods import cams, methods_input, rise, scorecam, segxrescam, xrai
 
 CAM = "cam"  # one shared forward+backward pass (gradient CAMs)
 SCORE_CAM = "score-cam"  # masked forward passes, at a layer

@@ -101,7 +101,7 @@ def test_map_settings_are_part_of_the_slow_maps_keys() -> None:
 
 def test_method_settings_default_to_the_library_defaults() -> None:
     from dashboard import method_settings
-    from explainers import methods_input, scorecam
+    from explainers.methods import methods_input, scorecam
 
     defaults = method_settings.defaults()
     assert defaults[keys.SCORECAM_CHANNELS] == scorecam.DEFAULT_CHANNELS

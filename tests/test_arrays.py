@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from explainers import arrays, cams, scores, segxrescam
+from explainers import arrays, scores
+from explainers.methods import cams, segxrescam
 
 import torch  # isort: skip
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from helpers_models import linear_conv_model, random_image, tiny_seg_model
 
 import explainers
-from explainers import cams
+from explainers.methods import cams
 
 LAYERS = ("conv1", "conv2", "final_conv")
 

@@ -16,7 +16,8 @@ import pytest
 
 import explainers
 from dashboard import comparison, compute, export, figures, sidebar
-from explainers import api, methods_input, scorecam
+from explainers import api
+from explainers.methods import methods_input, scorecam
 
 BIG = 1024  # 1024 × 1024 = 1,048,576 elements: Streamlit would hash such an array from a sample only
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 from helpers_models import nested_backbone_model, small_unet_fused_softmax, tiny_seg_model, two_patch_image
 
 import explainers
-from explainers import forward_cache, xrai
+from explainers import forward_cache
+from explainers.methods import xrai
 
 
 def reference_gradients(model, x: np.ndarray, region: np.ndarray, class_index: int, target: str) -> np.ndarray:

@@ -61,22 +61,31 @@ def test_caching_lives_in_one_module_of_the_page() -> None:
     assert _streamlit_caches(ROOT / CACHE_MODULE)  # the check sees a cache when there is one
 
 
+def _module_name(package: Path, path: Path) -> str:
+    """"registry", "methods.cams", "methods" (a subpackage's `__init__`): the name inside the package."""
+    parts = path.relative_to(package).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts) or "__init__"
+
+
 def _package_imports(package: Path) -> dict[str, set[str]]:
-    """module → the package's modules it imports, at the top or inside functions (both tie them together)."""
+    """module → the package's modules it imports, at the top or inside functions (both tie them together);
+    subpackages included (`methods.cams`)."""
     import ast
 
-    modules = {path.stem for path in package.glob("*.py")}
+    modules = {_module_name(package, path) for path in package.rglob("*.py")}
     graph: dict[str, set[str]] = {}
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == package.name:
-                found |= {alias.name for alias in node.names if alias.name in modules}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package.name}."):
-                found.add(node.module.split(".")[1])
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package.name:
+                inner = node.module.partition(".")[2]
+                names = {f"{inner}.{a.name}" if inner else a.name for a in node.names}
+                found |= {name for name in names if name in modules} or ({inner} & modules)
             elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package.name}.")}
-        graph[path.stem] = found - {path.stem, "__init__"}
+                found |= {a.name.partition(".")[2] for a in node.names
+                          if a.name.partition(".")[2] in modules and a.name.startswith(f"{package.name}.")}
+        name = _module_name(package, path)
+        graph[name] = found - {name, "__init__"}
     return graph
 
 
@@ -99,7 +108,9 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_library_has_no_import_circle() -> None:
     """Modules of `explainers` import one another one way only (batch → ray_engine → batch_work, and
     model_file_loader above model_files and torch_files): a circle makes both sides one module in disguise."""
-    assert _circles(_package_imports(ROOT / "explainers")) == []
+    graph = _package_imports(ROOT / "explainers")
+    assert _circles(graph) == []
+    assert {"methods.cams", "methods.xrai"} <= graph["registry"] and "methods.cams" in graph["methods.segxrescam"]
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()})  # the check finds a circle when there is one
 
 
@@ -128,3 +139,31 @@ def test_each_session_state_constant_is_defined_once() -> None:
     updated further down the module."""
     assert _reassigned_and_mutated((ROOT / "dashboard" / "state.py").read_text(encoding="utf-8")) == ([], [])
     assert _reassigned_and_mutated("A = (1,)\nD = {}\nA = (*A, 2)\nD.update({1: 2})\n") == (["A"], ["D.update"])
+
+
+def _top_level_imports(folder: Path) -> dict[str, set[str]]:
+    """file → the top-level packages it imports (at the top or inside functions)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_the_dependency_direction() -> None:
+    """dashboard → explainers and models; models → explainers at most; explainers imports neither; nothing of
+    the product imports the tests or the benchmarks (they are leaves)."""
+    banned = {"explainers": {"dashboard", "models", "tests", "benchmarks"},
+              "models": {"dashboard", "tests", "benchmarks"},
+              "dashboard": {"tests", "benchmarks"}}
+    offenders = sorted(f"{file} imports {name}" for package, names in banned.items()
+                       for file, imported in _top_level_imports(ROOT / package).items() for name in imported & names)
+    assert offenders == []
+    assert "explainers" in _top_level_imports(ROOT / "dashboard")["dashboard/compute.py"]  # the check sees imports

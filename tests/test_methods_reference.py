@@ -16,7 +16,8 @@ import saliency.core as saliency
 import tensorflow as tf
 from helpers_models import linear_conv_model, random_image, tiny_seg_model
 
-from explainers import ExplainerError, api, cams, methods_input, registry, scorecam, scores
+from explainers import ExplainerError, api, registry, scores
+from explainers.methods import cams, methods_input, scorecam
 from explainers.results import ALL_ZERO
 
 NEW_CAMS = ("hirescam", "layercam", "xgradcam", "contrastive-gradcam")
@@ -321,7 +322,7 @@ def test_guided_ig_numpy_shim_keeps_quantiles() -> None:
 
 
 def test_input_methods_reuse_the_xrai_gradient(model, smooth_image, monkeypatch) -> None:
-    from explainers import xrai
+    from explainers.methods import xrai
 
     calls = []
     original = xrai.call_model_function

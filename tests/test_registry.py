@@ -9,8 +9,9 @@ import pytest
 from helpers_models import random_image, strided_output_model, tiny_seg_model
 
 import explainers
-from explainers import ExplainerError, api, records, registry, results, rise, xrai
+from explainers import ExplainerError, api, records, registry, results
 from explainers.caching import LRU, PerModel
+from explainers.methods import rise, xrai
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_defaults_come_from_the_options_classes() -> None:
 
 
 def test_options_accept_objects_dicts_and_refuse_unknown_fields() -> None:
-    from explainers.xrai import XRAIOptions
+    from explainers.methods.xrai import XRAIOptions
 
     xrai = registry.get("xrai")
     assert xrai.make_options({"steps": 8}) == XRAIOptions(steps=8)
@@ -185,7 +186,7 @@ def test_every_options_field_carries_its_interface_metadata() -> None:
 def test_a_method_without_a_score_is_not_described_by_one(model) -> None:
     """A registered CAM that explains no score (like Eigen-CAM) is neither described as "of the adapter's
     region score" nor told its empty map lacks "the region score"."""
-    from explainers import cams
+    from explainers.methods import cams
 
     eigen = registry.Method("no-score-cam", "Plain CAM", registry.CAM, False, False,
                             make_cam=cams.plain(cams.GradCAM), score=None)

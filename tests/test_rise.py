@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from helpers_models import random_image, tiny_seg_model
 
-from explainers import ExplainerError, api, memory, rise
+from explainers import ExplainerError, api, memory
+from explainers.methods import rise
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from helpers_models import random_image, tiny_seg_model
 
-from explainers import ExplainerError, api, cams, registry
+from explainers import ExplainerError, api, registry
+from explainers.methods import cams
 
 
 @pytest.fixture(scope="module")

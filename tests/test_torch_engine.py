@@ -16,7 +16,8 @@ import pytest
 import saliency.core as saliency
 
 import explainers  # noqa: F401  (first: installs the triton guard before torchvision loads)
-from explainers import ExplainerError, faithfulness, graph, registry, xrai
+from explainers import ExplainerError, faithfulness, graph, registry
+from explainers.methods import xrai
 from explainers.torch_engine import from_torch
 from tests import torch_nets
 from tests.conftest import ROOT

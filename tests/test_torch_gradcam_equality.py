@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import explainers  # noqa: F401  (first: installs the triton guard before torchvision loads)
-from explainers import cams, regions
+from explainers import regions
+from explainers.methods import cams
 from explainers.torch_engine import from_torch
 from tests import torch_nets
 from tests.torch_nets import MEAN, STD

@@ -8,7 +8,7 @@ from helpers_models import random_image, tiny_seg_model
 
 import explainers
 from dashboard import warmup
-from explainers import cams
+from explainers.methods import cams
 
 CAMS = ("gradcam", "gradcam++", "vinogradova")
 

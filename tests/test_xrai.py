@@ -10,7 +10,8 @@ import tensorflow as tf
 from helpers_models import tiny_seg_model, two_patch_image
 
 import explainers
-from explainers import scores, xrai
+from explainers import scores
+from explainers.methods import xrai
 from explainers.results import ALL_ZERO
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from explainers import arrays, cams, registry
+from explainers import arrays, registry
 from explainers import options as opts
+from explainers.methods import cams
 
 NAME = "toy-cam"
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from explainers import arrays, cams, scores
+from explainers import arrays, scores
 from explainers import options as opts
+from explainers.methods import cams
 
 DEFAULT_POOL_SIZE = 2
 

@@ -35,9 +35,10 @@ import numpy as np
 import saliency.core as saliency
 import saliency.core.guided_ig as _guided_ig
 
-from explainers import memory, xrai
+from explainers import memory
 from explainers import options as opts
 from explainers.errors import ExplainerError
+from explainers.methods import xrai
 from explainers.results import RawMap
 
 INPUT_METHODS = ("integrated-gradients", "smoothgrad", "guided-ig", "blur-ig")
