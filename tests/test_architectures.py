@@ -27,6 +27,7 @@ from helpers_models import (
 import explainers
 from explainers import ExplainerError, graph
 from models import ModelLoadError, load_user_model
+from models.keras_hub_nets import deeplabv3
 
 CAMS = ("gradcam", "gradcam++")
 
@@ -199,20 +200,6 @@ def test_efficientnet_preprocessing_is_not_offered() -> None:
 # -------------------------------------------------------------------------------------- keras-hub
 
 
-def _deeplab(num_classes: int = 4):
-    from keras_hub.models import DeepLabV3Backbone, DeepLabV3ImageSegmenter, ResNetBackbone
-
-    keras.utils.set_random_seed(0)
-    encoder = ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 16, 32],
-        stackwise_num_blocks=[1, 1, 1], stackwise_num_strides=[1, 2, 2], block_type="basic_block",
-        use_pre_activation=False, image_shape=(None, None, 3),
-    )
-    backbone = DeepLabV3Backbone(image_encoder=encoder, spatial_pyramid_pooling_key="P4", upsampling_size=4,
-                                 dilation_rates=[1, 2], low_level_feature_key="P2", projection_filters=16)
-    return DeepLabV3ImageSegmenter(backbone=backbone, num_classes=num_classes)
-
-
 def _segformer(num_classes: int = 5):
     from keras_hub.models import MiTBackbone, SegFormerBackbone, SegFormerImageSegmenter
 
@@ -228,7 +215,7 @@ def _segformer(num_classes: int = 5):
 
 @pytest.mark.slow
 def test_keras_hub_deeplabv3_resnet(tmp_path) -> None:
-    _deeplab().save(tmp_path / "deeplab.keras")
+    deeplabv3().save(tmp_path / "deeplab.keras")
     model = load_user_model(tmp_path / "deeplab.keras")
     summary = explainers.inspect_model(model)
     assert summary.input_size == (None, None) and summary.num_classes == 4
@@ -262,7 +249,7 @@ def test_keras_hub_segformer_mit(tmp_path) -> None:
 
 
 def test_keras_hub_file_without_keras_hub_names_the_package(tmp_path, monkeypatch) -> None:
-    _deeplab().save(tmp_path / "deeplab.keras")
+    deeplabv3().save(tmp_path / "deeplab.keras")
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # `import keras_hub` now raises ImportError
     with pytest.raises(ModelLoadError, match="install the optional package keras-hub") as info:
         load_user_model(tmp_path / "deeplab.keras")

@@ -89,9 +89,9 @@ def test_mobilenetv2_head_defaults_to_the_norm_before_out_relu() -> None:
 @pytest.mark.slow
 def test_keras_hub_deeplabv3_defaults_before_its_head_relu() -> None:
     pytest.importorskip("keras_hub")
-    from test_architectures import _deeplab
+    from models.keras_hub_nets import deeplabv3
 
-    _check(_deeplab(), random_image(64), "segmentation_head_relu")
+    _check(deeplabv3(), random_image(64), "segmentation_head_relu")
 
 
 def test_the_rule_agrees_with_measurement_at_every_layer() -> None:

@@ -105,3 +105,27 @@ def test_faithfulness_scores_an_odd_photo_at_the_working_size(model) -> None:
     maps = explainers.explain(model, image, region, 1, methods=("gradcam",))
     result = faithfulness.evaluate_explanations(model, image, region, 1, maps, steps=3)
     assert np.isfinite(result["gradcam"].deletion.auc) and np.isfinite(result["gradcam"].insertion.auc)
+
+
+@pytest.mark.slow
+def test_a_saved_keras_hub_deeplabv3_explains_an_ordinary_photo(tmp_path) -> None:
+    """Issue 31 item 1 as reported: a keras-hub DeepLabV3 saved with a free input size, loaded in safe mode,
+    and a 451×300 photo (TensorFlow's Concat got 75×113 and 76×116 at the photo's own size). With the library's
+    own working-size choice, the prediction and a Grad-CAM map lie on the photo as given."""
+    pytest.importorskip("keras_hub")
+    from models import load_user_model
+    from models.keras_hub_nets import deeplabv3
+
+    deeplabv3(num_classes=4).save(tmp_path / "deeplab.keras")
+    model = load_user_model(tmp_path / "deeplab.keras")
+    assert explainers.inspect_model(model).input_size == (None, None)
+    image = _photo()  # 300 rows × 451 columns
+    plan = working_size.plan(model, image.shape[:2], (None, None))
+    assert plan.size != (300, 451) and plan.size[0] % plan.stride == 0 and plan.size[1] % plan.stride == 0
+    prediction = explainers.predict(model, image)
+    assert prediction.labels.shape == (300, 451) and np.isfinite(prediction.probs).all()
+    region = np.zeros((300, 451), bool)
+    region[80:220, 120:330] = True
+    maps = explainers.explain(model, image, region, 1, "stack1_block0_out", methods=("gradcam",))
+    heatmap = maps["gradcam"].heatmap
+    assert heatmap.shape == (300, 451) and np.isfinite(heatmap).all()
