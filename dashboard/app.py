@@ -98,13 +98,21 @@ loop.show(loop_context)
 loop.sections(loop_context)  # agreement, sweep, faithfulness, trust, export: after the maps are painted
 
 # ---- Sections that depend on the image, not on the region --------------------------------------
-truth_tab, overview_tab, gallery_tab, browser_tab = st.tabs(
-    ["Ground truth and errors", "Class overview", "Sample gallery", "Image browser (worst first)"])
-with truth_tab, guard.section("Ground truth and errors"):
-    quality_view.panel(image, labels, truth, truth_note, names, colors, choice)
-with overview_tab:
-    overview_view.section(model, model_key, image, choice["digest"], settings["target"], labels, names, choice["name"])
-with gallery_tab, guard.section("Sample gallery"):
-    gallery.show()
-with browser_tab, guard.section("Image browser"):
-    browser.show(model, model_key)
+# Only the open tab runs and reaches the browser (a tab change reruns the page): the browser re-renders
+# every element on the page for each message of a stroke's run, so hidden tabs would slow the loop
+# (the gallery alone is ten pictures, buttons and captions; measured in `benchmarks/ui_latency.py`).
+truth_tab, overview_tab, gallery_tab, browser_tab = st.tabs(list(state.IMAGE_TABS), key=state.IMAGE_TAB,
+                                                            on_change="rerun")
+if truth_tab.open:
+    with truth_tab, guard.section("Ground truth and errors"):
+        quality_view.panel(image, labels, truth, truth_note, names, colors, choice)
+if overview_tab.open:
+    with overview_tab:
+        overview_view.section(model, model_key, image, choice["digest"], settings["target"], labels, names,
+                              choice["name"])
+if gallery_tab.open:
+    with gallery_tab, guard.section("Sample gallery"):
+        gallery.show()
+if browser_tab.open:
+    with browser_tab, guard.section("Image browser"):
+        browser.show(model, model_key)

@@ -90,6 +90,10 @@ ERROR_PRED = "error_pred"  # predicted class of the "a predicted as b" preset
 CONFUSION_TABLE = "confusion_table"  # dataframe whose cell selection sets ERROR_TRUE / ERROR_PRED
 CONFUSION_CELL = "confusion_cell"  # last table cell applied to the pickers (a new click wins over them)
 
+# The tabs under the loop that depend on the image only; only the open one is computed and sent
+IMAGE_TAB = "image_tab"  # label of the open tab (one of IMAGE_TABS)
+IMAGE_TABS = ("Ground truth and errors", "Class overview", "Sample gallery", "Image browser (worst first)")
+
 # Image browser: generated scenes, or a batch run with labels
 BROWSER_ON = "browser_on"  # toggle: compute the browser's table
 BROWSER_SOURCE = "browser_source"  # one of BROWSER_SOURCES

@@ -186,7 +186,7 @@ def test_preset_regions_produce_maps(mode: str) -> None:
 
 @pytest.mark.slow
 def test_gallery_click_changes_the_image_and_keeps_the_settings() -> None:
-    at = _app(**{state.REGION_MODE: "image", state.METHODS: ["gradcam"]})
+    at = _app(**{state.REGION_MODE: "image", state.METHODS: ["gradcam"], state.IMAGE_TAB: "Sample gallery"})
     at.run()
     at.selectbox(key=state.LAYER).set_value("aggregation").run()
     at.button(key="gallery-two mushrooms").click().run()

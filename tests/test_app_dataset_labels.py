@@ -57,6 +57,7 @@ def test_image_browser_ranks_a_batch_run_and_opens_an_image_with_its_ground_trut
     at.session_state[state.METHODS] = ["gradcam"]
     at.session_state[state.BROWSER_SOURCE] = "batch"
     at.session_state[state.BROWSER_FOLDER] = "results"
+    at.session_state[state.IMAGE_TAB] = "Image browser (worst first)"
     at.run()
     assert not at.exception
     table = next(d for d in at.dataframe if "mean IoU" in d.value.columns)

@@ -98,6 +98,7 @@ def test_the_image_browser_opens_it_too_and_one_class_errors_keep_void_apart(voi
     at.session_state[state.METHODS] = ["gradcam"]
     at.session_state[state.BROWSER_SOURCE] = "batch"
     at.session_state[state.BROWSER_FOLDER] = "results"
+    at.session_state[state.IMAGE_TAB] = "Image browser (worst first)"
     at.run()
     assert not at.exception
     at.button(key="browser-iou-errors").click().run()
@@ -107,6 +108,8 @@ def test_the_image_browser_opens_it_too_and_one_class_errors_keep_void_apart(voi
     np.testing.assert_array_equal(at.session_state[state.IMAGE_CHOICE]["truth"], saved["truth"])
     _kind, c = label_scores.worst_error(saved["truth"], saved["labels"])
     assert not (at.session_state[state.REQUEST].region & (saved["truth"] == VOID)).any()
+    at.session_state[state.IMAGE_TAB] = "Ground truth and errors"  # only the open tab runs
+    at.run()
     at.selectbox(key=state.ERROR_VIEW).set_value(c).run()  # one class: correct / FP / FN, void apart
     assert not at.exception, [e.value for e in at.exception]
     captions = [img.caption for element in at.get("image") for img in element.proto.imgs]

@@ -53,7 +53,8 @@ def _clean(at: AppTest) -> None:
 
 def test_image_browser_with_a_four_class_model_says_why_instead_of_crashing(tmp_path) -> None:
     at = _app(_upload(conv_bn_relu_unet(SIZE, 4), tmp_path, "unet4.keras"), **{state.BROWSER_ON: True,
-                                                                               state.METHODS: ["gradcam"]})
+                                                                               state.METHODS: ["gradcam"],
+                                                                               state.IMAGE_TAB: "Image browser (worst first)"})
     at.run()
     _clean(at)
     infos = [i.value for i in at.info]
@@ -73,7 +74,7 @@ def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path, 
     choice = _upload(build(), tmp_path, f"model{classes}.keras")
     # XRAI runs in the worker process: wait for it within the run (AppTest has no looks), not on the timing
     at = _app(choice, **{state.SWEEP: True, state.FAITHFULNESS_ON: True, state.OVERVIEW_ON: True,
-                         state.BROWSER_ON: True})
+                         state.BROWSER_ON: True, state.IMAGE_TAB: "Class overview"})
     at.run()
     _clean(at)
     results = at.session_state[state.RESULTS]
@@ -86,6 +87,9 @@ def test_every_section_runs_with_a_foreign_model(build, classes: int, tmp_path, 
     at.button(key="export-prepare").click().run()
     _clean(at)
     assert any(b.proto.label == "Maps + settings (.zip)" for b in at.get("download_button"))
+    at.session_state[state.IMAGE_TAB] = "Image browser (worst first)"  # only the open tab runs
+    at.run()
+    _clean(at)
     assert any("mushroom classes" in i.value for i in at.info)  # the browser says why it is off
 
     typed = ", ".join(f"thing{k}" for k in range(classes))

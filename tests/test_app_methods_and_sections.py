@@ -246,7 +246,7 @@ def test_faithfulness_section_draws_curves_and_a_ranking_with_a_random_row() -> 
 
 @pytest.mark.slow
 def test_class_overview_shows_one_map_per_predicted_class_and_a_png() -> None:
-    at = _app(_box(), **{state.METHODS: ["gradcam"]})
+    at = _app(_box(), **{state.METHODS: ["gradcam"], state.IMAGE_TAB: "Class overview"})
     at.run()
     _clean(at)
     assert at.selectbox(key=state.OVERVIEW_METHOD).value == "gradcam"

@@ -67,13 +67,40 @@ def _draw(at: AppTest, objects: list[dict]) -> None:
 def test_the_class_overview_needs_no_region() -> None:
     """It said "Mark a region first…" until a region was drawn and the whole page reran; it uses the
     layer only, so it is there from the start and computes without a region."""
-    at = _app(**{state.OVERVIEW_ON: True, state.METHODS: ["gradcam"]})
+    at = _app(**{state.OVERVIEW_ON: True, state.METHODS: ["gradcam"], state.IMAGE_TAB: "Class overview"})
     at.run()
     _clean(at)
     assert not any("Mark a region first" in info.value for info in at.info)
     overview = at.session_state[state.OVERVIEW]
     assert len(overview) >= 3, overview  # fly agaric: cap, gills, stipe, … each with a map
     assert "at layer `head_concat`" in _captions(at)  # the default layer (issue 31)
+
+
+def test_only_the_open_image_tab_runs_and_a_hidden_tab_keeps_its_choices() -> None:
+    """The tabs under the loop (ground truth, class overview, gallery, browser) used to run and be sent all
+    at once: the browser re-renders every element for each message of a stroke's run, so the hidden
+    gallery's ten pictures and buttons slowed the loop. Only the open tab's content is there now, and a
+    choice made in a tab survives a visit to another."""
+    at = _app(**{state.METHODS: ["gradcam"]})
+    at.run()
+    _clean(at)
+    gallery_buttons = [b for b in at.button if str(b.key).startswith("gallery-")]
+    assert gallery_buttons == []  # the first tab (ground truth) is open, the gallery is not drawn
+    assert "Prediction" in [img.caption for element in at.get("image") for img in element.proto.imgs]
+    at.session_state[state.IMAGE_TAB] = "Class overview"
+    at.run()
+    at.toggle(key=state.OVERVIEW_ON).set_value(True).run()
+    _clean(at)
+    assert at.session_state[state.OVERVIEW]
+    at.session_state[state.IMAGE_TAB] = "Sample gallery"
+    at.run()
+    _clean(at)
+    assert len([b for b in at.button if str(b.key).startswith("gallery-")]) == 10
+    assert "Prediction" not in [img.caption for element in at.get("image") for img in element.proto.imgs]
+    at.session_state[state.IMAGE_TAB] = "Class overview"
+    at.run()
+    _clean(at)
+    assert at.toggle(key=state.OVERVIEW_ON).value is True  # kept while its tab was hidden
 
 
 def test_a_map_with_no_location_is_blank_with_a_note_in_the_loop() -> None:

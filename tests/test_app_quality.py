@@ -205,7 +205,8 @@ def test_image_without_ground_truth_says_so_and_offers_the_label_upload() -> Non
 
 @pytest.mark.slow
 def test_browser_ranks_worst_first_and_picking_a_scene_changes_the_image() -> None:
-    at = _app(**{state.REGION_MODE: "image", state.BROWSER_SEED: 3, state.BROWSER_COUNT: 24})
+    at = _app(**{state.REGION_MODE: "image", state.BROWSER_SEED: 3, state.BROWSER_COUNT: 24,
+                 state.IMAGE_TAB: "Image browser (worst first)"})
     at.run()
     at.selectbox(key=state.LAYER).set_value("aggregation").run()
     at.toggle(key=state.BROWSER_ON).set_value(True).run()
@@ -228,6 +229,8 @@ def test_browser_ranks_worst_first_and_picking_a_scene_changes_the_image() -> No
     images, truths = scenes.generate(24, 3)
     np.testing.assert_array_equal(chosen["pixels"], images[second])
     np.testing.assert_array_equal(chosen["truth"], truths[second])
+    at.session_state[state.IMAGE_TAB] = "Ground truth and errors"  # only the open tab runs
+    at.run()
     assert "Ground truth" in _image_captions(at)  # its ground truth came along
     shown = _table_with(at, "IoU")
     assert np.nanmean(shown["IoU"].to_numpy(dtype=float)) == pytest.approx(ious[1], abs=2e-3)
