@@ -229,12 +229,16 @@ def show_grid(request: Request, view: View) -> dict[str, Any]:
         for method, column in zip(row, st.columns(PER_ROW_GRID), strict=False):
             cells[method] = column.container(key=map_key(method))
     running = [m for m in methods if m in jobs and not jobs[m].done]
+    # every ready picture is encoded before the first is sent, so they leave within a millisecond and the
+    # browser puts them on screen in one render instead of one render per picture
+    pictures = {m: _map_parts(request.image, m, ready[m], paths, view, factors[m]) for m in methods
+                if m in ready and m not in running}
     for method in methods:
         if method in running:
             continue
         with cells[method]:
-            if method in ready:
-                _draw_map(request.image, method, ready[method], paths, view, factors[method])
+            if method in pictures:
+                _show_map(*pictures[method])
                 if registry.get(method).scale_dependent:
                     st.caption(scale_caption(method))
             else:
@@ -289,18 +293,28 @@ def is_flat(heatmap: np.ndarray | None) -> bool:
 
 def _draw_map(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
               factor: float = 1.0) -> None:
+    _show_map(*_map_parts(image, method, explanation, paths, view, factor))
+
+
+def _map_parts(image: np.ndarray, method: str, explanation: Any, paths: Sequence[np.ndarray], view: View,
+               factor: float = 1.0) -> tuple[str, list[str]]:
+    """A map's figure (HTML with its picture encoded) and the captions under it."""
     flat = is_flat(explanation.heatmap)
     heat = np.zeros_like(explanation.heatmap) if flat else explanation.heatmap * factor
     scale_note = "" if view.scale == "own" else (
         f" · ×{factor:.2f} of the common scale" if method in registry.common_units([method])
         else " · own max (other units)")
     where = " · layer-free" if is_layer_free(method) else ""
-    st.html(figures.map_html(figures.map_picture(image, heat, paths, opacity=view.opacity),
-                             title(method, explanation) + where + scale_note))
-    if flat:
-        st.caption(FLAT_NOTE)
-    for icon, message in visible_warnings(explanation):
-        st.caption(f"{icon} {message}")
+    html = figures.map_html(figures.map_picture(image, heat, paths, opacity=view.opacity),
+                            title(method, explanation) + where + scale_note)
+    captions = [FLAT_NOTE] if flat else []
+    return html, captions + [f"{icon} {message}" for icon, message in visible_warnings(explanation)]
+
+
+def _show_map(html: str, captions: list[str]) -> None:
+    st.html(html)
+    for caption in captions:
+        st.caption(caption)
 
 
 def score_choice(request: Request) -> None:

@@ -354,3 +354,23 @@ def test_the_maps_are_sent_before_the_pickers_and_the_legend_and_follow_their_va
     _clean(at)
     assert list(at.session_state[state.RESULTS]) == ["gradcam"]
     assert at.selectbox(key=state.LAYER).value == "aggregation"
+
+
+def test_the_ready_maps_are_encoded_before_the_first_is_sent(monkeypatch) -> None:
+    """Each picture used to be encoded and sent in turn (~3 ms apart), so the browser put the first maps
+    on screen in one render and the last in another; now every ready picture is encoded first and the
+    maps leave together."""
+    import streamlit as st
+
+    from dashboard import figures
+
+    events: list[str] = []
+    encode, html = figures.map_picture, st.html
+    monkeypatch.setattr(figures, "map_picture", lambda *a, **k: events.append("encode") or encode(*a, **k))
+    monkeypatch.setattr(st, "html", lambda body, *a, **k: events.append("send") or html(body, *a, **k))
+    at = _app(_box(), **{state.METHODS: ["gradcam", "gradcam++", "vinogradova"]})
+    at.run()
+    _clean(at)
+    maps = [e for e in events if e in ("encode", "send")]
+    assert maps.count("encode") == 3 and maps.count("send") >= 3, maps
+    assert maps[:4] == ["encode", "encode", "encode", "send"], maps
