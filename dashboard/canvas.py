@@ -13,6 +13,7 @@ AppTest): `draw` imports it, this module's other functions are plain NumPy/PIL.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from dataclasses import dataclass, field
@@ -214,27 +215,45 @@ def _centre(points: list[tuple[float, float]]) -> tuple[float, float]:
 def shapes_rgba(shapes: list[Shape], size: tuple[int, int]) -> np.ndarray:
     """The shapes painted on a transparent RGBA picture of `size` (height, width) as the canvas shows
     them: closed shapes filled with their outline, strokes with their width (free-hand ones with round
-    ends and joins)."""
-    height, width = size
-    picture = Image.new("RGBA", (int(width), int(height)), (0, 0, 0, 0))
-    pen = ImageDraw.Draw(picture)
-    ink = (255, 255, 255, 255)
+    ends and joins).
+
+    Every shape is painted alone and kept (`_painted`): a stroke adds one shape to the drawing, and
+    repainting all earlier ones with round joins took longer than the rest of the region's work. One ink
+    and no anti-aliasing make the union of the shapes the same picture as painting them together."""
+    height, width = int(size[0]), int(size[1])
+    drawn = np.zeros((height, width), bool)
     for shape in shapes:
-        line_width = max(int(round(shape.width)), 1)
-        if shape.closed:
-            pen.polygon(shape.outline, fill=ink)
-            if shape.width >= 1:
-                pen.line([*shape.outline, shape.outline[0]], fill=ink, width=line_width, joint="curve")
-            continue
-        if len(shape.outline) > 1:
-            pen.line(shape.outline, fill=ink, width=line_width, joint="curve" if shape.round else None)
-        if shape.round or len(shape.outline) == 1:
-            for end in {shape.outline[0], shape.outline[-1]}:
-                _disc(pen, end, shape.width / 2, ink)  # round caps (a click is a dot)
-    return np.asarray(picture)
+        drawn |= _painted(tuple(shape.outline), shape.closed, float(shape.width), shape.round, (height, width))
+    picture = np.zeros((height, width, 4), np.uint8)
+    picture[drawn] = 255
+    return picture
 
 
-def _disc(pen: ImageDraw.ImageDraw, centre: tuple[float, float], radius: float, ink: tuple[int, ...]) -> None:
+@functools.lru_cache(maxsize=64)
+def _painted(outline: tuple[tuple[float, float], ...], closed: bool, width: float, round_ends: bool,
+             size: tuple[int, int]) -> np.ndarray:
+    """One shape's pixels (read-only boolean mask of `size`)."""
+    height, width_px = size
+    picture = Image.new("L", (width_px, height), 0)
+    pen = ImageDraw.Draw(picture)
+    ink = 255
+    line_width = max(int(round(width)), 1)
+    if closed:
+        pen.polygon(list(outline), fill=ink)
+        if width >= 1:
+            pen.line([*outline, outline[0]], fill=ink, width=line_width, joint="curve")
+    else:
+        if len(outline) > 1:
+            pen.line(list(outline), fill=ink, width=line_width, joint="curve" if round_ends else None)
+        if round_ends or len(outline) == 1:
+            for end in {outline[0], outline[-1]}:
+                _disc(pen, end, width / 2, ink)  # round caps (a click is a dot)
+    mask = np.asarray(picture) > 0
+    mask.flags.writeable = False
+    return mask
+
+
+def _disc(pen: ImageDraw.ImageDraw, centre: tuple[float, float], radius: float, ink: int | tuple[int, ...]) -> None:
     x, y = centre
     pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
 

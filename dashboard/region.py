@@ -10,6 +10,7 @@ as b, picked from the confusion table). The masks themselves come from `explaine
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,11 +86,12 @@ def canvas_background(overlay: np.ndarray, size: tuple[int, int], region: np.nda
 
 
 def _background_url(canvas_id: str, classes: tuple[int, bool], size: tuple[int, int], picked_key: str | None,
-                    overlay: np.ndarray, picked: np.ndarray | None) -> str:
+                    overlay: Callable[[], np.ndarray], picked: np.ndarray | None) -> str:
     """The canvas picture as a data URL, encoded once per image, model, size and picked component
-    (`compute.canvas_background`)."""
+    (`compute.canvas_background`); `overlay` makes the mask overlay, called only then (a stroke's run
+    reuses the URL and skips it)."""
     return compute.canvas_background(canvas_id, classes, size, picked_key,
-                                     lambda: canvas.background_url(canvas_background(overlay, size, picked)))
+                                     lambda: canvas.background_url(canvas_background(overlay(), size, picked)))
 
 
 def _injected_region(shape: tuple[int, int]) -> np.ndarray | None:
@@ -122,7 +124,9 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     the "errors" mode needs it."""
     shape = labels.shape
     scale, canvas_w, canvas_h = canvas_geometry(shape)
-    overlay = figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
+    def overlay() -> np.ndarray:  # only when the canvas picture is encoded anew, or for the preview
+        return figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
+
     drawing = None
     later: list[tuple[Any, Any]] = []  # lines under the canvas the maps do not need: drawn after them
     if mode in ("draw", "component"):
@@ -152,7 +156,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
         with preview:
             paths = [] if marked.region is None else compute.outline(marked.region)
             # a picture, not a Plotly figure: a mode switch then paints it (and the maps after it) at once
-            st.image(figures.outlined(overlay, paths, (canvas_w, canvas_h)), width=canvas_w)
+            st.image(figures.outlined(overlay(), paths, (canvas_w, canvas_h)), width=canvas_w)
             st.caption(f"Predicted mask over the image, shown {scale:.3g}×; the region is outlined.")
     marked.below = st.container()  # the class switch: `controls_below`, after the maps
     marked.later = later + marked.later

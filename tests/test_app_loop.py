@@ -338,7 +338,7 @@ def test_the_maps_are_sent_before_the_pickers_and_the_legend_and_follow_their_va
     def spy(name, original):
         return lambda *a, **k: order.append(name) or original(*a, **k)
 
-    monkeypatch.setattr(comparison, "_draw_map", spy("map", comparison._draw_map))
+    monkeypatch.setattr(comparison, "_show_map", spy("map", comparison._show_map))
     monkeypatch.setattr(choices, "show", spy("pickers", choices.show))
     monkeypatch.setattr(figures, "legend_html", spy("legend", figures.legend_html))
     at = _app(_box(), **{state.METHODS: ["gradcam", "gradcam++"]})

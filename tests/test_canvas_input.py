@@ -161,3 +161,45 @@ def test_component_outline_is_drawn_on_the_canvas_background() -> None:
     rows, cols = np.nonzero(white)
     # and it runs around the component (rows 3…6, cols 4…8 → canvas pixels 9…21, 12…27), not elsewhere
     assert rows.min() >= 6 and rows.max() <= 24 and cols.min() >= 9 and cols.max() <= 30
+
+
+def _painted_together(shapes: list[canvas.Shape], size: tuple[int, int]) -> np.ndarray:
+    """Every shape on one RGBA picture, in order (how the page painted a drawing before shapes were kept)."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGBA", (size[1], size[0]), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(picture)
+    ink = (255, 255, 255, 255)
+    for shape in shapes:
+        width = max(int(round(shape.width)), 1)
+        if shape.closed:
+            pen.polygon(shape.outline, fill=ink)
+            if shape.width >= 1:
+                pen.line([*shape.outline, shape.outline[0]], fill=ink, width=width, joint="curve")
+            continue
+        if len(shape.outline) > 1:
+            pen.line(shape.outline, fill=ink, width=width, joint="curve" if shape.round else None)
+        if shape.round or len(shape.outline) == 1:
+            for x, y in {shape.outline[0], shape.outline[-1]}:
+                r = shape.width / 2
+                pen.ellipse((x - r, y - r, x + r, y + r), fill=ink)
+    return np.asarray(picture)
+
+
+def test_a_drawing_painted_shape_by_shape_is_the_drawing_painted_at_once() -> None:
+    """Shapes are painted one by one and kept (a stroke adds one shape); their union must be the picture
+    of all of them painted together, and a drawing with one shape more paints only that one."""
+    rng = np.random.default_rng(7)
+    size = (96, 128)
+    shapes = []
+    for k in range(12):
+        points = [(float(x), float(y)) for x, y in rng.uniform(-10, 140, size=(int(rng.integers(1, 9)), 2))]
+        closed = bool(k % 3 == 0) and len(points) >= 3
+        shapes.append(canvas.Shape(points, closed, float(rng.uniform(0, 14)), round=bool(k % 2)))
+    np.testing.assert_array_equal(canvas.shapes_rgba(shapes, size), _painted_together(shapes, size))
+    canvas._painted.cache_clear()
+    canvas.shapes_rgba(shapes[:-1], size)
+    before = canvas._painted.cache_info()
+    np.testing.assert_array_equal(canvas.shapes_rgba(shapes, size), _painted_together(shapes, size))
+    after = canvas._painted.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, len(shapes) - 1)
