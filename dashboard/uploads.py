@@ -114,12 +114,16 @@ def keep_only(base: Path, digest: str) -> None:
 
 
 def forget(path: Path, base: Path) -> None:
-    """Delete a refused upload and every folder it leaves empty, up to (not including) `base`."""
+    """Delete a refused upload and every folder it leaves empty, up to (not including) the process's folder
+    (or `base` for a path outside it): another session may be storing into the process's folder at that
+    moment, and its next `mkdir` would find no parent ("No such file or directory")."""
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
     base = Path(base).resolve()
+    root = _roots.get(Path(base)) or _roots.get(base)
+    stop = {base} if root is None else {base, Path(root).resolve()}
     folder = path.parent
-    while folder.resolve() != base and base in folder.resolve().parents:
+    while folder.resolve() not in stop and base in folder.resolve().parents:
         try:
             folder.rmdir()
         except OSError:

@@ -348,3 +348,15 @@ def test_folders_of_ended_sessions_are_purged_and_the_own_one_kept(tmp_path, mon
     monkeypatch.setattr(uploads, "_active_checker", lambda: (lambda session: False))
     uploads.purge_ended_sessions(base)
     assert own.is_file() and not other.exists()
+
+
+def test_a_refused_upload_never_removes_the_process_folder_another_session_stores_into(tmp_path) -> None:
+    """A refused upload's folders are removed up to the process's folder, not that folder itself: CI once saw
+    a concurrent upload of another session fail with "could not be stored … No such file or directory"."""
+    base = tmp_path / "base"
+    refused = uploads.store(base, "bad", ".keras", b"not a model")
+    root = uploads.process_root(base)
+    uploads.forget(refused, base)
+    assert not refused.exists() and not refused.parent.exists()
+    assert root.is_dir()  # still there for a store that already holds it
+    (root / "another-session").mkdir()  # what a concurrent store does next
