@@ -119,9 +119,9 @@ def forget(path: Path, base: Path) -> None:
     moment, and its next `mkdir` would find no parent ("No such file or directory")."""
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
+    root = _roots.get(Path(base))  # keyed by the base as `store` was given it
     base = Path(base).resolve()
-    root = _roots.get(Path(base)) or _roots.get(base)
-    stop = {base} if root is None else {base, Path(root).resolve()}
+    stop = {base} if root is None else {base, root.resolve()}
     folder = path.parent
     while folder.resolve() not in stop and base in folder.resolve().parents:
         try:
