@@ -48,6 +48,7 @@ except ImportError as missing:  # a half-installed environment: say so instead o
     st.stop()
 
 runtime.keep_keras_session()  # no TensorFlow kernel-cache reset after every run (see runtime.py)
+compute.keep_layer_inputs()  # a new region runs only the layers after the explained one
 state.init()
 share.restore(sidebar.choose_sample)  # a reload or a shared link: the comparison in the URL (share.py)
 st.markdown(layout.CSS, unsafe_allow_html=True)

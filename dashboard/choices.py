@@ -69,14 +69,19 @@ def current_method_settings() -> dict[str, dict[str, Any]]:
     return settings_widgets.current()
 
 
+def region_class(region: np.ndarray, labels: np.ndarray, names: list[str]) -> int:
+    """The class a new region explains by default: the one predicted most often inside it (background left
+    out when the model has one)."""
+    return regions.dominant_class(region, labels, ignore=(0,) if names[0] == "background" else ())
+
+
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:
     """A new region resets the class to its dominant class; otherwise the user's class stays."""
     if region is not None:
         try:
             region_key = compute.digest(np.asarray(region))
             if state.get(state.CLASS_FOR_REGION) != region_key:
-                ignore = (0,) if names[0] == "background" else ()
-                st.session_state[state.CLASS] = regions.dominant_class(region, labels, ignore=ignore)
+                st.session_state[state.CLASS] = region_class(region, labels, names)
                 state.put(state.CLASS_FOR_REGION, region_key)
         except ExplainerError:
             pass  # empty or misshaped region: regions.check_region words the message in section 3

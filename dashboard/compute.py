@@ -33,7 +33,7 @@ import streamlit as st
 import explainers
 import models
 from dashboard import map_request, scheduler
-from explainers import depth_profile, regions, registry
+from explainers import depth_profile, layer_split, regions, registry
 from explainers.caching import LRU
 from models import scenes
 
@@ -323,6 +323,14 @@ def prepare_worker(model_key: str, image_key: str, image: np.ndarray, method: st
                    options: dict[str, Any]) -> None:
     """Let the worker prepare this image for `method` while the user draws (`scheduler.prepare`)."""
     scheduler.prepare(_dispatcher(), model_key, image_key, image, method, target, options)
+
+
+def keep_layer_inputs() -> None:
+    """Run the layers before the explained one once per image in this server (`explainers.layer_split`): a
+    stroke, a region-mode switch or a class change then costs the layers after it only (on the shipped
+    network 13-16 ms instead of ~30 ms; on a 512² DeepLabV3 at its head, ~0.19 s instead of ~0.29 s)."""
+    if layer_split.active() is None:
+        layer_split.enable()
 
 
 def warm_worker(model_key: str) -> None:

@@ -90,11 +90,9 @@ def lookup_table() -> np.ndarray:
 
 
 def heat_over_image(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEAT_OPACITY) -> np.ndarray:
-    """The image with the map in COLORSCALE over it, as the page shows it."""
-    index = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)) * 255 + 0.5, 0, 255).astype(np.int64)
-    colored = lookup_table()[index].astype(np.float32)
-    out = image.astype(np.float32) * (1 - opacity) + colored * opacity
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    """The image with the map in COLORSCALE over it, as the page shows it (the library's `colormap`, which
+    the batch previews use too)."""
+    return colormap.heat_over_image(image, heatmap, opacity)
 
 
 def map_image(image: np.ndarray, heatmap: np.ndarray, paths: Sequence[np.ndarray], opacity: float = HEAT_OPACITY,

@@ -23,6 +23,9 @@ from explainers import ExplainerError, quality, regions
 CANVAS_SIZE = 320  # longest side of the canvas in screen pixels: fits the loop view's left column at 1280 px
 
 
+WHOLE_IMAGE = "whole image"  # how the "Whole image" mode's region is named (its captions, and `loop`'s maps ahead)
+
+
 @dataclass
 class Marked:
     """The region as marked (before the optional restriction to the explained class).
@@ -258,7 +261,7 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             st.caption(f"Pixel ({row}, {col}) is predicted as **{safe_text.md(names[c])}**.")
             return Marked(regions.from_component(labels, int(row), int(col)),
                           f"component of '{names[c]}' at row {row}, column {col}")
-        return Marked(regions.whole_image(shape), "whole image")
+        return Marked(regions.whole_image(shape), WHOLE_IMAGE)
     except ExplainerError as error:
         return Marked(None, mode, error=str(error))
 

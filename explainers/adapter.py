@@ -39,8 +39,7 @@ class SegmentationAdapter:
         self.output_size = tuple(scores_map.shape[1:3])
         self.num_classes = int(scores_map.shape[-1])
         mask = keras.Input(shape=self.output_size, name="region_mask")
-        masked = scores_map * keras.ops.expand_dims(mask, -1)
-        scores = keras.ops.mean(masked, axis=(1, 2))
+        scores = pooled(scores_map, mask)
         outputs = [scores, *([scores_map] if return_map else []), *activations]
         self.model = keras.Model([tapped.inputs[0], mask], outputs, name="segmentation_adapter")
 
@@ -50,3 +49,9 @@ class SegmentationAdapter:
         mask = tf.convert_to_tensor(mask, tf.float32)
         outputs = self.model([image, mask], training=False)
         return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+
+
+def pooled(scores_map, mask):
+    """(B, h, w, C) per-pixel scores and (B, h, w) region masks → (B, C) region scores: the mean over all h×w
+    positions of mask × scores (Keras ops: on a Keras graph's tensors or TensorFlow tensors alike)."""
+    return keras.ops.mean(scores_map * keras.ops.expand_dims(mask, -1), axis=(1, 2))

@@ -374,3 +374,22 @@ def test_the_ready_maps_are_encoded_before_the_first_is_sent(monkeypatch) -> Non
     maps = [e for e in events if e in ("encode", "send")]
     assert maps.count("encode") == 3 and maps.count("send") >= 3, maps
     assert maps[:4] == ["encode", "encode", "encode", "send"], maps
+
+
+def test_a_switch_to_the_whole_image_finds_its_cams_computed_ahead(monkeypatch) -> None:
+    """After a drawn region's maps, the run computes the whole image's CAMs for the layer on screen, so the
+    region-mode switch to "Whole image" runs no CAM pass of its own (issue 31: mode switch ≤ 0.5 s)."""
+    compute._cam_maps.clear()
+    at = _app(_box())
+    at.run()
+    _clean(at)
+    assert at.session_state[state.RESULTS]["gradcam"].layer == at.session_state[state.LAYER]
+    passes = []
+    original = compute.explainers.explain
+    monkeypatch.setattr(compute.explainers, "explain",
+                        lambda *a, **k: passes.append(k.get("methods")) or original(*a, **k))
+    del at.session_state[state.INJECTED_REGION]
+    at.selectbox(key=state.REGION_MODE).set_value("image").run()
+    _clean(at)
+    assert at.session_state[state.REQUEST].region.all() and "gradcam" in at.session_state[state.RESULTS]
+    assert not [methods for methods in passes if methods and "gradcam" in methods]

@@ -35,9 +35,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from explainers import arrays, scores
+from explainers import arrays, layer_split, scores
 from explainers import options as opts
-from explainers.adapter import SegmentationAdapter
+from explainers.adapter import SegmentationAdapter, pooled
 from explainers.caching import PerModel
 
 
@@ -167,7 +167,6 @@ _FUNCTIONS = PerModel()
 def _build(model, layers: tuple[str, ...], target: str, cams: tuple[CAM, ...]):
     adapter = SegmentationAdapter(model, layers, target, return_map=True)
     image_shape = tuple(adapter.model.inputs[0].shape[1:])
-    needed = {cam.score.name: cam.score for cam in cams}
 
     @tf.function(
         input_signature=[
@@ -177,27 +176,63 @@ def _build(model, layers: tuple[str, ...], target: str, cams: tuple[CAM, ...]):
         ]
     )
     def run(image, mask, class_index):
-        with tf.GradientTape(persistent=len(needed) > 1) as tape:
+        def forward():
             region_scores, scores_map, *activations = adapter(image, mask)
-            targets = {name: tf.reduce_sum(score(region_scores, scores_map, mask, class_index))
-                       for name, score in needed.items()}
-        grads = {name: tape.gradient(value, activations) for name, value in targets.items()}
-        del tape
-        size = tf.shape(image)[1:3]
-        out = {}
-        for i, layer in enumerate(layers):
-            acts = activations[i]
-            per_layer = {}
-            for index, cam in enumerate(cams):
-                g = grads[cam.score.name][i]
-                g = tf.zeros_like(acts) if g is None else g
-                layer_map = cam.layer_map(acts, g)
-                heat = tf.image.resize(layer_map[..., None], size, method="bilinear")[..., 0]
-                per_layer[str(index)] = {"layer_map": layer_map, "heatmap": heat}
-            out[layer] = per_layer
-        return out
+            return region_scores, scores_map, activations
+
+        return _maps(forward, layers, cams, mask, class_index, tf.shape(image)[1:3])
 
     return run
+
+
+def _build_tail(model, layer: str, target: str, cams: tuple[CAM, ...]):
+    """The pass from `layer_split.kept_inputs` (the layer's activations and the side inputs after it) for
+    one layer: the same maps as `_build`'s without the layers before `layer`."""
+    cut = layer_split.split(model, layer, target)
+    output_size = tuple(cut.tail.outputs[0].shape[1:3])
+
+    @tf.function(
+        input_signature=[
+            cut.specs(),
+            tf.TensorSpec([None, *output_size], tf.float32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([2], tf.int32),
+        ]
+    )
+    def run(kept, mask, class_index, size):
+        def forward():
+            scores_map = cut.tail(list(kept), training=False)
+            return pooled(scores_map, mask), scores_map, [kept[0]]
+
+        return _maps(forward, (layer,), cams, mask, class_index, size, watch=kept[0])
+
+    return run
+
+
+def _maps(forward, layers: tuple[str, ...], cams: tuple[CAM, ...], mask, class_index, size, watch=None) -> dict:
+    """The shared pass: `forward()` → (region scores, scores map, activations per layer) under a tape, one
+    gradient per distinct score, then every CAM's layer map and its heatmap at `size`."""
+    needed = {cam.score.name: cam.score for cam in cams}
+    with tf.GradientTape(persistent=len(needed) > 1) as tape:
+        if watch is not None:
+            tape.watch(watch)
+        region_scores, scores_map, activations = forward()
+        targets = {name: tf.reduce_sum(score(region_scores, scores_map, mask, class_index))
+                   for name, score in needed.items()}
+    grads = {name: tape.gradient(value, activations) for name, value in targets.items()}
+    del tape
+    out = {}
+    for i, layer in enumerate(layers):
+        acts = activations[i]
+        per_layer = {}
+        for index, cam in enumerate(cams):
+            g = grads[cam.score.name][i]
+            g = tf.zeros_like(acts) if g is None else g
+            layer_map = cam.layer_map(acts, g)
+            heat = tf.image.resize(layer_map[..., None], size, method="bilinear")[..., 0]
+            per_layer[str(index)] = {"layer_map": layer_map, "heatmap": heat}
+        out[layer] = per_layer
+    return out
 
 
 def _objects(cams: Sequence[CAM | str]) -> tuple[CAM, ...]:
@@ -210,6 +245,12 @@ def cam_function(model, layers: Sequence[str], target: str, cams: Sequence[CAM |
     """The compiled CAM function for this model, layer set, target and CAMs (built once, then reused)."""
     key = (tuple(layers), target, _objects(cams))
     return _FUNCTIONS.get(model, key, lambda: _build(model, key[0], target, key[2]))
+
+
+def tail_function(model, layer: str, target: str, cams: Sequence[CAM | str]):
+    """The compiled pass after `layer` (see `_build_tail`) for this model, target and CAMs, built once."""
+    key = ("tail", layer, target, _objects(cams))
+    return _FUNCTIONS.get(model, key, lambda: _build_tail(model, layer, target, key[3]))
 
 
 def compute(
@@ -227,10 +268,13 @@ def compute(
     `cams` are CAM objects (or the names of the option-free ones in `CLASSIC`).
     """
     cams = _objects(cams)
-    fn = cam_function(model, layers, target, cams)
-    out = fn(
-        tf.constant(image[None], tf.float32), tf.constant(mask[None], tf.float32), tf.constant(class_index, tf.int32)
-    )
+    mask_t, class_t = tf.constant(mask[None], tf.float32), tf.constant(class_index, tf.int32)
+    kept = layer_split.kept_inputs(model, layers, target, image)
+    if kept is not None:  # the layers before `layer` ran once for this image (`layer_split`): the rest runs here
+        fn = tail_function(model, layers[0], target, cams)
+        out = fn(kept, mask_t, class_t, tf.constant(image.shape[:2], tf.int32))
+    else:
+        out = cam_function(model, layers, target, cams)(tf.constant(image[None], tf.float32), mask_t, class_t)
     return {
         layer: {cams[int(i)].name: (v["layer_map"].numpy()[0], v["heatmap"].numpy()[0]) for i, v in per.items()}
         for layer, per in out.items()
