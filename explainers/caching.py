@@ -93,3 +93,26 @@ class LRU:
     def clear(self) -> None:
         with self._lock:
             self._store.clear()
+
+
+class Switch:
+    """A process-wide store that is off until the process turns it on: the caches that cost memory
+    (`forward_cache`, `layer_split`) keep nothing for a one-off library call."""
+
+    def __init__(self) -> None:
+        self._store: Any = None
+
+    def enable(self, store: Any) -> Any:
+        """Use `store` from now on (the previous one, if any, is dropped); returns it."""
+        self._store = store
+        return store
+
+    def disable(self) -> None:
+        """Stop using the store and free what it kept (its `clear()`)."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.clear()
+
+    def active(self) -> Any:
+        """The store in use, or None."""
+        return self._store

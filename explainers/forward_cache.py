@@ -31,13 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 from explainers import graph, memory
-from explainers.caching import PerModel, array_digest
+from explainers.caching import PerModel, Switch, array_digest
 
 DEFAULT_MAX_BYTES = 4 << 30
 PROBE_SIDE = 64  # image side of the max-pooling rewrite's check when the model takes any size
 MAX_PREPARED = 32  # preparations remembered by `holds` (their batches may be evicted long before)
 _FROZEN = PerModel()
-_ACTIVE: ForwardCache | None = None
+_SWITCH = Switch()  # off until `enable`
 
 
 def _frozen_forward(model, target: str):
@@ -278,19 +278,14 @@ def default_max_bytes() -> int:
 
 def enable(max_bytes: int | None = None) -> ForwardCache:
     """Keep forward passes in this process from now on (XRAI uses them); returns the store."""
-    global _ACTIVE
-    _ACTIVE = ForwardCache(default_max_bytes() if max_bytes is None else max_bytes)
-    return _ACTIVE
+    return _SWITCH.enable(ForwardCache(default_max_bytes() if max_bytes is None else max_bytes))
 
 
 def disable() -> None:
     """Stop keeping forward passes and free the ones kept."""
-    global _ACTIVE
-    if _ACTIVE is not None:
-        _ACTIVE.clear()
-    _ACTIVE = None
+    _SWITCH.disable()
 
 
 def active() -> ForwardCache | None:
     """The store in use in this process, or None (the default: nothing is kept)."""
-    return _ACTIVE
+    return _SWITCH.active()

@@ -27,11 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from explainers import graph
-from explainers.caching import PerModel, array_digest
+from explainers.caching import PerModel, Switch, array_digest
 
 DEFAULT_MAX_BYTES = 512 << 20
 _SPLITS = PerModel()
-_ACTIVE: HeadStore | None = None
+_SWITCH = Switch()  # off until `enable`
 
 
 @dataclass(frozen=True)
@@ -177,27 +177,22 @@ class HeadStore:
 
 def enable(max_bytes: int = DEFAULT_MAX_BYTES) -> HeadStore:
     """Keep the part before the explained layer per image in this process from now on; returns the store."""
-    global _ACTIVE
-    _ACTIVE = HeadStore(max_bytes)
-    return _ACTIVE
+    return _SWITCH.enable(HeadStore(max_bytes))
 
 
 def disable() -> None:
     """Stop keeping head outputs and free the ones kept."""
-    global _ACTIVE
-    if _ACTIVE is not None:
-        _ACTIVE.clear()
-    _ACTIVE = None
+    _SWITCH.disable()
 
 
 def active() -> HeadStore | None:
     """The store in use in this process, or None (the default: every call runs the whole network)."""
-    return _ACTIVE
+    return _SWITCH.active()
 
 
 def kept_inputs(model, layers: Sequence[str], target: str, image: np.ndarray) -> tuple[tf.Tensor, ...] | None:
     """The tail's inputs for a one-layer CAM pass when a store is active, else None (run the whole network)."""
-    store = _ACTIVE
+    store = _SWITCH.active()
     if store is None or len(layers) != 1:
         return None
     return store.outputs(model, layers[0], target, image)

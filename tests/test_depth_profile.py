@@ -74,3 +74,14 @@ def test_profile_orders_layers_and_blanks_flat_maps() -> None:
     assert result.flat["gradcam"] == (True, False)
     assert result.small["gradcam"]["early"] is None and result.small["gradcam"]["late"].shape == (2, 2)
     assert result.chance == 0.25 and result.seconds == 0.25
+
+
+def test_shrink_of_a_finite_map_equals_the_mean_of_each_block_edges_included() -> None:
+    values = np.random.default_rng(1).random((512, 509)).astype(np.float32)
+    small = depth_profile.shrink(values, 112)  # factor 5: the last row and column of blocks are partial
+    assert small.shape == (103, 102) and small.dtype == np.float32
+    expected = [[values[r:r + 5, c:c + 5].mean() for c in range(0, 509, 5)] for r in range(0, 512, 5)]
+    np.testing.assert_allclose(small, np.asarray(expected), rtol=1e-5)
+    with_nan = values.copy()
+    with_nan[7, 3] = np.nan  # the other route: the block's other cells
+    assert depth_profile.shrink(with_nan, 112)[1, 0] == pytest.approx(np.delete(values[5:10, 0:5].ravel(), 2 * 5 + 3).mean(), rel=1e-5)
