@@ -150,7 +150,8 @@ def tab(request: Request) -> None:
 
 
 def show(request: Request) -> None:
-    """The depth curve, the note on flat maps, then one method's maps, a page at a time, stage by stage."""
+    """The depth curve, the note on flat maps, then one method's maps, a page at a time, stage by stage (the
+    curve is sent last, into its place)."""
     with st.spinner("Computing Grad-CAM and Grad-CAM++ at every layer…"):
         profile = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
                                 request.target, request.image, request.region, request.model)
@@ -160,9 +161,7 @@ def show(request: Request) -> None:
     stages = [(text, sorted(names, key=index.__getitem__)) for text, names in stages if names]
     starts = [(_short_stage(text), min(index[name] for name in names)) for text, names in stages]
     layers = list(profile.layers)
-    st.plotly_chart(figures.depth_figure(layers, {registry.label(m): profile.shares[m] for m in profile.methods},
-                                         profile.chance, starts, selected=request.layer),
-                    key=DEPTH, config=PLOT_CONFIG, on_select=functools.partial(_curve_pick, tuple(layers)), selection_mode="points")
+    curve = st.container()  # the depth curve goes here once the grid's pictures are sent: see `_curve`
     flat = [layer for k, layer in enumerate(layers) if any(profile.flat[m][k] for m in profile.methods)]
     if flat:
         st.caption(f"{', '.join(safe_text.code(name) for name in flat)}: the map is the same value at every pixel (a 1×1 "
@@ -182,6 +181,17 @@ def show(request: Request) -> None:
         st.caption(RANGE_TEXT.format(first=page.first, last=page.last, total=len(layers))
                    + (f" ({safe_text.md(_stage_names(page))})" if page.stages else ""))
         _grid(page, shown, profile, method, index, request.layer)
+    with curve:
+        _curve(layers, profile, starts, request.layer)
+
+
+def _curve(layers: list[str], profile: Any, starts: list[tuple[str, int]], selected: str) -> None:
+    """The depth curve, drawn into its place above the grid after the grid: Plotly's chart is the slowest
+    element for the browser to draw, and the maps should not wait behind it."""
+    st.plotly_chart(figures.depth_figure(layers, {registry.label(m): profile.shares[m] for m in profile.methods},
+                                         profile.chance, starts, selected=selected),
+                    key=DEPTH, config=PLOT_CONFIG, on_select=functools.partial(_curve_pick, tuple(layers)),
+                    selection_mode="points")
 
 
 def _page_index(book: list[Page], request: Request) -> int:

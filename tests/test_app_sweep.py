@@ -156,3 +156,22 @@ def test_a_click_on_a_point_of_the_depth_curve_names_its_layer() -> None:
     assert sweep_view.layer_at({"selection": {"points": []}}, layers) is None
     assert sweep_view.layer_at(None, layers) is None
     assert sweep_view.layer_at({"selection": {"points": [{"x": 7}]}}, layers) is None
+
+
+def test_the_sweeps_pictures_are_sent_before_the_depth_curve(monkeypatch) -> None:
+    """Plotly's chart is the slowest element for the browser to draw: the grid's rows of pictures go out first
+    and the curve follows into its place above them (Chromium's sweep switch-on, issue 31's 2 s target)."""
+    order: list[str] = []
+    row, depth = figures.picture_row_html, figures.depth_figure
+    monkeypatch.setattr(figures, "picture_row_html", lambda *a, **k: order.append("pictures") or row(*a, **k))
+    monkeypatch.setattr(figures, "depth_figure", lambda *a, **k: order.append("curve") or depth(*a, **k))
+    region = np.zeros((144, 144), bool)
+    region[40:72, 45:100] = True
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in {state.INJECTED_REGION: region, state.METHODS: ["gradcam"], state.SWEEP: True}.items():
+        at.session_state[key] = value
+    at.run()
+    _clean(at)
+    assert "curve" in order and "pictures" in order, order
+    assert order.index("pictures") < order.index("curve"), order
+    assert at.get("plotly_chart"), "the curve is still on the page"
