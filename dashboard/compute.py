@@ -333,21 +333,6 @@ def keep_layer_inputs() -> None:
         layer_split.enable()
 
 
-LOOP_PAUSE_SECONDS = 0.3  # a loop run stops the slow maps' worker this long: its pass, pictures and painting
-PAINT_SECONDS = 0.3  # after a heavy pass of the page's own, the browser paints its result in about this
-
-
-def pause_worker(seconds: float = LOOP_PAUSE_SECONDS) -> None:
-    """Stop the slow maps' worker for `seconds` while the page makes and paints the user's own maps
-    (`scheduler.Dispatcher.pause`)."""
-    _dispatcher().pause(seconds)
-
-
-def worker_paused(after: float = PAINT_SECONDS):
-    """The worker stopped during the block (the page's own TensorFlow work only) and `after` seconds more."""
-    return _dispatcher().paused(after)
-
-
 def warm_worker(model_key: str) -> None:
     """Start the worker process and load the model in it ahead of the first slow map (`scheduler.warm`)."""
     scheduler.warm(_dispatcher(), model_key)

@@ -30,7 +30,6 @@ import streamlit as st
 from dashboard import (
     choices,
     comparison,
-    compute,
     export,
     faithfulness_view,
     figures,
@@ -76,7 +75,6 @@ class Shown:
 @st.fragment(key=state.LOOP_FRAGMENT)
 def show(ctx: Context) -> None:
     """The loop view (see the module docstring); an unexpected error costs this view, not the page."""
-    compute.pause_worker()  # the slow maps wait while this run's maps are made and painted
     with guard.section("The maps"):
         _show(ctx)
     if _fragment_run():  # in a run of the whole page the sections come next anyway

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import pickle
 import queue
-import signal
 import sys
 import threading
 import time
@@ -40,7 +39,6 @@ from dashboard.map_request import MapRequest, PrepareRequest
 from explainers import registry
 from explainers.caching import LRU
 
-HOLD_LOOK_SECONDS = 0.02  # how often a paused worker's resumer looks again while a `paused` block runs
 # How each cached model was loaded, so the worker process can load the same one.
 MODEL_SOURCES: dict[str, tuple] = {}
 
@@ -166,65 +164,8 @@ class Dispatcher:
         self.preparing: PrepareRequest | None = None  # the preparation to do when no job waits
         self.waiting: Any = None  # the worker's Event: set while a job waits (a preparation then stops)
         self.preparing_now: tuple | None = None  # the key of the preparation the worker is doing
-        self.worker_pid: Any = None  # a Future of the worker process's pid (see `pause`)
-        self.resume_at = 0.0  # monotonic time at which a paused worker continues
-        self.resumer: threading.Thread | None = None
-        self.holds = 0  # blocks inside `paused`: the worker stays stopped while any runs
         self.thread = threading.Thread(target=self._loop, name="slow-maps", daemon=True)
         self.thread.start()  # last: the loop reads the fields above
-
-    def pause(self, seconds: float) -> None:
-        """Stop the worker process (SIGSTOP) for `seconds` from now, or until a later deadline a call before
-        gave; a thread of this process continues it (SIGCONT) then.
-
-        Why: on two cores the worker's TensorFlow threads slowed the page's own pass, its pictures and the
-        browser's painting even at a lower priority (`worker.NICENESS`): the two cores are one physical
-        core's two threads on these machines, which a priority does not share out. A stroke's maps on a 512²
-        DeepLabV3 took 0.8-1.0 s with an XRAI running in the worker and 0.6-0.7 s with it stopped. The page
-        pauses it while the user's own maps are made and painted; a slow map loses those seconds. Nothing
-        waits on a paused worker for longer than `seconds` (the deadline is never dropped), and where the
-        process or the signals are not there (another platform, no worker yet) nothing happens."""
-        future = self.worker_pid
-        if future is None or not future.done() or not hasattr(signal, "SIGSTOP"):
-            return
-        try:
-            pid = int(future.result())
-        except Exception:  # noqa: BLE001 (no worker: nothing to pause)
-            return
-        with self.lock:
-            self.resume_at = max(self.resume_at, time.monotonic() + seconds)
-            if self.resumer is None:
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except OSError:
-                    return
-                self.resumer = threading.Thread(target=self._resume, args=(pid,), name="worker-resume", daemon=True)
-                self.resumer.start()
-
-    @contextlib.contextmanager
-    def paused(self, after: float) -> Iterator[None]:
-        """The worker stopped for the whole block and `after` seconds more (`pause`). Only for blocks that
-        never wait on the worker: the page's own TensorFlow work."""
-        with self.lock:
-            self.holds += 1
-        try:
-            self.pause(after)
-            yield
-        finally:
-            with self.lock:
-                self.holds -= 1
-                self.resume_at = max(self.resume_at, time.monotonic() + after)
-
-    def _resume(self, pid: int) -> None:
-        while True:
-            with self.lock:
-                wait = self.resume_at - time.monotonic() if self.holds == 0 else HOLD_LOOK_SECONDS
-                if wait <= 0:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGCONT)
-                    self.resumer = None
-                    return
-            time.sleep(wait)
 
     def stop_preparation(self) -> None:
         """A preparation running in the worker stops at its next batch (the passes laid in so far stay)."""
@@ -324,7 +265,7 @@ class Dispatcher:
             pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker.init,
                                        initargs=(self.queue, self.waiting))
             with without_main_script():
-                self.worker_pid = pool.submit(os.getpid)  # starts the process now, while no main script is named
+                pool.submit(os.getpid)  # starts the process now, while no main script is named
             self.pool = pool
         return self.pool
 

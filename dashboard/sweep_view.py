@@ -152,7 +152,7 @@ def tab(request: Request) -> None:
 def show(request: Request) -> None:
     """The depth curve, the note on flat maps, then one method's maps, a page at a time, stage by stage (the
     curve is sent last, into its place)."""
-    with st.spinner("Computing Grad-CAM and Grad-CAM++ at every layer…"), compute.worker_paused():
+    with st.spinner("Computing Grad-CAM and Grad-CAM++ at every layer…"):
         profile = compute.sweep(request.model_key, request.image_key, region_key(request), request.class_index,
                                 request.target, request.image, request.region, request.model)
     index = {name: k for k, name in enumerate(profile.layers)}

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import pickle
 import queue
-import subprocess
-import sys
 import threading
-import time
-from concurrent.futures import Future
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,35 +126,3 @@ def test_progress_messages_reach_the_job_they_belong_to() -> None:
     dispatcher._drain()
     assert got == {1: [(0.25, None), (0.75, None)], 2: [(0.5, "preview")]}
     assert dispatcher.queue.empty()
-
-
-def _process_state(pid: int) -> str:
-    """The kernel's one-letter state of a process: T when stopped, S or R when it runs or sleeps."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-def test_the_worker_is_paused_for_the_time_asked_or_the_block_and_then_continues() -> None:
-    """The page stops the slow maps' worker while it makes and paints the user's own maps (issue 31): stopped
-    at once, continued when the time is up; inside `paused` for the whole block however long it takes."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        dispatcher = scheduler.Dispatcher(run_here=lambda *a, **k: None, keep=lambda *_: None, stored=lambda _k: None)
-        pid = Future()
-        pid.set_result(child.pid)
-        dispatcher.worker_pid = pid
-        dispatcher.pause(0.3)
-        assert _process_state(child.pid) == "T"
-        dispatcher.pause(0.1)  # a shorter pause asked meanwhile does not cut the first one short
-        time.sleep(0.2)
-        assert _process_state(child.pid) == "T"
-        time.sleep(0.5)
-        assert _process_state(child.pid) in "SR"
-        with dispatcher.paused(after=0.1):
-            assert _process_state(child.pid) == "T"
-            time.sleep(0.5)  # longer than `after`: still stopped inside the block
-            assert _process_state(child.pid) == "T"
-        time.sleep(0.5)
-        assert _process_state(child.pid) in "SR"
-    finally:
-        child.kill()
-        child.wait()
