@@ -195,9 +195,10 @@ def cam_maps(requests: Sequence[MapRequest], model: Any) -> dict[str, Any]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _cam_maps(keys: tuple[tuple, ...], _requests: tuple[MapRequest, ...], _model: Any) -> dict[str, Any]:
     first = _requests[0]
-    return dict(explainers.explain(_model, first.image, first.region, first.class_index, first.layer,
-                                   methods=tuple(r.method for r in _requests), target=first.target,
-                                   options={r.method: dict(r.options) for r in _requests if r.options}))
+    with layer_split.used():  # the page's models keep their weights: the part before the layer is kept per image
+        return dict(explainers.explain(_model, first.image, first.region, first.class_index, first.layer,
+                                       methods=tuple(r.method for r in _requests), target=first.target,
+                                       options={r.method: dict(r.options) for r in _requests if r.options}))
 
 
 SWEEP_SIZE = 112  # longest side of each sweep map kept for the page (its pictures are drawn from these)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import explainers
-from explainers import registry
+from explainers import layer_split, registry
 
 LOG = logging.getLogger(__name__)
 KEEP = 64  # combinations remembered (a new model or layer adds one)
@@ -73,7 +73,8 @@ def start_on_load(model_key: str, model: Any, methods: list[str] | tuple[str, ..
 def _run(model: Any, image: np.ndarray, layer: str, cams: tuple[str, ...], target: str,
          options: dict[str, dict[str, Any]]) -> None:
     try:
-        explainers.explain(model, image, centre_box(image.shape[:2]), 0, layer, methods=cams, target=target,
-                           options=options)
+        with layer_split.used():  # as the page's own call (`compute._cam_maps`): the same functions traced
+            explainers.explain(model, image, centre_box(image.shape[:2]), 0, layer, methods=cams, target=target,
+                               options=options)
     except Exception:  # noqa: BLE001  (the page's own call says what is wrong, in its words)
         LOG.info("warming the CAM pass failed", exc_info=True)

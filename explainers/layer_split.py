@@ -8,17 +8,20 @@ Kept after the first pass, a new stroke, a region-mode switch or a class change 
 backward pass of the layers after the explained one only; on a backbone explained at a decoder layer
 that is most of the network saved.
 
-Nothing is kept unless a process asks for it (`enable`; the dashboard's server does): a one-off call
-gains nothing, and the store costs memory (one layer and its side inputs per image, bounded in bytes,
-the least recently used image out first).
+Nothing is kept unless a process turns the store on (`enable`; the dashboard's server does) and marks the
+calls that may use it (`with used():`, in the thread making them): a one-off call gains nothing, the store
+costs memory (one layer and its side inputs per image, bounded in bytes, the least recently used image out
+first), and it knows a model by identity, so a model whose weights change in place between calls (the
+randomisation check's copy, randomised layer by layer) must not use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from explainers.caching import PerModel, Switch, array_digest
 DEFAULT_MAX_BYTES = 512 << 20
 _SPLITS = PerModel()
 _SWITCH = Switch()  # off until `enable`
+_LOCAL = threading.local()  # `used` per thread
 
 
 @dataclass(frozen=True)
@@ -190,9 +194,21 @@ def active() -> HeadStore | None:
     return _SWITCH.active()
 
 
+@contextlib.contextmanager
+def used() -> Iterator[None]:
+    """Within the block, this thread's one-layer CAM passes use the active store (if any)."""
+    previous = getattr(_LOCAL, "used", False)
+    _LOCAL.used = True
+    try:
+        yield
+    finally:
+        _LOCAL.used = previous
+
+
 def kept_inputs(model, layers: Sequence[str], target: str, image: np.ndarray) -> tuple[tf.Tensor, ...] | None:
-    """The tail's inputs for a one-layer CAM pass when a store is active, else None (run the whole network)."""
+    """The tail's inputs for a one-layer CAM pass inside `used()` while a store is active, else None (run the
+    whole network)."""
     store = _SWITCH.active()
-    if store is None or len(layers) != 1:
+    if store is None or not getattr(_LOCAL, "used", False) or len(layers) != 1:
         return None
     return store.outputs(model, layers[0], target, image)

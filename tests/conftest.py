@@ -57,3 +57,13 @@ def toy():
         registry.unregister(module.NAME)
         sys.modules.pop("toy_method", None)
     assert module.NAME not in registry.ALL_METHODS
+
+
+@pytest.fixture(autouse=True)
+def no_kept_layer_inputs_after_a_test():
+    """An AppTest run turns on the page's store of head activations (`explainers.layer_split`) for the whole
+    process: turned off after each test, so the next one starts as a fresh process does."""
+    yield
+    from explainers import layer_split
+
+    layer_split.disable()

@@ -4,6 +4,8 @@ whole network's pass."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from helpers_models import conv_bn_relu_unet, free_size_skip_model, random_image, token_seg_model
@@ -16,9 +18,9 @@ CAMS = tuple(cams.CLASSIC)
 
 
 @pytest.fixture(autouse=True)
-def no_store_left_behind():
-    yield
-    layer_split.disable()
+def calls_use_the_store():
+    with layer_split.used():
+        yield
 
 
 def _region(shape: tuple[int, int], top: int, left: int) -> np.ndarray:
@@ -87,3 +89,25 @@ def test_without_a_store_nothing_is_kept() -> None:
     assert layer_split.active() is None
     cams.compute(model, random_image(32, seed=1), _region((32, 32), 2, 2), 1, ["dec2_relu"], ("gradcam",))
     assert layer_split.kept_inputs(model, ["dec2_relu"], "logits", random_image(32, seed=1)) is None
+
+
+def test_calls_outside_used_run_the_whole_network_on_weights_changed_in_place() -> None:
+    """The store knows a model by identity: the randomisation check's copy, whose weights change in place
+    between calls, must not be served the activations of its earlier weights."""
+    model = conv_bn_relu_unet()
+    image, region = random_image(32, seed=2), _region((32, 32), 4, 4)
+    store = layer_split.enable()
+    before = cams.compute(model, image, region, 1, ["dec2_relu"], ("gradcam",))["dec2_relu"]["gradcam"][1]
+    encoder = model.get_layer("enc1_conv")
+    encoder.set_weights([w * -1.5 for w in encoder.get_weights()])
+    seen = store.misses + store.hits
+    thread = threading.Thread(target=lambda: after.append(
+        cams.compute(model, image, region, 1, ["dec2_relu"], ("gradcam",))["dec2_relu"]["gradcam"][1]))
+    after: list = []
+    thread.start()
+    thread.join()  # another thread, outside `used()`: the whole network with the new weights
+    assert store.misses + store.hits == seen
+    layer_split.disable()
+    expected = cams.compute(model, image, region, 1, ["dec2_relu"], ("gradcam",))["dec2_relu"]["gradcam"][1]
+    np.testing.assert_allclose(after[0], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(before, expected)
