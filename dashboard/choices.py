@@ -18,7 +18,8 @@ import streamlit as st
 from dashboard import compute, layer_picker, share, state
 from dashboard import method_settings as settings_widgets
 from dashboard.comparison import picker_label, picker_order
-from explainers import ExplainerError, regions, registry
+from dashboard.region import region_class
+from explainers import ExplainerError, registry
 
 
 def shape_text(shape: tuple[int | None, ...]) -> str:
@@ -67,12 +68,6 @@ def current_method_settings() -> dict[str, dict[str, Any]]:
     """{method: {field: value}} of every method's page settings as the widgets hold them (before they are
     drawn): the `options` of `comparison.Request`."""
     return settings_widgets.current()
-
-
-def region_class(region: np.ndarray, labels: np.ndarray, names: list[str]) -> int:
-    """The class a new region explains by default: the one predicted most often inside it (background left
-    out when the model has one)."""
-    return regions.dominant_class(region, labels, ignore=(0,) if names[0] == "background" else ())
 
 
 def _default_class(region: np.ndarray | None, labels: np.ndarray, names: list[str]) -> None:

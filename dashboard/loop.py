@@ -148,7 +148,7 @@ def _whole_image_ahead(ctx: Context, mode: str, layer: str, methods: list[str]) 
         return
     whole = regions.whole_image(ctx.labels.shape)
     try:
-        class_index = choices.region_class(whole, ctx.labels, ctx.names)
+        class_index = region.region_class(whole, ctx.labels, ctx.names)
     except ExplainerError:
         return
     explained, problem = region.finish(region.Marked(whole, region.WHOLE_IMAGE), ctx.labels, ctx.names, class_index)

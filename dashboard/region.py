@@ -128,7 +128,7 @@ def mark(mode: str, image: np.ndarray, labels: np.ndarray, names: list[str],
     shape = labels.shape
     scale, canvas_w, canvas_h = canvas_geometry(shape)
     def overlay() -> np.ndarray:  # only when the canvas picture is encoded anew, or for the preview
-        return figures.mask_overlay(image, labels, colors, skip=(0,) if names[0] == "background" else ())
+        return figures.mask_overlay(image, labels, colors, skip=_background(names))
 
     drawing = None
     later: list[tuple[Any, Any]] = []  # lines under the canvas the maps do not need: drawn after them
@@ -247,8 +247,7 @@ def _region_for_mode(mode: str, drawing: canvas.Drawing | None, labels: np.ndarr
             return Marked(regions.from_canvas(rgba, shape, scale=fit), "drawing")
         if mode == "class":
             if st.session_state.get(state.REGION_CLASS) not in range(len(names)):
-                st.session_state[state.REGION_CLASS] = regions.dominant_class(
-                    regions.whole_image(labels.shape), labels, ignore=_background(names))
+                st.session_state[state.REGION_CLASS] = region_class(regions.whole_image(labels.shape), labels, names)
             c = st.selectbox("Class to mark", range(len(names)), key=state.REGION_CLASS, format_func=names.__getitem__)
             return Marked(regions.from_class(labels, c), f"whole class '{names[c]}'")
         if mode == "component":
@@ -335,8 +334,7 @@ def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], con
         state.put(state.CONFUSION_CELL, cell)
     if (st.session_state.get(state.ERROR_TRUE) not in range(len(names))
             or st.session_state.get(state.ERROR_PRED) not in range(len(names))):
-        ignore = (0,) if names[0] == "background" else ()
-        default = quality.largest_confusion(confusion, ignore=ignore) or (0, 0)
+        default = quality.largest_confusion(confusion, ignore=_background(names)) or (0, 0)
         st.session_state[state.ERROR_TRUE], st.session_state[state.ERROR_PRED] = default
     true_col, pred_col = st.columns(2)
     a = true_col.selectbox("True class", range(len(names)), key=state.ERROR_TRUE, format_func=names.__getitem__)
@@ -345,6 +343,12 @@ def _confusion_cell(truth: np.ndarray, labels: np.ndarray, names: list[str], con
                f"{int(confusion[a, b])} px of **{safe_text.md(names[a])}** predicted as **{safe_text.md(names[b])}**.")
     return Marked(quality.confused_pixels(truth, labels, a, b, names),
                   f"pixels of '{names[a]}' predicted as '{names[b]}'")
+
+
+def region_class(region: np.ndarray, labels: np.ndarray, names: list[str]) -> int:
+    """The class a new region explains by default: the one predicted most often inside it (background left
+    out when the model has one)."""
+    return regions.dominant_class(region, labels, ignore=_background(names))
 
 
 def _background(names: list[str]) -> tuple[int, ...]:
